@@ -1,0 +1,118 @@
+"""Shared pieces of the config classes: Coordinate, the field helper, the family registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+import attrs
+
+T = TypeVar("T", bound=type)
+
+TYPE_KEY = "__type__"
+
+
+class Coordinate(tuple):
+    """A tuple of ints (a shape, a factor, an offset), as funlib's Coordinate; accepts lists."""
+
+    __slots__ = ()
+
+    def __new__(cls, *values: Any) -> Coordinate:
+        if len(values) == 1 and isinstance(values[0], Iterable):
+            values = tuple(values[0])
+        for v in values:
+            if type(v) is not int:
+                raise TypeError(f"a Coordinate holds ints, got {v!r}")
+        return super().__new__(cls, values)
+
+    @property
+    def dims(self) -> int:
+        return len(self)
+
+    def __repr__(self) -> str:
+        return f"Coordinate{tuple.__repr__(self)}"
+
+
+def to_coordinate(value: Any) -> Coordinate:
+    return value if isinstance(value, Coordinate) else Coordinate(value)
+
+
+def to_optional_coordinate(value: Any) -> Coordinate | None:
+    return None if value is None else to_coordinate(value)
+
+
+def to_coordinates(values: Any) -> list[Coordinate]:
+    return [to_coordinate(v) for v in values]
+
+
+def to_optional_coordinates(values: Any) -> list[Coordinate] | None:
+    return None if values is None else to_coordinates(values)
+
+
+def to_optional_nested_coordinates(values: Any) -> list[list[Coordinate]] | None:
+    return None if values is None else [to_coordinates(v) for v in values]
+
+
+def field(help_text: str, **kwargs: Any) -> Any:
+    """An attrs field carrying its `help_text` in metadata, as DaCapo's configs do."""
+    return attrs.field(metadata={"help_text": help_text}, **kwargs)
+
+
+# --- the registry of families -------------------------------------------------------------
+
+#: family base class -> {bare class name -> class}; the converter reads this live.
+FAMILIES: dict[type, dict[str, type]] = {}
+_generation = [0]
+
+
+def registry_generation() -> int:
+    """A counter bumped by every registration, so converters know when to rebuild."""
+    return _generation[0]
+
+
+def family_base(family: T) -> T:
+    """Mark `family` as a polymorphic family base: its members carry `__type__`."""
+    FAMILIES.setdefault(family, {})[family.__name__] = family
+    _generation[0] += 1
+    return family
+
+
+def family_of(cls: type) -> type | None:
+    """The family base `cls` belongs to, or None."""
+    for klass in cls.__mro__:
+        if klass in FAMILIES:
+            return klass
+    return None
+
+
+def register_config(cls: T) -> T:
+    """Make an attrs subclass of a family base storable and loadable under its class name.
+
+    Registering the same class twice is a no-op; a different class with the same name in
+    the same family is refused, since documents name classes by their bare name.
+    """
+    if not isinstance(cls, type) or not attrs.has(cls):
+        raise TypeError(f"register_config needs an attrs class, got {cls!r}")
+    family = family_of(cls)
+    if family is None:
+        bases = ", ".join(sorted(b.__name__ for b in FAMILIES))
+        raise TypeError(f"{cls.__name__} is not a subclass of a config family ({bases})")
+    members = FAMILIES[family]
+    existing = members.get(cls.__name__)
+    if existing is cls:
+        return cls
+    if existing is not None:
+        raise ValueError(
+            f"a {family.__name__} named {cls.__name__!r} is already registered "
+            f"(from {existing.__module__}); rename {cls.__module__}.{cls.__name__}"
+        )
+    members[cls.__name__] = cls
+    _generation[0] += 1
+    return cls
+
+
+class Verifiable:
+    """Mixin giving the base `verify()` answer of DaCapo's config bases."""
+
+    def verify(self) -> tuple[bool, str]:
+        return True, f"No validation for this {type(self).__name__}"

@@ -1,0 +1,30 @@
+"""StartConfig: begin a run from another run's weights."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ._base import Verifiable, family_base, field
+
+if TYPE_CHECKING:
+    from ..start import Start
+
+
+@family_base
+@attrs.define
+class StartConfig(Verifiable):
+    """Begin from `run`'s weights chosen by `criterion`: a criterion name, "latest", or digits."""
+
+    run: str = field("The run whose weights to start from.")
+    criterion: str = field(
+        "How to pick the iteration: a criterion name (best by it), 'latest', or an iteration number."
+    )
+
+    @property
+    def start_type(self) -> type[Start]:
+        """The class that applies this start: `Start`."""
+        from ..start import Start
+
+        return Start

@@ -1,0 +1,61 @@
+"""The one exception hierarchy of dacapo_store: every error derives from DacapoStoreError."""
+
+from __future__ import annotations
+
+
+class DacapoStoreError(Exception):
+    """Base of every error dacapo_store raises on purpose."""
+
+
+class ConfigValidationError(DacapoStoreError, ValueError):
+    """A document or config does not fit its class; the message names every bad field by path."""
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = list(errors) if errors is not None else [message]
+
+
+class UnknownConfigTypeError(ConfigValidationError):
+    """A `__type__` names no registered class of the family expected at that place."""
+
+
+class InvalidNameError(DacapoStoreError, ValueError):
+    """A config or run name is not 1-128 characters of letters, digits, `_`, `-`, `.`."""
+
+
+class DuplicateNameError(DacapoStoreError):
+    """A different document is already stored under this name."""
+
+    def __init__(self, message: str, differences: list[tuple[str, object, object]] | None = None):
+        super().__init__(message)
+        self.differences = differences or []
+
+
+class _NotFound(DacapoStoreError, KeyError):
+    # KeyError.__str__ quotes its argument; a message reads better unquoted.
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigNotFoundError(_NotFound):
+    """No config of this kind is stored under this name."""
+
+
+class ConfigInUseError(DacapoStoreError):
+    """A stored run starts from the run being deleted."""
+
+
+class WeightsNotFoundError(_NotFound):
+    """No checkpoint is stored for this run and iteration."""
+
+
+class CorruptWeightsError(DacapoStoreError):
+    """A stored checkpoint does not match its recorded checksum."""
+
+
+class CriterionNotFoundError(_NotFound):
+    """A run has no validation scores for the criterion asked for."""
+
+
+class StoreConnectionError(DacapoStoreError, ConnectionError):
+    """The store (a MongoDB server) can't be reached."""
