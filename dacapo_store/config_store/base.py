@@ -1,0 +1,276 @@
+"""ConfigStore: the typed registry API, written once over a backend's document primitives."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from ..configs import RunConfig
+from ..conversion import converter
+from ..errors import ConfigInUseError, ConfigNotFoundError, ConfigValidationError, DuplicateNameError
+from ..names import check_name
+from .documents import (
+    KIND_CLASSES,
+    KINDS,
+    META_KEY,
+    RUN_PARTS,
+    DocumentMetadata,
+    check_kind,
+    config_part,
+    diff_documents,
+    format_differences,
+    kind_of,
+    new_metadata,
+)
+
+log = logging.getLogger(__name__)
+
+#: retrieve_run_config_names keyword -> the run document field it filters on.
+RUN_FILTERS = {
+    "task_names": "task_config.name",
+    "datasplit_names": "datasplit_config.name",
+    "architecture_names": "architecture_config.name",
+    "trainer_names": "trainer_config.name",
+}
+
+
+class ConfigStore(ABC):
+    """A registry of DaCapo configs, one collection per kind.
+
+    Backends implement five primitives over plain documents; everything typed (converting,
+    verifying, comparing, duplicate and in-use errors, the per-kind DaCapo methods) is here.
+    """
+
+    # -- the primitives a backend implements ---------------------------------------------
+
+    @abstractmethod
+    def _insert(self, kind: str, name: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+        """Store `doc` under `name` unless the name exists, atomically; return the existing doc if so."""
+
+    @abstractmethod
+    def _find(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The stored document, or None."""
+
+    @abstractmethod
+    def _names(self, kind: str, where: Mapping[str, list[str]] | None = None) -> list[str]:
+        """Sorted names; `where` maps a dotted field to the values it may take."""
+
+    @abstractmethod
+    def _delete(self, kind: str, name: str) -> bool:
+        """Remove the document; False if there was none."""
+
+    @abstractmethod
+    def _documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
+        """Every (name, document) of a kind; an unreadable one comes as its exception."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where this store is, for messages (never with a password)."""
+
+    def close(self) -> None:  # noqa: B027 -- backends with resources override it
+        """Release what the store holds."""
+
+    def __enter__(self) -> ConfigStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- documents: what the CLI works on, no config class needed --------------------------
+
+    def get_document(self, kind: str, name: str) -> dict[str, Any]:
+        """The stored config document (without storage keys); ConfigNotFoundError if absent."""
+        check_kind(kind)
+        check_name(name)
+        doc = self._find(kind, name)
+        if doc is None:
+            raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
+        return config_part(doc)
+
+    def put_document(self, kind: str, doc: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None) -> bool:
+        """Store a config document; True if written, False if an equal one was there.
+
+        A different document under the same name raises DuplicateNameError naming the
+        fields that differ. `metadata` keeps the original author when copying stores.
+        """
+        check_kind(kind)
+        if not isinstance(doc, Mapping):
+            raise ConfigValidationError(f"a {kind} document must be a mapping, got {type(doc).__name__}")
+        config = config_part(doc)
+        name = check_name(config.get("name"), f"{kind} name")
+        stored = dict(config)
+        stored[META_KEY] = dict(metadata) if metadata else new_metadata(config)
+        existing = self._insert(kind, name, stored)
+        if existing is None:
+            log.debug("stored %s/%s in %s", kind, name, self.describe())
+            return True
+        self._raise_if_different(kind, name, existing, config)
+        return False
+
+    def _raise_if_different(self, kind: str, name: str, existing: Mapping[str, Any], given: dict) -> None:
+        stored = config_part(existing)
+        differences = diff_documents(stored, given)
+        if not differences:
+            return
+        # A DaCapo-written document may omit defaults or write 1 for 1.0: compare as configs.
+        try:
+            cls = KIND_CLASSES[kind]
+            if converter.structure(stored, cls) == converter.structure(given, cls):
+                return
+        except ConfigValidationError:
+            pass
+        raise DuplicateNameError(
+            f"a different {kind[:-1]} config named {name!r} is already stored in {self.describe()}; "
+            f"differences: {format_differences(differences)}",
+            differences,
+        )
+
+    def names(self, kind: str, **filters: Iterable[str] | None) -> list[str]:
+        """Sorted names of a kind; runs also filter by `task_names=`, `architecture_names=`, ..."""
+        check_kind(kind)
+        where = {}
+        for key, values in filters.items():
+            if values is None:
+                continue
+            if kind != "runs" or key not in RUN_FILTERS:
+                raise TypeError(f"unknown filter {key!r} for {kind} (runs take {', '.join(RUN_FILTERS)})")
+            if isinstance(values, str):
+                values = [values]
+            where[RUN_FILTERS[key]] = [check_name(v, key[:-1]) for v in values]
+        return self._names(kind, where or None)
+
+    def delete(self, kind: str, name: str, *, force: bool = False) -> None:
+        """Remove a document; a run that other stored runs start from needs `force=True`."""
+        check_kind(kind)
+        check_name(name)
+        if kind == "runs" and not force:
+            users = [run for run, _ in self.starts_from(name) if run != name]
+            if users:
+                raise ConfigInUseError(
+                    f"run {name!r} is the start of run(s) {', '.join(users)}; "
+                    "delete those first or pass force=True"
+                )
+        if not self._delete(kind, name):
+            raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
+        log.info("deleted %s/%s from %s", kind, name, self.describe())
+
+    def documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
+        """Every (name, config document) of a kind, sorted by name; unreadable ones as exceptions."""
+        check_kind(kind)
+        for name, doc in sorted(self._documents(kind), key=lambda item: item[0]):
+            yield name, doc if isinstance(doc, Exception) else config_part(doc)
+
+    def raw_document(self, kind: str, name: str) -> dict[str, Any]:
+        """The stored document with its metadata key, for copying between stores."""
+        check_kind(kind)
+        check_name(name)
+        doc = self._find(kind, name)
+        if doc is None:
+            raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
+        return {k: v for k, v in doc.items() if k != "_id"}
+
+    def metadata(self, kind: str, name: str) -> DocumentMetadata:
+        """Who stored the document, when (UTC), and its content hash."""
+        return DocumentMetadata.of(self.raw_document(kind, name))
+
+    def starts_from(self, run_name: str) -> list[tuple[str, str]]:
+        """(run, criterion) of every stored run whose start_config names `run_name`."""
+        check_name(run_name, "run name")
+        out = []
+        for name in self._names("runs", {"start_config.run": [run_name]}):
+            doc = self._find("runs", name)
+            start = (doc or {}).get("start_config") or {}
+            if start.get("run") == run_name:
+                out.append((name, str(start.get("criterion"))))
+        return out
+
+    # -- typed configs ----------------------------------------------------------------------
+
+    def store(self, config: Any, *, verify: bool = True) -> None:
+        """Store a config in its kind; a run's sub-configs go into their kinds too.
+
+        Everything is checked (verify, names, duplicates) before anything is written.
+        """
+        kind = kind_of(config)
+        if verify:
+            ok, why = config.verify()
+            if not ok:
+                raise ConfigValidationError(
+                    f"{kind[:-1]} config {getattr(config, 'name', '?')!r} failed verify(): {why}"
+                )
+        doc = converter.unstructure(config)
+        plan = [(kind, doc)]
+        if kind == "runs":
+            plan = [(part_kind, doc[field]) for field, part_kind in RUN_PARTS.items()] + plan
+        for part_kind, part in plan:
+            name = check_name(part.get("name"), f"{part_kind} name")
+            existing = self._find(part_kind, name)
+            if existing is not None:
+                self._raise_if_different(part_kind, name, existing, part)
+        for part_kind, part in plan:
+            self.put_document(part_kind, part)
+
+    def retrieve(self, kind: str, name: str) -> Any:
+        """The stored config, structured; ConfigNotFoundError if absent."""
+        doc = self.get_document(kind, name)
+        try:
+            return converter.structure(doc, KIND_CLASSES[kind])
+        except ConfigValidationError as exc:
+            raise type(exc)(f"{kind}/{name} in {self.describe()}: {exc}", exc.errors) from exc
+
+    # -- DaCapo's per-kind methods, generated once below ------------------------------------
+
+    def retrieve_run_config_names(
+        self,
+        task_names: Iterable[str] | None = None,
+        datasplit_names: Iterable[str] | None = None,
+        architecture_names: Iterable[str] | None = None,
+        trainer_names: Iterable[str] | None = None,
+    ) -> list[str]:
+        """Names of stored runs, optionally only those using the given parts."""
+        return self.names(
+            "runs",
+            task_names=task_names,
+            datasplit_names=datasplit_names,
+            architecture_names=architecture_names,
+            trainer_names=trainer_names,
+        )
+
+    def retrieve_run_config(self, name: str) -> RunConfig:
+        """The stored RunConfig."""
+        return self.retrieve("runs", name)
+
+
+def _add_kind_methods(kind: str, singular: str) -> None:
+    def store_config(self: ConfigStore, config: Any, *, verify: bool = True) -> None:
+        if kind_of(config) != kind:
+            raise TypeError(f"store_{singular}_config takes a {KIND_CLASSES[kind].__name__}, got {type(config).__name__}")
+        self.store(config, verify=verify)
+
+    def retrieve_config(self: ConfigStore, name: str) -> Any:
+        return self.retrieve(kind, name)
+
+    def retrieve_config_names(self: ConfigStore) -> list[str]:
+        return self.names(kind)
+
+    def delete_config(self: ConfigStore, name: str, *, force: bool = False) -> None:
+        self.delete(kind, name, force=force)
+
+    methods = {
+        f"store_{singular}_config": (store_config, f"Store a {singular} config (see ConfigStore.store)."),
+        f"retrieve_{singular}_config": (retrieve_config, f"The stored {singular} config named `name`."),
+        f"retrieve_{singular}_config_names": (retrieve_config_names, f"Sorted names of the stored {kind}."),
+        f"delete_{singular}_config": (delete_config, f"Delete the {singular} config named `name`."),
+    }
+    for attr, (fn, doc) in methods.items():
+        if attr in ConfigStore.__dict__:
+            continue  # written by hand above (runs take filters)
+        fn.__name__ = fn.__qualname__ = attr
+        fn.__doc__ = doc
+        setattr(ConfigStore, attr, fn)
+
+
+for _kind in KINDS:
+    _add_kind_methods(_kind, _kind[:-1])

@@ -1,0 +1,154 @@
+"""Document-level helpers shared by the stores and the CLI: kinds, metadata, hashes, diffs."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import socket
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from ..configs import (
+    ArchitectureConfig,
+    ArrayConfig,
+    DatasetConfig,
+    DataSplitConfig,
+    RunConfig,
+    TaskConfig,
+    TrainerConfig,
+)
+
+#: collection name -> the class its documents structure as (DaCapo's collections).
+KIND_CLASSES: dict[str, type] = {
+    "runs": RunConfig,
+    "tasks": TaskConfig,
+    "architectures": ArchitectureConfig,
+    "trainers": TrainerConfig,
+    "datasplits": DataSplitConfig,
+    "datasets": DatasetConfig,
+    "arrays": ArrayConfig,
+}
+KINDS: tuple[str, ...] = tuple(KIND_CLASSES)
+
+#: run document field -> the kind its sub-config is stored in.
+RUN_PARTS: dict[str, str] = {
+    "task_config": "tasks",
+    "architecture_config": "architectures",
+    "trainer_config": "trainers",
+    "datasplit_config": "datasplits",
+}
+
+#: The key holding who stored a document and when; never part of a config. DaCapo
+#: ignores unknown keys when it reads, so documents stay readable by DaCapo 0.3.
+META_KEY = "__dacapo_store__"
+#: Keys a backend may add that are not part of the config.
+STORAGE_KEYS = frozenset({"_id", META_KEY})
+
+
+def check_kind(kind: object) -> str:
+    if kind not in KIND_CLASSES:
+        raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
+    return kind  # type: ignore[return-value]
+
+
+def kind_of(config: object) -> str:
+    """The collection a config object is stored in."""
+    for kind, cls in KIND_CLASSES.items():
+        if isinstance(config, cls):
+            return kind
+    raise TypeError(f"{type(config).__name__} is not a storable config (kinds: {', '.join(KINDS)})")
+
+
+def config_part(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The config of a stored document: without `_id` and the store's metadata."""
+    return {k: v for k, v in doc.items() if k not in STORAGE_KEYS}
+
+
+def content_hash(doc: Mapping[str, Any]) -> str:
+    """sha256 of the config's canonical JSON (sorted keys), independent of storage keys."""
+    text = json.dumps(config_part(doc), sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def current_user() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def new_metadata(doc: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "created_by": current_user(),
+        "content_hash": content_hash(doc),
+    }
+
+
+@attrs.frozen
+class DocumentMetadata:
+    """Who stored a document and when (None for documents written by DaCapo itself)."""
+
+    created_at: datetime | None
+    created_by: str | None
+    content_hash: str
+
+    @classmethod
+    def of(cls, doc: Mapping[str, Any]) -> DocumentMetadata:
+        meta = doc.get(META_KEY) or {}
+        created = meta.get("created_at")
+        if isinstance(created, str):
+            created = datetime.fromisoformat(created)
+        return cls(created_at=created, created_by=meta.get("created_by"), content_hash=content_hash(doc))
+
+
+def diff_documents(stored: Any, given: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(path, stored value, given value) for every leaf where two documents differ."""
+    if isinstance(stored, Mapping) and isinstance(given, Mapping):
+        out = []
+        for key in [*stored, *(k for k in given if k not in stored)]:
+            if key in STORAGE_KEYS and not path:
+                continue
+            sub = f"{path}.{key}" if path else str(key)
+            out += diff_documents(stored.get(key, _MISSING), given.get(key, _MISSING), sub)
+        return out
+    if isinstance(stored, list) and isinstance(given, list) and len(stored) == len(given):
+        out = []
+        for i, (a, b) in enumerate(zip(stored, given)):
+            out += diff_documents(a, b, f"{path}[{i}]")
+        return out
+    # 1 == True in Python, but not in a config.
+    if stored == given and (type(stored) is bool) == (type(given) is bool):
+        return []
+    return [(path, stored, given)]
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_MISSING = _Missing()
+
+
+def format_differences(differences: list[tuple[str, Any, Any]], limit: int = 10) -> str:
+    shown = [f"{p or '<document>'}: stored {a!r}, given {b!r}" for p, a, b in differences[:limit]]
+    if len(differences) > limit:
+        shown.append(f"... and {len(differences) - limit} more")
+    return "; ".join(shown)
+
+
+def run_references(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a run document is filtered and linked by."""
+    start = doc.get("start_config") or {}
+    out = {f"{part}.name": (doc.get(part) or {}).get("name") for part in RUN_PARTS}
+    if isinstance(start, Mapping):
+        out["start_config.run"] = start.get("run")
+        out["start_config.criterion"] = start.get("criterion")
+    return out
+

@@ -1,0 +1,221 @@
+"""FileConfigStore: `<path>/<collection>/<name>.yaml`, DaCapo's `runs_base_dir/configs` folder."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import filelock
+import yaml
+
+from ..errors import ConfigValidationError
+from . import yamlio
+from .base import ConfigStore
+from .documents import KINDS, run_references
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".yaml"
+#: Our own bookkeeping lives beside the collections, where DaCapo never looks.
+PRIVATE_DIR = ".dacapo_store"
+
+
+class FileConfigStore(ConfigStore):
+    """Config documents as YAML files, one folder per kind, safe under many writers.
+
+    A document is created by writing a temporary file in the same folder, fsyncing it and
+    hard-linking it into place: the link fails if the name exists, so "create if absent"
+    is atomic across processes and no reader ever sees half a file. Run filters use a small
+    index of each run file's references, validated against the files' stat on every query,
+    so files written by DaCapo or by hand are seen too.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).expanduser()
+        self._index: dict[str, Any] | None = None
+        self._index_sig: tuple[int, int, int] | None = None
+
+    def describe(self) -> str:
+        return f"files:{self.path}"
+
+    def __repr__(self) -> str:
+        return f"FileConfigStore({str(self.path)!r})"
+
+    # -- primitives ---------------------------------------------------------------------------
+
+    def _file(self, kind: str, name: str) -> Path:
+        return self.path / kind / f"{name}{SUFFIX}"
+
+    def _read(self, file: Path) -> dict[str, Any] | None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            doc = yamlio.load(text)
+        except (yaml.YAMLError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigValidationError(f"{file}: not a readable YAML document ({reason})") from exc
+        if not isinstance(doc, dict):
+            raise ConfigValidationError(f"{file}: expected a mapping, got {type(doc).__name__}")
+        return doc
+
+    def _find(self, kind: str, name: str) -> dict[str, Any] | None:
+        return self._read(self._file(kind, name))
+
+    def _insert(self, kind: str, name: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+        folder = self.path / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{name}{SUFFIX}"
+        tmp = _write_temp(folder, name, yamlio.dump(doc))
+        try:
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                return self._read(target) or self._insert(kind, name, doc)
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                # No hard links on this filesystem: a lock makes check-and-rename atomic.
+                with filelock.FileLock(str(folder / f".{name}.lock")):
+                    if target.exists():
+                        return self._read(target)
+                    os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        _fsync_dir(folder)
+        return None
+
+    def _delete(self, kind: str, name: str) -> bool:
+        try:
+            os.unlink(self._file(kind, name))
+        except FileNotFoundError:
+            return False
+        _fsync_dir(self.path / kind)
+        return True
+
+    def _names(self, kind: str, where: Mapping[str, list[str]] | None = None) -> list[str]:
+        if where:
+            index = self._run_index() if kind == "runs" else {}
+            return sorted(
+                name
+                for name, entry in index.items()
+                if entry["refs"] is not None and all(entry["refs"].get(f) in vs for f, vs in where.items())
+            )
+        try:
+            entries = os.listdir(self.path / kind)
+        except FileNotFoundError:
+            return []
+        return sorted(e[: -len(SUFFIX)] for e in entries if e.endswith(SUFFIX) and not e.startswith("."))
+
+    def _documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
+        for name in self._names(kind):
+            try:
+                doc = self._find(kind, name)
+            except ConfigValidationError as exc:
+                yield name, exc
+                continue
+            if doc is not None:
+                yield name, doc
+
+    # -- the run index: a cache of each run file's references, checked against stat ----------
+
+    def _run_index(self) -> dict[str, Any]:
+        folder = self.path / "runs"
+        current: dict[str, list[int]] = {}
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    if entry.name.endswith(SUFFIX) and not entry.name.startswith("."):
+                        st = entry.stat()
+                        current[entry.name[: -len(SUFFIX)]] = [st.st_mtime_ns, st.st_size, st.st_ino]
+        except FileNotFoundError:
+            return {}
+        index = self._load_index()
+        changed = False
+        for name in list(index):
+            if name not in current:
+                del index[name]
+                changed = True
+        for name, sig in current.items():
+            entry = index.get(name)
+            if entry is not None and entry["sig"] == sig:
+                continue
+            try:
+                doc = self._read(folder / f"{name}{SUFFIX}")
+                refs = run_references(doc) if doc is not None else None
+            except ConfigValidationError as exc:
+                log.warning("run index: skipping %s", exc)
+                refs = None
+            index[name] = {"sig": sig, "refs": refs}
+            changed = True
+        if changed:
+            self._save_index(index)
+        return index
+
+    def _index_file(self) -> Path:
+        return self.path / PRIVATE_DIR / "runs-index.json"
+
+    def _load_index(self) -> dict[str, Any]:
+        file = self._index_file()
+        try:
+            st = file.stat()
+        except FileNotFoundError:
+            self._index, self._index_sig = None, None
+            return {}
+        sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._index is None or self._index_sig != sig:
+            try:
+                self._index = json.loads(file.read_text(encoding="utf-8"))["entries"]
+            except (ValueError, KeyError, TypeError, OSError):
+                log.warning("run index %s is unreadable; rebuilding it", file)
+                self._index = {}
+            self._index_sig = sig
+        return self._index
+
+    def _save_index(self, index: dict[str, Any]) -> None:
+        # The index is a cache validated on every read: concurrent savers may race, the
+        # last rename wins, and either result is correct for the files it saw.
+        folder = self._index_file().parent
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = _write_temp(folder, "runs-index", json.dumps({"version": 1, "entries": index}), fsync=False)
+        os.replace(tmp, self._index_file())
+        st = self._index_file().stat()
+        self._index, self._index_sig = index, (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _write_temp(folder: Path, name: str, text: str, *, fsync: bool = True) -> str:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+__all__ = ["KINDS", "FileConfigStore"]
