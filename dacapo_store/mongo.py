@@ -47,7 +47,7 @@ def connect(
                 connectTimeoutMS=int(timeout * 1000),
             )
             client.admin.command("ping")
-        except ConfigurationError as exc:
+        except (ConfigurationError, ValueError) as exc:
             raise StoreConnectionError(f"bad MongoDB URI {where}: {_clean(exc, db_host)}") from None
         except OperationFailure as exc:
             raise StoreConnectionError(f"MongoDB at {where} refused us: {_clean(exc, db_host)}") from None

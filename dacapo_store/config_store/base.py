@@ -99,7 +99,7 @@ class ConfigStore(ABC):
         if not isinstance(doc, Mapping):
             raise ConfigValidationError(f"a {kind} document must be a mapping, got {type(doc).__name__}")
         config = config_part(doc)
-        name = check_name(config.get("name"), f"{kind} name")
+        name = check_name(config.get("name"), f"{kind[:-1]} name")
         stored = dict(config)
         stored[META_KEY] = dict(metadata) if metadata else new_metadata(config)
         existing = self._insert(kind, name, stored)
@@ -205,7 +205,7 @@ class ConfigStore(ABC):
         if kind == "runs":
             plan = [(part_kind, doc[field]) for field, part_kind in RUN_PARTS.items()] + plan
         for part_kind, part in plan:
-            name = check_name(part.get("name"), f"{part_kind} name")
+            name = check_name(part.get("name"), f"{part_kind[:-1]} name")
             existing = self._find(part_kind, name)
             if existing is not None:
                 self._raise_if_different(part_kind, name, existing, part)
