@@ -20,10 +20,10 @@ import mongomock
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import full_run  # noqa: E402
+from conftest import full_run
 
-from dacapo_store import converter  # noqa: E402
-from dacapo_store.config_store import FileConfigStore, MongoConfigStore  # noqa: E402
+from dacapo_store import converter
+from dacapo_store.config_store import FileConfigStore, MongoConfigStore
 
 
 def timed(fn) -> float:
@@ -37,7 +37,9 @@ def median_ms(fn, repeats: int = 15) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--listing", type=int, default=10_000)
     args = parser.parse_args()
@@ -74,13 +76,17 @@ def main() -> int:
         t_our_get = timed(our_retrieve)
         n = len(runs)
         print(f"files backend, {n} full run configs")
-        print(f"  store    ours {n / t_our_store:9.0f}/s  naive {n / t_naive_store:9.0f}/s  "
-              f"ratio {t_naive_store / t_our_store:5.2f}x  (ours: atomic + fsync, also stores 4 parts)")
+        print(
+            f"  store    ours {n / t_our_store:9.0f}/s  naive {n / t_naive_store:9.0f}/s  "
+            f"ratio {t_naive_store / t_our_store:5.2f}x  (ours: atomic + fsync, also stores 4 parts)"
+        )
         ratio = t_naive_get / t_our_get
         verdict = "PASS" if ratio >= 10 else "MISS"
         ok &= ratio >= 10
-        print(f"  retrieve ours {n / t_our_get:9.0f}/s  naive {n / t_naive_get:9.0f}/s  "
-              f"ratio {ratio:5.2f}x  target >= 10x: {verdict}  (ours also structures to RunConfig)")
+        print(
+            f"  retrieve ours {n / t_our_get:9.0f}/s  naive {n / t_naive_get:9.0f}/s  "
+            f"ratio {ratio:5.2f}x  target >= 10x: {verdict}  (ours also structures to RunConfig)"
+        )
 
         # -- listing at scale ----------------------------------------------------------------
         big = FileConfigStore(tmp / "big")
@@ -96,7 +102,9 @@ def main() -> int:
         fresh = FileConfigStore(tmp / "big")
         cold = timed(lambda: fresh.retrieve_run_config_names(architecture_names=["unet_b"])) * 1000
         names_ms = median_ms(lambda: FileConfigStore(tmp / "big").retrieve_run_config_names())
-        filt_ms = median_ms(lambda: FileConfigStore(tmp / "big").retrieve_run_config_names(architecture_names=["unet_b"]))
+        filt_ms = median_ms(
+            lambda: FileConfigStore(tmp / "big").retrieve_run_config_names(architecture_names=["unet_b"])
+        )
         filt_same = median_ms(lambda: fresh.retrieve_run_config_names(architecture_names=["unet_b"]))
         count = len(fresh.retrieve_run_config_names(architecture_names=["unet_b"]))
         for label, value, limit in (

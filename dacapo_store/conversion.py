@@ -10,6 +10,7 @@ up among the registered classes of the family expected at that place.
 from __future__ import annotations
 
 import logging
+import sys
 import typing
 from collections.abc import Mapping
 from functools import partial
@@ -25,6 +26,9 @@ from cattrs.v import format_exception, transform_error
 
 from .configs._base import FAMILIES, TYPE_KEY, Coordinate, family_of, register_config, registry_generation
 from .errors import ConfigValidationError, UnknownConfigTypeError
+
+if sys.version_info < (3, 11):  # cattrs raises the backport's groups there (its own dependency)
+    from exceptiongroup import BaseExceptionGroup
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +139,7 @@ class ConfigConverter(cattrs.Converter):
         self.register_unstructure_hook(Coordinate, list)
         self.register_structure_hook(Path, _structure_path)
         self.register_unstructure_hook(PurePath, str)
-        self.register_unstructure_hook_func(_is_unregistered_member, _refuse_unregistered)
+        self.register_unstructure_hook_factory(_is_unregistered_member, _refuse_unregistered)
         for family in _family_order():
             self._configure_family(family)
         self._built_for = registry_generation()
@@ -153,7 +157,9 @@ class ConfigConverter(cattrs.Converter):
         else:
             # include_subclasses leaves a family of one class alone; tag it the same way.
             plain = self.get_unstructure_hook(family, cache_result=False)
-            self.register_unstructure_hook_func(partial(_is, family), partial(_tagged, plain, family.__name__))
+            self.register_unstructure_hook_func(
+                partial(_is, family), partial(_tagged, plain, family.__name__)
+            )
         for cls in members:
             allowed = tuple(sorted(m.__name__ for m in members if issubclass(m, cls)))
             inner = self.get_structure_hook(cls)
@@ -170,7 +176,15 @@ class ConfigConverter(cattrs.Converter):
     def unstructure(self, obj: Any, unstructure_as: Any = None) -> Any:
         if self._built_for != registry_generation():
             self._ensure_current()
-        return super().unstructure(obj, unstructure_as)
+        try:
+            return super().unstructure(obj, unstructure_as)
+        except KeyError as exc:
+            # A family's tagged-union hook looks members up by class: an unregistered
+            # subclass held in a field typed as the family surfaces as a KeyError.
+            missing = exc.args[0] if exc.args else None
+            if isinstance(missing, type) and _is_unregistered_member(missing):
+                raise UnknownConfigTypeError(_unregistered_message(missing)) from None
+            raise
 
     def structure(self, obj: Any, cl: type[T]) -> T:
         """Structure `obj` as `cl`; raise ConfigValidationError naming every bad field."""
@@ -184,7 +198,14 @@ class ConfigConverter(cattrs.Converter):
             return super().structure(obj, cl)
         except UnknownConfigTypeError:
             raise
-        except (ClassValidationError, IterableValidationError, _Mismatch, KeyError, TypeError, ValueError) as exc:
+        except (
+            ClassValidationError,
+            IterableValidationError,
+            _Mismatch,
+            KeyError,
+            TypeError,
+            ValueError,
+        ) as exc:
             raise _translate(exc, cl) from exc
 
 
@@ -205,17 +226,23 @@ def _is_unregistered_member(t: Any) -> bool:
     return family is not None and FAMILIES[family].get(t.__name__) is not t
 
 
+def _unregistered_message(cls: type) -> str:
+    return (
+        f"{cls.__module__}.{cls.__qualname__} is not a registered config class; "
+        "decorate it with @dacapo_store.register_config"
+    )
+
+
 def _refuse_unregistered(t: type):
     def refuse(obj: Any) -> Any:
-        raise UnknownConfigTypeError(
-            f"{type(obj).__module__}.{type(obj).__name__} is not a registered config class; "
-            "decorate it with @dacapo_store.register_config"
-        )
+        raise UnknownConfigTypeError(_unregistered_message(type(obj)))
 
     return refuse
 
 
-def _checked_structure(val: Any, t: Any, *, cls: type, allowed: tuple[str, ...], inner: Any, leaf: bool) -> Any:
+def _checked_structure(
+    val: Any, t: Any, *, cls: type, allowed: tuple[str, ...], inner: Any, leaf: bool
+) -> Any:
     if not isinstance(val, Mapping):
         raise _Mismatch(f"expected a {cls.__name__} mapping with '{TYPE_KEY}', got {_describe(val)}")
     tag = val.get(TYPE_KEY)

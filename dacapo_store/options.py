@@ -58,7 +58,9 @@ class Options:
                 with open(candidate, encoding="utf-8") as f:
                     loaded = yaml.safe_load(f) or {}
                 if not isinstance(loaded, dict):
-                    raise ValueError(f"options file {candidate} must hold a mapping, got {type(loaded).__name__}")
+                    raise ValueError(
+                        f"options file {candidate} must hold a mapping, got {type(loaded).__name__}"
+                    )
                 values.update(loaded)
                 source = str(candidate)
                 break
@@ -77,7 +79,9 @@ class Options:
         if options.type not in ("files", "mongo"):
             raise ValueError(f"option type must be 'files' or 'mongo', got {options.type!r}")
         if options.weights_store not in (None, "files", "gridfs"):
-            raise ValueError(f"option weights_store must be 'files' or 'gridfs', got {options.weights_store!r}")
+            raise ValueError(
+                f"option weights_store must be 'files' or 'gridfs', got {options.weights_store!r}"
+            )
         if options.type == "mongo" and not options.mongo_db_host:
             raise ValueError("option type is 'mongo' but mongo_db_host (DACAPO_MONGO_DB_HOST) is not set")
         return options

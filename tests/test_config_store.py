@@ -72,7 +72,9 @@ def test_storing_an_equal_config_again_is_a_no_op(config_store):
 def test_a_different_config_under_a_stored_name_raises_with_the_differences(config_store):
     config_store.store_trainer_config(RUN.trainer_config)
     changed = attrs.evolve(RUN.trainer_config, batch_size=7)
-    with pytest.raises(DuplicateNameError, match=r"trainer config named 'gunpowder'.*batch_size: stored 2, given 7"):
+    with pytest.raises(
+        DuplicateNameError, match=r"trainer config named 'gunpowder'.*batch_size: stored 2, given 7"
+    ):
         config_store.store_trainer_config(changed)
     assert config_store.retrieve_trainer_config("gunpowder") == RUN.trainer_config
 
@@ -130,7 +132,9 @@ def test_run_names_filter_by_each_part(config_store):
     assert config_store.retrieve_run_config_names(architecture_names=["unet"]) == ["one"]
     assert config_store.retrieve_run_config_names(trainer_names=["gunpowder"]) == ["one", "two"]
     assert config_store.retrieve_run_config_names(datasplit_names=["other"]) == []
-    assert config_store.retrieve_run_config_names(task_names=["distances"], trainer_names=["gunpowder"]) == ["one"]
+    assert config_store.retrieve_run_config_names(task_names=["distances"], trainer_names=["gunpowder"]) == [
+        "one"
+    ]
 
 
 def test_run_filter_sees_a_deleted_run_go(config_store):

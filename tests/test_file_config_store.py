@@ -47,7 +47,9 @@ def test_dacapo_tuples_come_back_as_coordinates(dacapo_store):
     unet = dacapo_store.retrieve_architecture_config("dacapo_unet")
     assert unet.input_shape == Coordinate(132, 132, 132)
     assert unet.downsample_factors == [Coordinate(2, 2, 2), Coordinate(2, 2, 2)]
-    assert dacapo_store.retrieve_run_config("dacapo_run").start_config == StartConfig("dacapo_pretrain", "voi")
+    assert dacapo_store.retrieve_run_config("dacapo_run").start_config == StartConfig(
+        "dacapo_pretrain", "voi"
+    )
 
 
 def test_run_filters_and_starts_work_on_dacapo_files(dacapo_store):
@@ -104,7 +106,7 @@ def test_a_python_object_tag_is_never_constructed(tmp_path):
     (tmp_path / "arrays" / "evil.yaml").write_text(
         "__type__: DummyArrayConfig\nname: !!python/object/apply:os.getcwd []\n"
     )
-    with pytest.raises(ConfigValidationError, match="evil.yaml"):
+    with pytest.raises(ConfigValidationError, match=r"evil\.yaml"):
         store.retrieve_array_config("evil")
 
 

@@ -69,7 +69,9 @@ def test_a_malformed_uri_is_a_connection_error_without_the_password():
 
 
 def test_create_config_store_builds_mongo_from_options_and_fails_fast_when_unreachable():
-    options = Options(type="mongo", mongo_db_host=f"mongodb://127.0.0.1:{closed_port()}", server_selection_timeout=0.3)
+    options = Options(
+        type="mongo", mongo_db_host=f"mongodb://127.0.0.1:{closed_port()}", server_selection_timeout=0.3
+    )
     with pytest.raises(StoreConnectionError, match="can't reach MongoDB"):
         create_config_store(options)
 

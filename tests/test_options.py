@@ -27,9 +27,15 @@ def test_default_is_files_under_home_dacapo(isolated):
 
 
 def test_options_file_in_the_working_directory_is_read(isolated):
-    (isolated / "dacapo.yaml").write_text("type: mongo\nmongo_db_host: mongodb://db:27017\nmongo_db_name: lab\n")
+    (isolated / "dacapo.yaml").write_text(
+        "type: mongo\nmongo_db_host: mongodb://db:27017\nmongo_db_name: lab\n"
+    )
     options = Options.instance()
-    assert (options.type, options.mongo_db_host, options.mongo_db_name) == ("mongo", "mongodb://db:27017", "lab")
+    assert (options.type, options.mongo_db_host, options.mongo_db_name) == (
+        "mongo",
+        "mongodb://db:27017",
+        "lab",
+    )
     assert options.source == str(isolated / "dacapo.yaml")
 
 

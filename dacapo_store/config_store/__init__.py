@@ -21,4 +21,11 @@ def create_config_store(options: Options | None = None) -> ConfigStore:
     return FileConfigStore(options.configs_dir)
 
 
-__all__ = ["KINDS", "ConfigStore", "DocumentMetadata", "FileConfigStore", "MongoConfigStore", "create_config_store"]
+__all__ = [
+    "KINDS",
+    "ConfigStore",
+    "DocumentMetadata",
+    "FileConfigStore",
+    "MongoConfigStore",
+    "create_config_store",
+]

@@ -89,7 +89,9 @@ class ConfigStore(ABC):
             raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
         return config_part(doc)
 
-    def put_document(self, kind: str, doc: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None) -> bool:
+    def put_document(
+        self, kind: str, doc: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None
+    ) -> bool:
         """Store a config document; True if written, False if an equal one was there.
 
         A different document under the same name raises DuplicateNameError naming the
@@ -150,17 +152,27 @@ class ConfigStore(ABC):
             if users:
                 raise ConfigInUseError(
                     f"run {name!r} is the start of run(s) {', '.join(users)}; "
-                    "delete those first or pass force=True"
+                    "delete those first, or force it (force=True, --force)"
                 )
         if not self._delete(kind, name):
             raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
         log.info("deleted %s/%s from %s", kind, name, self.describe())
 
-    def documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
-        """Every (name, config document) of a kind, sorted by name; unreadable ones as exceptions."""
+    def documents(
+        self, kind: str, *, with_metadata: bool = False
+    ) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
+        """Every (name, config document) of a kind, sorted by name; unreadable ones as exceptions.
+
+        `with_metadata=True` keeps the store's metadata key, for copying between stores.
+        """
         check_kind(kind)
         for name, doc in sorted(self._documents(kind), key=lambda item: item[0]):
-            yield name, doc if isinstance(doc, Exception) else config_part(doc)
+            if isinstance(doc, Exception):
+                yield name, doc
+            elif with_metadata:
+                yield name, {k: v for k, v in doc.items() if k != "_id"}
+            else:
+                yield name, config_part(doc)
 
     def raw_document(self, kind: str, name: str) -> dict[str, Any]:
         """The stored document with its metadata key, for copying between stores."""
@@ -246,7 +258,9 @@ class ConfigStore(ABC):
 def _add_kind_methods(kind: str, singular: str) -> None:
     def store_config(self: ConfigStore, config: Any, *, verify: bool = True) -> None:
         if kind_of(config) != kind:
-            raise TypeError(f"store_{singular}_config takes a {KIND_CLASSES[kind].__name__}, got {type(config).__name__}")
+            raise TypeError(
+                f"store_{singular}_config takes a {KIND_CLASSES[kind].__name__}, got {type(config).__name__}"
+            )
         self.store(config, verify=verify)
 
     def retrieve_config(self: ConfigStore, name: str) -> Any:

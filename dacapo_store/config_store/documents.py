@@ -119,7 +119,7 @@ def diff_documents(stored: Any, given: Any, path: str = "") -> list[tuple[str, A
         return out
     if isinstance(stored, list) and isinstance(given, list) and len(stored) == len(given):
         out = []
-        for i, (a, b) in enumerate(zip(stored, given)):
+        for i, (a, b) in enumerate(zip(stored, given, strict=True)):
             out += diff_documents(a, b, f"{path}[{i}]")
         return out
     # 1 == True in Python, but not in a config.
@@ -151,4 +151,3 @@ def run_references(doc: Mapping[str, Any]) -> dict[str, Any]:
         out["start_config.run"] = start.get("run")
         out["start_config.criterion"] = start.get("criterion")
     return out
-

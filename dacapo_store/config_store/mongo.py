@@ -69,7 +69,9 @@ class MongoConfigStore(ConfigStore):
     def _names(self, kind: str, where: Mapping[str, list[str]] | None = None) -> list[str]:
         query = {field: {"$in": list(values)} for field, values in (where or {}).items()}
         with translate_errors(self._where):
-            return sorted(d["name"] for d in self.db[kind].find(query, projection={"name": True, "_id": False}))
+            return sorted(
+                d["name"] for d in self.db[kind].find(query, projection={"name": True, "_id": False})
+            )
 
     def _delete(self, kind: str, name: str) -> bool:
         with translate_errors(self._where):

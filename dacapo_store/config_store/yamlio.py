@@ -38,9 +38,7 @@ def _string(s: str) -> str:
     out = _json_string(s)
     if any(ord(c) > 0xFFFF for c in s):
         # JSON would write a surrogate pair, which YAML reads as two broken characters.
-        out = '"' + "".join(
-            f"\\U{ord(c):08x}" if ord(c) > 0xFFFF else _json_string(c)[1:-1] for c in s
-        ) + '"'
+        out = '"' + "".join(f"\\U{ord(c):08x}" if ord(c) > 0xFFFF else _json_string(c)[1:-1] for c in s) + '"'
     return out
 
 
@@ -117,4 +115,4 @@ def load(text: str) -> Any:
             return json.loads(text)
         except ValueError:
             pass  # YAML escapes or a hand edit: the YAML parser decides.
-    return yaml.load(text, Loader=DacapoYamlLoader)  # noqa: S506 -- a safe loader subclass
+    return yaml.load(text, Loader=DacapoYamlLoader)

@@ -91,7 +91,9 @@ def register_config(cls: T) -> T:
     Registering the same class twice is a no-op; a different class with the same name in
     the same family is refused, since documents name classes by their bare name.
     """
-    if not isinstance(cls, type) or not attrs.has(cls):
+    # attrs.has() is also true for a plain subclass of an attrs class, whose own annotated
+    # fields attrs never saw (they would be silently left out of documents): ask for its own.
+    if not isinstance(cls, type) or not attrs.has(cls) or "__attrs_attrs__" not in vars(cls):
         raise TypeError(f"register_config needs an attrs class, got {cls!r}")
     family = family_of(cls)
     if family is None:

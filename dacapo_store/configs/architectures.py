@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import attrs
 
-from ._base import Coordinate, Verifiable, family_base, field, register_config
 from ._base import (
+    Coordinate,
+    Verifiable,
+    family_base,
+    field,
+    register_config,
     to_coordinate,
     to_coordinates,
     to_optional_coordinate,
@@ -55,7 +59,9 @@ class CNNectomeUNetConfig(ArchitectureConfig):
         default=None,
         converter=to_optional_coordinates,
     )
-    constant_upsample: bool = field("Upsample by repetition rather than transposed convolution.", default=True)
+    constant_upsample: bool = field(
+        "Upsample by repetition rather than transposed convolution.", default=True
+    )
     padding: str = field("Convolution padding, 'valid' or 'same'.", default="valid")
     use_attention: bool = field("Use attention gates.", default=False)
     batch_norm: bool = field("Use batch normalization.", default=False)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import attrs
 
-from ._base import Coordinate, Verifiable, family_base, field, register_config
-from ._base import to_optional_coordinate
+from ._base import Coordinate, Verifiable, family_base, field, register_config, to_optional_coordinate
 
 ZARR_SUFFIXES = (".zarr", ".n5")
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._base import Coordinate, Verifiable, family_base, field, register_config
-from ._base import to_optional_coordinates
+from ._base import Coordinate, Verifiable, family_base, field, register_config, to_optional_coordinates
 from .arrays import ArrayConfig
 
 
