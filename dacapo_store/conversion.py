@@ -111,9 +111,11 @@ class ConfigConverter(cattrs.Converter):
     """cattrs converter for DaCapo documents; rebuilt when a config class is registered."""
 
     def __init__(self) -> None:
+        # Configured on first use: importing dacapo_store stays cheap, and plugins that
+        # import dacapo_store themselves are loaded only once it is fully imported.
         self._built_for = -1
         self._plugins_loaded = False
-        self._build()
+        self._building = False
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -157,9 +159,7 @@ class ConfigConverter(cattrs.Converter):
         else:
             # include_subclasses leaves a family of one class alone; tag it the same way.
             plain = self.get_unstructure_hook(family, cache_result=False)
-            self.register_unstructure_hook_func(
-                partial(_is, family), partial(_tagged, plain, family.__name__)
-            )
+            self.register_unstructure_hook_func(partial(_is, family), partial(_tagged, plain, family))
         for cls in members:
             allowed = tuple(sorted(m.__name__ for m in members if issubclass(m, cls)))
             inner = self.get_structure_hook(cls)
@@ -167,11 +167,23 @@ class ConfigConverter(cattrs.Converter):
             self.register_structure_hook_func(partial(_is, cls), hook)
 
     def _ensure_current(self) -> None:
-        if self._built_for != registry_generation():
-            log.debug("config registry changed; rebuilding the converter")
-            self._build()
+        if self._built_for != registry_generation() and not self._building:
+            log.debug("building the converter for the registered config classes")
+            self._building = True
+            try:
+                self._build()
+            finally:
+                self._building = False
 
     # -- the public operations ---------------------------------------------------------------
+
+    def get_structure_hook(self, cl: Any, cache_result: bool = True) -> Any:
+        self._ensure_current()
+        return super().get_structure_hook(cl, cache_result)
+
+    def get_unstructure_hook(self, type: Any, cache_result: bool = True) -> Any:
+        self._ensure_current()
+        return super().get_unstructure_hook(type, cache_result)
 
     def unstructure(self, obj: Any, unstructure_as: Any = None) -> Any:
         if self._built_for != registry_generation():
@@ -213,9 +225,12 @@ def _is(cls: type, t: Any) -> bool:
     return t is cls
 
 
-def _tagged(plain: Any, tag: str, obj: Any) -> dict:
+def _tagged(plain: Any, family: type, obj: Any) -> dict:
+    if type(obj) is not family:
+        # A field typed as a one-class family hands any subclass here; its own fields would be lost.
+        raise UnknownConfigTypeError(_unregistered_message(type(obj)))
     doc = plain(obj)
-    doc[TYPE_KEY] = tag
+    doc[TYPE_KEY] = family.__name__
     return doc
 
 

@@ -171,3 +171,13 @@ def test_a_name_never_leaves_the_folder(tmp_path):
     with pytest.raises(Exception, match="invalid array name"):
         store.store_array_config(DummyArrayConfig("../../outside"))
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_filters_work_when_the_index_cannot_be_saved(dacapo_store):
+    # A file where the index folder belongs makes every save fail, even for root.
+    (dacapo_store.path / ".dacapo_store").write_text("not a folder")
+    assert dacapo_store.retrieve_run_config_names(task_names=["dacapo_affs"]) == [
+        "dacapo_pretrain",
+        "dacapo_run",
+    ]
+    assert FileConfigStore(dacapo_store.path).starts_from("dacapo_pretrain") == [("dacapo_run", "voi")]

@@ -183,11 +183,17 @@ class FileConfigStore(ConfigStore):
     def _save_index(self, index: dict[str, Any]) -> None:
         # The index is a cache validated on every read: concurrent savers may race, the
         # last rename wins, and either result is correct for the files it saw.
+        # Saving is best-effort: a read-only registry is still readable, just rescanned.
         folder = self._index_file().parent
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = _write_temp(folder, "runs-index", json.dumps({"version": 1, "entries": index}), fsync=False)
-        os.replace(tmp, self._index_file())
-        st = self._index_file().stat()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            text = json.dumps({"version": 1, "entries": index})
+            os.replace(_write_temp(folder, "runs-index", text, fsync=False), self._index_file())
+            st = self._index_file().stat()
+        except OSError as exc:
+            log.debug("run index not saved in %s: %s", folder, exc)
+            self._index, self._index_sig = index, None
+            return
         self._index, self._index_sig = index, (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
