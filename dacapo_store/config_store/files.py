@@ -167,7 +167,9 @@ class FileConfigStore(ConfigStore):
         file = self._index_file()
         try:
             st = file.stat()
-        except FileNotFoundError:
+        except OSError:  # absent, or its folder blocked: rebuild in memory
+            if self._index_sig is None and self._index is not None:
+                return self._index
             self._index, self._index_sig = None, None
             return {}
         sig = (st.st_mtime_ns, st.st_size, st.st_ino)
