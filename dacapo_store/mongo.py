@@ -41,11 +41,14 @@ def connect(
             raise ValueError("give a MongoDB URI (db_host) or a ready client")
         where = redact(db_host)
         try:
-            client = MongoClient(
-                db_host,
-                serverSelectionTimeoutMS=int(timeout * 1000),
-                connectTimeoutMS=int(timeout * 1000),
-            )
+            # Timeouts written in the URI win over the option, as in pymongo itself.
+            given = db_host.lower()
+            timeouts = {
+                key: int(timeout * 1000)
+                for key in ("serverSelectionTimeoutMS", "connectTimeoutMS")
+                if key.lower() not in given
+            }
+            client = MongoClient(db_host, **timeouts)
             client.admin.command("ping")
         except (ConfigurationError, ValueError) as exc:
             raise StoreConnectionError(f"bad MongoDB URI {where}: {_clean(exc, db_host)}") from None

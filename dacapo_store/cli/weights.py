@@ -1,0 +1,78 @@
+"""`dacapo-store weights ...`: checkpoints, best iterations and pruning of one run."""
+
+from __future__ import annotations
+
+import click
+
+from .app import app, command, confirm, progress, say, settings, table
+
+
+@app.group(context_settings={"help_option_names": ["-h", "--help"]})
+def weights() -> None:
+    """Checkpoints and validation scores of runs."""
+
+
+@command("list", group=weights, epilog="Example: dacapo-store weights list my_run")
+@click.argument("run")
+def list_weights(run: str) -> None:
+    """The checkpoints of RUN, with size, author and the criteria each is best for."""
+    store = settings().weights_store()
+    iterations = store.iterations(run)
+    best: dict[int, list[str]] = {}
+    for criterion in store.criteria(run):
+        try:
+            best.setdefault(store.retrieve_best(run, criterion), []).append(criterion)
+        except LookupError:
+            continue  # scores, but none at an iteration that still has weights
+    rows = []
+    for iteration in iterations:
+        try:
+            meta = store.metadata(run, iteration)
+        except LookupError:
+            meta = {"created_by": "(legacy DaCapo checkpoint)"}
+        size = sum(int(b.get("size", 0)) for b in (meta.get("blobs") or {}).values())
+        rows.append(
+            (
+                iteration,
+                meta.get("created_at", ""),
+                meta.get("created_by", ""),
+                f"{size / 1e6:.2f} MB" if size else "",
+                ", ".join(sorted(best.get(iteration, []))),
+            )
+        )
+    if not rows:
+        say(f"run {run} has no checkpoints in {store.where}")
+        return
+    table(["iteration", "created_at", "created_by", "size", "best for"], rows)
+
+
+@command("best", group=weights, epilog="Example: dacapo-store weights best my_run voi --dataset validate")
+@click.argument("run")
+@click.argument("criterion")
+@click.option("--dataset", help="Only this validation dataset (default: the mean over datasets).")
+def best(run: str, criterion: str, dataset: str | None) -> None:
+    """The iteration of RUN with the best CRITERION score that still has weights."""
+    click.echo(settings().weights_store().retrieve_best(run, criterion, dataset))
+
+
+@command("prune", group=weights, epilog="Example: dacapo-store weights prune my_run --keep-last 2 --dry-run")
+@click.argument("run")
+@click.option("--keep-last", type=click.IntRange(min=0), required=True, help="Keep the N latest checkpoints.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation (needed when not in a terminal).")
+def prune(run: str, keep_last: int, dry_run: bool, yes: bool) -> None:
+    """Delete RUN's checkpoints that are not recent, not a best, not pinned, and no run's start."""
+    s = settings()
+    store = s.weights_store()
+    with s.config_store() as configs:
+        doomed = store.prune(run, keep_last=keep_last, config_store=configs, dry_run=True)
+        if not doomed:
+            say(f"nothing to prune in {run}")
+            return
+        if dry_run:
+            say(f"would delete {len(doomed)} checkpoint(s) of {run}: {', '.join(map(str, doomed))}")
+            return
+        confirm(f"Delete {len(doomed)} checkpoint(s) of {run}?", yes)
+        with progress(f"prune {run}", None):
+            deleted = store.prune(run, keep_last=keep_last, config_store=configs)
+    say(f"deleted {len(deleted)} checkpoint(s) of {run}: {', '.join(map(str, deleted))}")
