@@ -1,8 +1,14 @@
 """dacapo_store: the experiment registry for DaCapo configs, weights and validation scores."""
 
+from .config_store import (
+    ConfigStore,
+    DocumentMetadata,
+    FileConfigStore,
+    MongoConfigStore,
+    create_config_store,
+)
 from .configs import *  # noqa: F403 -- the config classes are public names
 from .configs import __all__ as _config_names
-from .config_store import ConfigStore, DocumentMetadata, FileConfigStore, MongoConfigStore, create_config_store
 from .conversion import converter
 from .errors import (
     ConfigInUseError,
@@ -13,11 +19,14 @@ from .errors import (
     DacapoStoreError,
     DuplicateNameError,
     InvalidNameError,
+    PickleCheckpointError,
     StoreConnectionError,
     UnknownConfigTypeError,
     WeightsNotFoundError,
 )
 from .options import Options
+from .start import LoadReport, Start
+from .weights import GridFSWeightsStore, LocalWeightsStore, Weights, WeightsStore, create_weights_store
 
 __version__ = "0.1.0"
 
@@ -36,7 +45,15 @@ __all__ = [
     "DacapoStoreError",
     "DuplicateNameError",
     "InvalidNameError",
+    "GridFSWeightsStore",
+    "LoadReport",
+    "LocalWeightsStore",
     "Options",
+    "PickleCheckpointError",
+    "Start",
+    "Weights",
+    "WeightsStore",
+    "create_weights_store",
     "StoreConnectionError",
     "UnknownConfigTypeError",
     "WeightsNotFoundError",

@@ -53,6 +53,10 @@ class CorruptWeightsError(DacapoStoreError):
     """A stored checkpoint does not match its recorded checksum."""
 
 
+class PickleCheckpointError(DacapoStoreError, ValueError):
+    """A legacy DaCapo checkpoint is a pickle; reading it runs code, so it needs `allow_pickle=True`."""
+
+
 class CriterionNotFoundError(_NotFound):
     """A run has no validation scores for the criterion asked for."""
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
-import socket
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -21,6 +19,7 @@ from ..configs import (
     TaskConfig,
     TrainerConfig,
 )
+from ..provenance import current_user, utc_now
 
 #: collection name -> the class its documents structure as (DaCapo's collections).
 KIND_CLASSES: dict[str, type] = {
@@ -74,17 +73,9 @@ def content_hash(doc: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def current_user() -> str:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no login name in some containers
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
 def new_metadata(doc: Mapping[str, Any]) -> dict[str, str]:
     return {
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "created_at": utc_now(),
         "created_by": current_user(),
         "content_hash": content_hash(doc),
     }

@@ -1,0 +1,33 @@
+"""Weights, validation scores and best checkpoints of runs, on files or in MongoDB GridFS."""
+
+from __future__ import annotations
+
+from ..options import Options
+from .base import PickleCheckpointError, Weights, WeightsStore
+from .gridfs import GridFSWeightsStore
+from .local import LocalWeightsStore
+from .scores import HIGHER_IS_BETTER, LOWER_IS_BETTER
+
+
+def create_weights_store(options: Options | None = None) -> WeightsStore:
+    """The weights store the options name: `files` under runs_base_dir, or `gridfs` in MongoDB."""
+    options = options or Options.instance()
+    if options.weights_backend == "gridfs":
+        if not options.mongo_db_host:
+            raise ValueError("weights_store is 'gridfs' but mongo_db_host (DACAPO_MONGO_DB_HOST) is not set")
+        return GridFSWeightsStore(
+            options.mongo_db_host, options.mongo_db_name or "dacapo", timeout=options.server_selection_timeout
+        )
+    return LocalWeightsStore(options.runs_base_dir)
+
+
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "LOWER_IS_BETTER",
+    "GridFSWeightsStore",
+    "LocalWeightsStore",
+    "PickleCheckpointError",
+    "Weights",
+    "WeightsStore",
+    "create_weights_store",
+]

@@ -1,0 +1,137 @@
+"""The per-run index: checkpoints, validation scores and pins, folded from a list of events.
+
+Backends keep the index as they like (an append-only journal file, a few MongoDB collections) and
+hand it over as events; `RunIndex.with_events` is the one place that interprets them. Events:
+
+- ``{"op": "checkpoint", "iteration": i, "meta": {...}}``: a whole checkpoint is in place.
+- ``{"op": "remove", "iteration": i}``: it is gone.
+- ``{"op": "scores", "iteration": i, "dataset": d, "scores": {c: v}, "higher_is_better": {c: bool}}``
+- ``{"op": "pin", "dataset": d or None, "criterion": c, "iteration": i}``
+
+A RunIndex is never changed once built: `with_events` returns a new one that shares what did not
+change, so a reader can keep using the one it has while another thread folds in new events.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .scores import known_direction, rank
+
+log = logging.getLogger(__name__)
+
+PinKey = tuple[str | None, str]
+
+
+def _is_iteration(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
+class RunIndex:
+    """What a run has: checkpoint metadata by iteration, scores, criterion directions, pins."""
+
+    __slots__ = ("_rankings", "checkpoints", "directions", "pins", "scores")
+
+    def __init__(self) -> None:
+        self.checkpoints: dict[int, dict[str, Any]] = {}
+        #: criterion -> dataset -> iteration -> score
+        self.scores: dict[str, dict[str, dict[int, float]]] = {}
+        self.directions: dict[str, bool] = {}
+        self.pins: dict[PinKey, int] = {}
+        self._rankings: dict[tuple[str, str | None], list[int]] = {}
+
+    def with_events(self, events: Iterable[Mapping[str, Any]]) -> RunIndex:
+        """A new index with `events` applied; malformed events are logged and skipped."""
+        new = RunIndex()
+        new.checkpoints = self.checkpoints
+        new.scores = self.scores
+        new.directions = self.directions
+        new.pins = self.pins
+        copied: set[Any] = set()
+
+        def fresh(key: Any, container: dict) -> dict:
+            # copy a shared container once per batch, before its first change
+            if key in copied:
+                return container
+            copied.add(key)
+            return dict(container)
+
+        touched: set[str] = set()
+        for event in events:
+            try:
+                op = event["op"]
+                if op in ("checkpoint", "remove"):
+                    iteration = event["iteration"]
+                    if not _is_iteration(iteration):
+                        raise ValueError(f"bad iteration {iteration!r}")
+                    new.checkpoints = fresh("checkpoints", new.checkpoints)
+                    if op == "checkpoint":
+                        meta = event["meta"]
+                        if not isinstance(meta, dict) or not isinstance(meta.get("blobs"), dict):
+                            raise ValueError("checkpoint without blob records")
+                        new.checkpoints[iteration] = meta
+                    else:
+                        new.checkpoints.pop(iteration, None)
+                elif op == "scores":
+                    iteration, dataset = event["iteration"], event["dataset"]
+                    scores, directions = event["scores"], event.get("higher_is_better") or {}
+                    if not _is_iteration(iteration) or not isinstance(dataset, str):
+                        raise ValueError(f"bad iteration {iteration!r} or dataset {dataset!r}")
+                    if not isinstance(scores, dict) or not isinstance(directions, dict):
+                        raise ValueError("scores and higher_is_better must be mappings")
+                    new.scores = fresh("scores", new.scores)
+                    for criterion, value in scores.items():
+                        if isinstance(value, bool) or not isinstance(value, (int, float)):
+                            log.warning("skipping score %r=%r: not a number", criterion, value)
+                            continue
+                        by_dataset = fresh(("c", criterion), new.scores.get(criterion, {}))
+                        new.scores[criterion] = by_dataset
+                        values = fresh(("d", criterion, dataset), by_dataset.get(dataset, {}))
+                        by_dataset[dataset] = values
+                        values[iteration] = float(value)
+                        touched.add(criterion)
+                    for criterion, higher in directions.items():
+                        if isinstance(higher, bool) and new.directions.get(criterion) is not higher:
+                            new.directions = fresh("directions", new.directions)
+                            new.directions[criterion] = higher
+                            touched.add(criterion)
+                elif op == "pin":
+                    dataset, criterion, iteration = event["dataset"], event["criterion"], event["iteration"]
+                    if not (dataset is None or isinstance(dataset, str)) or not isinstance(criterion, str):
+                        raise ValueError(f"bad dataset {dataset!r} or criterion {criterion!r}")
+                    if not _is_iteration(iteration):
+                        raise ValueError(f"bad iteration {iteration!r}")
+                    new.pins = fresh("pins", new.pins)
+                    new.pins[(dataset, criterion)] = iteration
+                else:
+                    raise ValueError(f"unknown op {op!r}")
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("skipping malformed index event %.200r: %s", event, exc)
+        new._rankings = {k: v for k, v in self._rankings.items() if k[0] not in touched}
+        return new
+
+    def has_weights(self, iteration: int) -> bool:
+        """Whether a checkpoint written by this store exists for `iteration`."""
+        return iteration in self.checkpoints
+
+    def ranking(self, criterion: str, dataset: str | None) -> list[int]:
+        """Scored iterations from best to worst for `criterion` on `dataset` (None: mean over datasets).
+
+        Cached on the index, which never changes, so repeated queries cost a dict lookup.
+        """
+        key = (criterion, dataset)
+        cached = self._rankings.get(key)
+        if cached is None:
+            higher = self.directions.get(criterion, known_direction(criterion))
+            if higher is None:
+                raise ValueError(f"no direction (higher or lower is better) is stored for {criterion!r}")
+            cached = rank(self.scores[criterion], higher, None if dataset is None else [dataset])
+            self._rankings[key] = cached
+        return cached
+
+    def score(self, criterion: str, dataset: str, iteration: int) -> float:
+        """One stored score, NaN if there is none."""
+        return self.scores.get(criterion, {}).get(dataset, {}).get(iteration, math.nan)

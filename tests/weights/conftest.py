@@ -1,0 +1,123 @@
+"""Fixtures of the weights suites: every weights backend, a small CNN trained a few steps."""
+
+from __future__ import annotations
+
+import uuid
+
+import mongomock
+import mongomock.gridfs
+import pytest
+import torch
+from conftest import MONGO_URI, NO_MONGO
+from torch import nn
+
+from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
+
+mongomock.gridfs.enable_gridfs_integration()
+# tiny models: one thread avoids thread-pool contention on small, busy machines
+torch.set_num_threads(1)
+
+REAL_MONGO = pytest.param("mongodb", marks=pytest.mark.skipif(not MONGO_URI, reason=NO_MONGO))
+BACKENDS = ["files", "mongomock", REAL_MONGO]
+#: backends another process can reach (mongomock lives in this process only)
+SHARED_BACKENDS = ["files", REAL_MONGO]
+
+
+def store_spec(backend: str, tmp_path) -> dict:
+    """How to build a store of `backend`, as plain data a child process can use too."""
+    if backend == "files":
+        return {"backend": "files", "path": str(tmp_path / "runs")}
+    if backend == "mongodb":
+        return {"backend": "mongodb", "uri": MONGO_URI, "db": f"dacapo_store_test_{uuid.uuid4().hex[:12]}"}
+    return {"backend": "mongomock", "client": mongomock.MongoClient(), "db": "dacapo_test"}
+
+
+def build_store(spec: dict):
+    """The store a spec describes."""
+    if spec["backend"] == "files":
+        return LocalWeightsStore(spec["path"])
+    if spec["backend"] == "mongodb":
+        return GridFSWeightsStore(spec["uri"], spec["db"])
+    return GridFSWeightsStore(client=spec["client"], db_name=spec["db"])
+
+
+def _cleanup(spec: dict) -> None:
+    if spec["backend"] == "mongodb":
+        store = build_store(spec)
+        store.client.drop_database(spec["db"])
+        store.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_spec(request, tmp_path):
+    """A spec of a fresh, empty weights store of each backend."""
+    spec = store_spec(request.param, tmp_path)
+    yield spec
+    _cleanup(spec)
+
+
+@pytest.fixture
+def store(backend_spec):
+    """A fresh, empty weights store of each backend."""
+    return build_store(backend_spec)
+
+
+@pytest.fixture(params=SHARED_BACKENDS)
+def shared_spec(request, tmp_path):
+    """A spec of a fresh weights store that child processes can open too."""
+    spec = store_spec(request.param, tmp_path)
+    yield spec
+    _cleanup(spec)
+
+
+class SmallCNN(nn.Module):
+    """A backbone of two conv layers with batch norm, and a 1x1 conv head."""
+
+    def __init__(self, out_channels: int = 2) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+        )
+        self.head = nn.Conv2d(8, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def trained(seed: int = 0, out_channels: int = 2, steps: int = 3) -> tuple[SmallCNN, torch.optim.Optimizer]:
+    """A SmallCNN and its Adam optimizer after a few steps (so the optimizer has state)."""
+    torch.manual_seed(seed)
+    model = SmallCNN(out_channels)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(torch.randn(2, 1, 16, 16)).square().mean().backward()
+        optimizer.step()
+    return model, optimizer
+
+
+def _bytes(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().contiguous().reshape(-1).view(torch.uint8)
+
+
+def assert_same_state(actual, expected) -> None:
+    """Equal keys in order, every tensor equal bit for bit (dtype, shape, bytes) and on the CPU."""
+    if isinstance(expected, torch.Tensor):
+        assert isinstance(actual, torch.Tensor)
+        assert actual.device.type == "cpu"
+        assert (actual.dtype, actual.shape) == (expected.dtype, expected.shape)
+        assert torch.equal(_bytes(actual), _bytes(expected))
+    elif isinstance(expected, dict):
+        assert list(actual) == list(expected)
+        for key in expected:
+            assert_same_state(actual[key], expected[key])
+    elif isinstance(expected, (list, tuple)):
+        assert type(actual) is type(expected) and len(actual) == len(expected)
+        for a, e in zip(actual, expected, strict=True):
+            assert_same_state(a, e)
+    else:
+        assert actual == expected
