@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mongomock
 import pytest
+import torch
 import yaml
 from click.testing import CliRunner
 from conftest import full_run, small_run
@@ -17,7 +18,7 @@ from conftest import full_run, small_run
 from dacapo_store import converter
 from dacapo_store.cli import app
 from dacapo_store.config_store import FileConfigStore, MongoConfigStore
-from dacapo_store.configs import DummyArrayConfig
+from dacapo_store.configs import DummyArrayConfig, StartConfig
 
 UNKNOWN = {"__type__": "PluginOnlyTaskConfig", "name": "plugin_task", "secret_sauce": [1, 2, 3]}
 
@@ -409,3 +410,65 @@ def test_the_installed_console_script_runs_the_demo(tmp_path):
         timeout=120,
     )
     assert json.loads(listed.stdout) == ["blobs_baseline", "blobs_finetune"]
+
+
+@pytest.fixture
+def trained(tmp_path, monkeypatch):
+    """A files registry with a run that has four checkpoints and voi scores, and a run starting from it."""
+    from dacapo_store.weights import LocalWeightsStore
+
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "no-options.yaml"))
+    configs = FileConfigStore(tmp_path / "configs")
+    configs.store_run_config(small_run("pretrained"))
+    configs.store_run_config(full_run("finetune", start_config=StartConfig("pretrained", "voi")))
+    weights = LocalWeightsStore(tmp_path)
+    state = {"w": torch.zeros(2, 2)}
+    for iteration, voi in [(100, 0.9), (200, 0.3), (300, 0.5), (400, 0.6)]:
+        weights.store_weights("pretrained", iteration, state)
+        weights.store_validation_scores("pretrained", iteration, {"voi": voi})
+    return Registry(["--store", f"files:{tmp_path}"], configs), weights
+
+
+def test_weights_list_shows_checkpoints_and_what_they_are_best_for(trained):
+    registry, _ = trained
+    result = registry.run("weights", "list", "pretrained")
+    assert result.exit_code == 0
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert rows[0] == ["iteration", "created_at", "created_by", "size", "best for"]
+    assert [r[0] for r in rows[1:]] == ["100", "200", "300", "400"]
+    assert rows[2][4] == "voi"
+
+
+def test_weights_best_prints_the_iteration(trained):
+    registry, _ = trained
+    result = registry.run("weights", "best", "pretrained", "voi")
+    assert (result.exit_code, result.stdout) == (0, "200\n")
+
+
+def test_weights_best_of_an_unknown_criterion_lists_the_known_ones(trained):
+    registry, _ = trained
+    result = registry.run("weights", "best", "pretrained", "dice")
+    assert result.exit_code == 1
+    assert "voi" in result.stderr
+
+
+def test_weights_prune_dry_run_deletes_nothing(trained):
+    registry, weights = trained
+    result = registry.run("weights", "prune", "pretrained", "--keep-last", "1", "--dry-run")
+    assert result.exit_code == 0
+    assert "would delete 2 checkpoint(s) of pretrained: 100, 300" in result.stdout
+    assert weights.iterations("pretrained") == [100, 200, 300, 400]
+
+
+def test_weights_prune_keeps_the_last_the_best_and_the_start(trained):
+    registry, weights = trained
+    result = registry.run("weights", "prune", "pretrained", "--keep-last", "1", "--yes")
+    assert result.exit_code == 0
+    assert weights.iterations("pretrained") == [200, 400]
+
+
+def test_weights_prune_without_a_terminal_or_yes_is_refused(trained):
+    registry, weights = trained
+    result = registry.run("weights", "prune", "pretrained", "--keep-last", "1")
+    assert result.exit_code == 2
+    assert weights.iterations("pretrained") == [100, 200, 300, 400]
