@@ -7,6 +7,7 @@ a new run (with another head) from the best one.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -162,6 +163,8 @@ def demo(directory: Path) -> None:
         f"(new head: {finetune.architecture_config.num_out_channels} channels)"
     )
     model = _model(finetune.architecture_config.num_out_channels)
+    # The report is shown as a table below; the library's own log line would repeat it.
+    logging.getLogger("dacapo_store.start").setLevel(logging.ERROR)
     report = start.start_type(start, weights_store).initialize_weights(model)
     say(f"   loaded iteration {report.iteration}")
     table(
