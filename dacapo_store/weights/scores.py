@@ -71,13 +71,10 @@ def known_direction(criterion: str) -> bool | None:
 def check_score(criterion: str, value: object) -> float:
     """A score as a float: a real number (NaN allowed, meaning 'no score'); bools and strings are refused."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            import numpy as np
+        import numpy as np  # a dependency; imported here to keep `import dacapo_store` light
 
-            if isinstance(value, np.generic) and np.issubdtype(type(value), np.number):
-                return float(value)
-        except ImportError:  # pragma: no cover - numpy comes with torch
-            pass
+        if isinstance(value, np.generic) and np.issubdtype(type(value), np.number):
+            return float(value)
         if hasattr(value, "item") and getattr(value, "numel", lambda: 0)() == 1:
             return check_score(criterion, value.item())  # a one-element tensor
         raise TypeError(f"score for criterion {criterion!r} must be a real number, got {value!r}")
