@@ -22,6 +22,11 @@ def redact(uri: str) -> str:
     return _CREDENTIALS.sub("***@", uri)
 
 
+def describe(db_host: str | None, db_name: str) -> str:
+    """How a MongoDB store names itself in messages: its URI without the password."""
+    return f"mongodb:{redact(db_host)}/{db_name}" if db_host else f"mongodb:<client>/{db_name}"
+
+
 def connect(
     db_host: str | None,
     db_name: str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import attrs
 import click
 
 from .app import command, say, table
@@ -77,15 +78,10 @@ def _configs():
         num_iterations=500,
         validation_interval=100,
     )
-    finetune = RunConfig(
-        task_config=task,
-        architecture_config=DummyArchitectureConfig("tiny_cnn_3", num_in_channels=1, num_out_channels=3),
-        trainer_config=trainer,
-        datasplit_config=split,
+    finetune = attrs.evolve(
+        base,
         name="blobs_finetune",
-        repetition=0,
-        num_iterations=500,
-        validation_interval=100,
+        architecture_config=DummyArchitectureConfig("tiny_cnn_3", num_in_channels=1, num_out_channels=3),
         start_config=StartConfig("blobs_baseline", "f1_score"),
     )
     return base, finetune

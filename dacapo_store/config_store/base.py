@@ -80,14 +80,17 @@ class ConfigStore(ABC):
 
     # -- documents: what the CLI works on, no config class needed --------------------------
 
-    def get_document(self, kind: str, name: str) -> dict[str, Any]:
-        """The stored config document (without storage keys); ConfigNotFoundError if absent."""
+    def _find_or_raise(self, kind: str, name: str) -> dict[str, Any]:
         check_kind(kind)
         check_name(name)
         doc = self._find(kind, name)
         if doc is None:
             raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
-        return config_part(doc)
+        return doc
+
+    def get_document(self, kind: str, name: str) -> dict[str, Any]:
+        """The stored config document (without storage keys); ConfigNotFoundError if absent."""
+        return config_part(self._find_or_raise(kind, name))
 
     def put_document(
         self, kind: str, doc: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None
@@ -176,12 +179,7 @@ class ConfigStore(ABC):
 
     def raw_document(self, kind: str, name: str) -> dict[str, Any]:
         """The stored document with its metadata key, for copying between stores."""
-        check_kind(kind)
-        check_name(name)
-        doc = self._find(kind, name)
-        if doc is None:
-            raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
-        return {k: v for k, v in doc.items() if k != "_id"}
+        return {k: v for k, v in self._find_or_raise(kind, name).items() if k != "_id"}
 
     def metadata(self, kind: str, name: str) -> DocumentMetadata:
         """Who stored the document, when (UTC), and its content hash."""

@@ -15,6 +15,7 @@ import filelock
 import yaml
 
 from ..errors import ConfigValidationError
+from ..fsutil import fsync_dir
 from . import yamlio
 from .base import ConfigStore
 from .documents import KINDS, run_references
@@ -90,7 +91,7 @@ class FileConfigStore(ConfigStore):
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return None
 
     def _delete(self, kind: str, name: str) -> bool:
@@ -98,7 +99,7 @@ class FileConfigStore(ConfigStore):
             os.unlink(self._file(kind, name))
         except FileNotFoundError:
             return False
-        _fsync_dir(self.path / kind)
+        fsync_dir(self.path / kind)
         return True
 
     def _names(self, kind: str, where: Mapping[str, list[str]] | None = None) -> list[str]:
@@ -211,19 +212,6 @@ def _write_temp(folder: Path, name: str, text: str, *, fsync: bool = True) -> st
         os.unlink(tmp)
         raise
     return tmp
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = ["KINDS", "FileConfigStore"]

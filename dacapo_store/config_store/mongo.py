@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from ..mongo import connect, redact, translate_errors
+from ..mongo import connect, describe, translate_errors
 from .base import ConfigStore
 from .documents import KINDS
 
@@ -32,7 +32,7 @@ class MongoConfigStore(ConfigStore):
     ) -> None:
         self._owns_client = client is None
         self.client, self.db = connect(db_host, db_name, client=client, timeout=timeout)
-        self._where = f"mongodb:{redact(db_host)}/{db_name}" if db_host else f"mongodb:<client>/{db_name}"
+        self._where = describe(db_host, db_name)
         with translate_errors(self._where):
             for kind in KINDS:
                 try:

@@ -18,7 +18,7 @@ from typing import Any
 import gridfs
 from pymongo.errors import OperationFailure
 
-from ..mongo import connect, redact, translate_errors
+from ..mongo import connect, describe, translate_errors
 from .base import BlobNotFoundError, WeightsStore
 from .index import RunIndex
 
@@ -41,7 +41,7 @@ class GridFSWeightsStore(WeightsStore):
     ) -> None:
         self._owns_client = client is None
         self.client, self.db = connect(db_host, db_name, client=client, timeout=timeout)
-        self.where = f"mongodb:{redact(db_host)}/{db_name}" if db_host else f"mongodb:<client>/{db_name}"
+        self.where = describe(db_host, db_name)
         self._fs = gridfs.GridFS(self.db, collection=_BUCKET)
         self._files = self.db[f"{_BUCKET}.files"]
         self._index = self.db["weights_index"]

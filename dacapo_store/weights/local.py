@@ -30,6 +30,7 @@ from typing import Any
 from filelock import FileLock
 
 from ..errors import CorruptWeightsError
+from ..fsutil import fsync_dir
 from .base import BlobNotFoundError, WeightsStore
 from .index import RunIndex
 
@@ -88,7 +89,7 @@ class LocalWeightsStore(WeightsStore):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
     def get_blob(self, run: str, name: str) -> Any:
         """A private (copy-on-write) memory map of the blob: read once, no copy."""
@@ -162,7 +163,7 @@ class LocalWeightsStore(WeightsStore):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def read_index(self, run: str) -> RunIndex:
         """The run's index, read incrementally: only lines appended since the last call are parsed."""
@@ -250,16 +251,3 @@ def _drop_torn_tail(fd: int, path: Path) -> None:
             return
         end = begin
     raise ValueError(f"{path} has no complete header line")
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. not allowed on this platform
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
