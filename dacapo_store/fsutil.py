@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -18,3 +20,25 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def write_temp(folder: Path, name: str, chunks: Iterable[bytes | memoryview], *, fsync: bool = True) -> Path:
+    """Write `chunks` to a new `.tmp-<token>-<name>` in `folder` (fsynced); the caller renames or links it.
+
+    The temporary file lives beside its target so the rename is atomic; on failure it is removed.
+    Names starting with `.` are never listed as documents or blobs.
+    """
+    tmp = folder / f".tmp-{secrets.token_hex(6)}-{name}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb", buffering=0) as f:
+            for chunk in chunks:
+                view = memoryview(chunk).cast("B")
+                while view:
+                    view = view[f.write(view) :]
+            if fsync:
+                os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp

@@ -82,7 +82,7 @@ def test_no_temporary_file_is_left_behind(tmp_path):
     store.store_run_config(full_run())
     with pytest.raises(DuplicateNameError):
         store.store_run_config(full_run(num_iterations=1))
-    leftovers = [p for p in tmp_path.rglob("*.tmp")]
+    leftovers = list(tmp_path.rglob(".tmp-*"))
     assert leftovers == []
 
 
@@ -163,7 +163,7 @@ def test_many_writers_of_one_name_leave_exactly_one_whole_document(tmp_path):
     assert store.retrieve_run_config("contested").trainer_config.batch_size == winner
     for file in tmp_path.rglob("*.yaml"):
         assert isinstance(yaml.safe_load(file.read_text()), dict), file
-    assert list(tmp_path.rglob("*.tmp")) == []
+    assert list(tmp_path.rglob(".tmp-*")) == []
 
 
 def test_a_name_never_leaves_the_folder(tmp_path):

@@ -6,7 +6,6 @@ import errno
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import filelock
 import yaml
 
 from ..errors import ConfigValidationError
-from ..fsutil import fsync_dir
+from ..fsutil import fsync_dir, write_temp
 from . import yamlio
 from .base import ConfigStore
 from .documents import KINDS, run_references
@@ -74,7 +73,7 @@ class FileConfigStore(ConfigStore):
         folder = self.path / kind
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{name}{SUFFIX}"
-        tmp = _write_temp(folder, name, yamlio.dump(doc))
+        tmp = write_temp(folder, target.name, [yamlio.dump(doc).encode()])
         try:
             try:
                 os.link(tmp, target)
@@ -89,8 +88,7 @@ class FileConfigStore(ConfigStore):
                         return self._read(target)
                     os.replace(tmp, target)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            tmp.unlink(missing_ok=True)
         fsync_dir(folder)
         return None
 
@@ -190,28 +188,14 @@ class FileConfigStore(ConfigStore):
         folder = self._index_file().parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            text = json.dumps({"version": 1, "entries": index})
-            os.replace(_write_temp(folder, "runs-index", text, fsync=False), self._index_file())
+            text = json.dumps({"version": 1, "entries": index}).encode()
+            os.replace(write_temp(folder, "runs-index.json", [text], fsync=False), self._index_file())
             st = self._index_file().stat()
         except OSError as exc:
             log.debug("run index not saved in %s: %s", folder, exc)
             self._index, self._index_sig = index, None
             return
         self._index, self._index_sig = index, (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def _write_temp(folder: Path, name: str, text: str, *, fsync: bool = True) -> str:
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
 
 
 __all__ = ["KINDS", "FileConfigStore"]

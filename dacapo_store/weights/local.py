@@ -30,7 +30,7 @@ from typing import Any
 from filelock import FileLock
 
 from ..errors import CorruptWeightsError
-from ..fsutil import fsync_dir
+from ..fsutil import fsync_dir, write_temp
 from .base import BlobNotFoundError, WeightsStore
 from .index import RunIndex
 
@@ -76,15 +76,8 @@ class LocalWeightsStore(WeightsStore):
         """Write to a temporary file beside the target, fsync, rename into place, fsync the folder."""
         folder = self._checkpoints(run) / "blobs"
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".tmp-{secrets.token_hex(6)}-{name}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        tmp = write_temp(folder, name, chunks)
         try:
-            with os.fdopen(fd, "wb", buffering=0) as f:
-                for chunk in chunks:
-                    view = memoryview(chunk).cast("B")
-                    while view:
-                        view = view[f.write(view) :]
-                os.fsync(f.fileno())
             os.replace(tmp, folder / name)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -157,11 +150,7 @@ class LocalWeightsStore(WeightsStore):
     @staticmethod
     def _create_journal(path: Path) -> None:
         header = json.dumps({_HEADER_KEY: 1, "id": secrets.token_hex(16)}).encode() + b"\n"
-        tmp = path.with_name(f".tmp-{secrets.token_hex(6)}-{path.name}")
-        with open(tmp, "wb") as f:
-            f.write(header)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp = write_temp(path.parent, path.name, [header])
         os.replace(tmp, path)
         fsync_dir(path.parent)
 
