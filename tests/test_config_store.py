@@ -264,3 +264,8 @@ def test_put_document_keeps_given_metadata(config_store):
     config_store.put_document("arrays", {"__type__": "DummyArrayConfig", "name": "a"}, metadata=meta)
     got = config_store.metadata("arrays", "a")
     assert (got.created_by, got.created_at.year) == ("ada@lab", 2020)
+
+
+def test_store_says_whether_it_wrote(config_store):
+    assert config_store.store_run_config(full_run()) is True
+    assert config_store.store_run_config(full_run()) is False

@@ -202,9 +202,8 @@ def add(files: tuple[Path, ...], kind: str | None, no_verify: bool) -> None:
                     written = store.put_document(doc_kind, item)
                     say(f"{'stored' if written else 'unchanged'} {doc_kind}/{item['name']} (as a document)")
                 else:
-                    existed = item.name in store.names(doc_kind)
-                    store.store(item, verify=not no_verify)
-                    say(f"{'unchanged' if existed else 'stored'} {doc_kind}/{item.name}")
+                    written = store.store(item, verify=not no_verify)
+                    say(f"{'stored' if written else 'unchanged'} {doc_kind}/{item.name}")
             except DacapoStoreError as exc:
                 failures += 1
                 fail(f"{label}: {exc}")
@@ -349,16 +348,17 @@ def lineage(run: str) -> None:
             current = parent
         say("\n".join(lines) if len(lines) > 1 else f"{run} starts from scratch")
 
-        def children(name: str, depth: int, seen: set[str]) -> None:
-            for child, criterion in store.starts_from(name):
+        def descendants(children: list[tuple[str, str]], depth: int, seen: set[str]) -> None:
+            for child, criterion in children:
                 if child not in seen:
                     seen.add(child)
                     say(f"{'  ' * depth}-> {child} (by {criterion})")
-                    children(child, depth + 1, seen)
+                    descendants(store.starts_from(child), depth + 1, seen)
 
-        if store.starts_from(run):
+        direct = store.starts_from(run)
+        if direct:
             say(f"runs that start from {run}:")
-            children(run, 1, {run})
+            descendants(direct, 1, {run})
         else:
             say(f"no stored run starts from {run}")
 

@@ -198,10 +198,11 @@ class ConfigStore(ABC):
 
     # -- typed configs ----------------------------------------------------------------------
 
-    def store(self, config: Any, *, verify: bool = True) -> None:
+    def store(self, config: Any, *, verify: bool = True) -> bool:
         """Store a config in its kind; a run's sub-configs go into their kinds too.
 
         Everything is checked (verify, names, duplicates) before anything is written.
+        Returns True if the config was written, False if an equal one was already stored.
         """
         kind = kind_of(config)
         if verify:
@@ -219,8 +220,8 @@ class ConfigStore(ABC):
             existing = self._find(part_kind, name)
             if existing is not None:
                 self._raise_if_different(part_kind, name, existing, part)
-        for part_kind, part in plan:
-            self.put_document(part_kind, part)
+        written = [self.put_document(part_kind, part) for part_kind, part in plan]
+        return written[-1]
 
     def retrieve(self, kind: str, name: str) -> Any:
         """The stored config, structured; ConfigNotFoundError if absent."""
@@ -254,12 +255,12 @@ class ConfigStore(ABC):
 
 
 def _add_kind_methods(kind: str, singular: str) -> None:
-    def store_config(self: ConfigStore, config: Any, *, verify: bool = True) -> None:
+    def store_config(self: ConfigStore, config: Any, *, verify: bool = True) -> bool:
         if kind_of(config) != kind:
             raise TypeError(
                 f"store_{singular}_config takes a {KIND_CLASSES[kind].__name__}, got {type(config).__name__}"
             )
-        self.store(config, verify=verify)
+        return self.store(config, verify=verify)
 
     def retrieve_config(self: ConfigStore, name: str) -> Any:
         return self.retrieve(kind, name)
