@@ -213,7 +213,6 @@ class ConfigConverter(cattrs.Converter):
         except (
             ClassValidationError,
             IterableValidationError,
-            _Mismatch,
             KeyError,
             TypeError,
             ValueError,

@@ -17,7 +17,7 @@ from ..errors import ConfigValidationError
 from ..fsutil import fsync_dir, write_temp
 from . import yamlio
 from .base import ConfigStore
-from .documents import KINDS, run_references
+from .documents import run_references
 
 log = logging.getLogger(__name__)
 
@@ -198,4 +198,4 @@ class FileConfigStore(ConfigStore):
         self._index, self._index_sig = index, (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-__all__ = ["KINDS", "FileConfigStore"]
+__all__ = ["FileConfigStore"]
