@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import mongomock
+import mongomock.gridfs
 import pytest
 import torch
 import yaml
@@ -412,21 +413,32 @@ def test_the_installed_console_script_runs_the_demo(tmp_path):
     assert json.loads(listed.stdout) == ["blobs_baseline", "blobs_finetune"]
 
 
-@pytest.fixture
-def trained(tmp_path, monkeypatch):
-    """A files registry with a run that has four checkpoints and voi scores, and a run starting from it."""
-    from dacapo_store.weights import LocalWeightsStore
+@pytest.fixture(params=["files", "mongomock"])
+def trained(request, tmp_path, monkeypatch):
+    """A registry with a run that has four checkpoints and voi scores, and a run starting from it.
+
+    files: configs and weights under one folder; mongomock: configs in MongoDB, weights in GridFS.
+    """
+    from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
 
     monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "no-options.yaml"))
-    configs = FileConfigStore(tmp_path / "configs")
+    if request.param == "files":
+        args = ["--store", f"files:{tmp_path}"]
+        configs, weights = FileConfigStore(tmp_path / "configs"), LocalWeightsStore(tmp_path)
+    else:
+        mongomock.gridfs.enable_gridfs_integration()
+        server = request.getfixturevalue("shared_mongo")
+        monkeypatch.setenv("DACAPO_WEIGHTS_STORE", "gridfs")
+        args = ["--store", "mongodb://localhost:27017", "--db", "cli"]
+        configs = MongoConfigStore(client=server, db_name="cli")
+        weights = GridFSWeightsStore(client=server, db_name="cli")
     configs.store_run_config(small_run("pretrained"))
     configs.store_run_config(full_run("finetune", start_config=StartConfig("pretrained", "voi")))
-    weights = LocalWeightsStore(tmp_path)
     state = {"w": torch.zeros(2, 2)}
     for iteration, voi in [(100, 0.9), (200, 0.3), (300, 0.5), (400, 0.6)]:
         weights.store_weights("pretrained", iteration, state)
         weights.store_validation_scores("pretrained", iteration, {"voi": voi})
-    return Registry(["--store", f"files:{tmp_path}"], configs), weights
+    return Registry(args, configs), weights
 
 
 def test_weights_list_shows_checkpoints_and_what_they_are_best_for(trained):
