@@ -6,8 +6,8 @@ import os
 import uuid
 
 import attrs
-import mongomock
 import pytest
+from strict_mongo import StrictMongoClient
 
 from dacapo_store.configs import (
     CNNectomeUNetConfig,
@@ -42,7 +42,7 @@ def make_config_store(backend: str, tmp_path):
     if backend == "files":
         return FileConfigStore(tmp_path / "configs")
     if backend == "mongomock":
-        return MongoConfigStore(client=mongomock.MongoClient(), db_name="dacapo_test")
+        return MongoConfigStore(client=StrictMongoClient(), db_name="dacapo_test")
     db_name = f"dacapo_store_test_{uuid.uuid4().hex[:12]}"
     store = MongoConfigStore(MONGO_URI, db_name)
     store._test_cleanup = lambda: store.client.drop_database(db_name)

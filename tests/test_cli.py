@@ -15,6 +15,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 from conftest import full_run, small_run
+from strict_mongo import StrictMongoClient
 
 from dacapo_store import converter
 from dacapo_store.cli import app
@@ -37,9 +38,9 @@ class Registry:
 
 @pytest.fixture
 def shared_mongo(monkeypatch):
-    """pymongo's MongoClient replaced by one mongomock server, so every connection sees it."""
-    server = mongomock.MongoClient()
-    monkeypatch.setattr("dacapo_store.mongo.MongoClient", lambda *args, **kwargs: server)
+    """pymongo's MongoClient -> one strict mongomock server; each connect is a new client of it."""
+    server = StrictMongoClient()
+    monkeypatch.setattr("dacapo_store.mongo.MongoClient", lambda *args, **kwargs: server.sibling())
     return server
 
 

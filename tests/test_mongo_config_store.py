@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 import time
 
-import mongomock
 import pytest
 from conftest import full_run
+from strict_mongo import StrictMongoClient
 
 from dacapo_store import StoreConnectionError, converter
 from dacapo_store.config_store import KINDS, MongoConfigStore, create_config_store
@@ -16,7 +16,7 @@ from dacapo_store.options import Options
 
 @pytest.fixture
 def client():
-    return mongomock.MongoClient()
+    return StrictMongoClient()
 
 
 def closed_port() -> int:

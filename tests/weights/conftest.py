@@ -9,6 +9,7 @@ import mongomock.gridfs
 import pytest
 import torch
 from conftest import MONGO_URI, NO_MONGO
+from strict_mongo import StrictMongoClient
 from torch import nn
 
 from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
@@ -29,7 +30,7 @@ def store_spec(backend: str, tmp_path) -> dict:
         return {"backend": "files", "path": str(tmp_path / "runs")}
     if backend == "mongodb":
         return {"backend": "mongodb", "uri": MONGO_URI, "db": f"dacapo_store_test_{uuid.uuid4().hex[:12]}"}
-    return {"backend": "mongomock", "client": mongomock.MongoClient(), "db": "dacapo_test"}
+    return {"backend": "mongomock", "client": StrictMongoClient(), "db": "dacapo_test"}
 
 
 def build_store(spec: dict):
