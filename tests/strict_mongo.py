@@ -87,6 +87,9 @@ class StrictMongoClient(mongomock.MongoClient):
         self._secondary = _secondary or _Secondary()
         #: (namespace, write concern document) of every write, in order
         self.writes: list[tuple[str, dict[str, Any]]] = []
+        #: namespace -> callables run once, just before the next find on it (another client acting
+        #: between two reads of ours, e.g. a writer replacing a blob while it is read)
+        self.before_find: dict[str, list[Any]] = {}
         self.closed = False
 
     def sibling(self, **options: Any) -> StrictMongoClient:
@@ -243,6 +246,12 @@ class StrictCollection(mongomock.Collection):
             return super()._iter_documents(filter)
         source: CollectionStore = self._client._secondary.store[self.database.name][self.name]
         return (doc for doc in list(source.documents) if filter_applies(filter, doc))
+
+    def find(self, *args: Any, **kwargs: Any) -> Any:
+        hooks = self._client.before_find.get(f"{self.database.name}.{self.name}")
+        if hooks:
+            hooks.pop(0)()
+        return super().find(*args, **kwargs)
 
     def _write(self, command: str) -> None:
         client = self._client

@@ -18,6 +18,7 @@ from typing import Any
 import gridfs
 from pymongo.errors import OperationFailure
 
+from ..errors import CorruptWeightsError
 from ..mongo import connect, describe, translate_errors
 from .base import BlobNotFoundError, WeightsStore
 from .index import RunIndex
@@ -44,6 +45,7 @@ class GridFSWeightsStore(WeightsStore):
         self.where = describe(db_host, db_name)
         self._fs = gridfs.GridFS(self.db, collection=_BUCKET)
         self._files = self.db[f"{_BUCKET}.files"]
+        self._chunks = self.db[f"{_BUCKET}.chunks"]
         self._index = self.db["weights_index"]
         self._scores = self.db["validation_scores"]
         self._pins = self.db["weights_pins"]
@@ -85,18 +87,43 @@ class GridFSWeightsStore(WeightsStore):
                 raise
 
     def get_blob(self, run: str, name: str) -> Any:
-        """The blob as a bytearray (one copy of the chunks)."""
+        """The blob as one bytearray, filled chunk by chunk from `weights.chunks` in order.
+
+        A file document whose chunks are gone when we read them was deleted (or replaced) under
+        us: BlobNotFoundError, so the caller looks at the index again. Chunks that are missing,
+        out of order or of the wrong size while the file document stays are damage.
+        """
+        filename = f"{run}/{name}"
         with translate_errors(self.where):
-            grid_out = self._fs.find_one({"filename": f"{run}/{name}"})
-            if grid_out is None:
+            doc = self._files.find_one({"filename": filename}, sort=[("uploadDate", -1), ("_id", -1)])
+            if doc is None:
                 raise BlobNotFoundError(f"no blob {name} for run {run} in {self.where}")
-            buffer = bytearray(grid_out.length)
-            position = 0
-            for chunk in grid_out:
-                buffer[position : position + len(chunk)] = chunk
-                position += len(chunk)
-        if position != len(buffer):
-            return buffer[:position]  # shorter than its file document says: the checksum will tell
+            length, chunk_size = int(doc["length"]), int(doc["chunkSize"])
+            count = -(-length // chunk_size) if chunk_size > 0 else 0
+            buffer = bytearray(length)
+            problem = None
+            n = 0
+            if count == 0 and length:
+                problem = f"its chunk size is {chunk_size}"
+            cursor = self._chunks.find({"files_id": doc["_id"]}, sort=[("n", 1)])
+            for chunk in cursor:
+                data = chunk.get("data", b"")
+                size = chunk_size if n < count - 1 else length - n * chunk_size
+                if chunk.get("n") != n or n >= count or len(data) != size:
+                    problem = f"chunk #{chunk.get('n')} where #{n} of {count} ({size} bytes) was expected"
+                    break
+                buffer[n * chunk_size : n * chunk_size + size] = data
+                n += 1
+            cursor.close()
+            if problem is None and n != count:
+                problem = f"{count - n} of its {count} chunks are missing"
+            if problem is not None:
+                if self._files.find_one({"_id": doc["_id"]}, projection={"_id": True}) is None:
+                    raise BlobNotFoundError(f"blob {name} of run {run} was deleted while it was read")
+                raise CorruptWeightsError(
+                    f"blob {name} of run {run} in {self.where} is damaged: {problem}; "
+                    "store the checkpoint again or remove it"
+                )
         return buffer
 
     def delete_blob(self, run: str, name: str) -> None:

@@ -58,6 +58,20 @@ def backend_spec(request, tmp_path):
 
 
 @pytest.fixture
+def backend_spec_factory(tmp_path):
+    """Make specs of fresh stores of given backends; real-server databases are dropped afterwards."""
+    made = []
+
+    def make(backend: str) -> dict:
+        made.append(store_spec(backend, tmp_path))
+        return made[-1]
+
+    yield make
+    for spec in made:
+        _cleanup(spec)
+
+
+@pytest.fixture
 def store(backend_spec):
     """A fresh, empty weights store of each backend."""
     return build_store(backend_spec)
@@ -122,3 +136,32 @@ def assert_same_state(actual, expected) -> None:
             assert_same_state(a, e)
     else:
         assert actual == expected
+
+
+def store_reading_with(spec: dict, namespace: str, action) -> GridFSWeightsStore:
+    """A GridFS store of `spec` whose next find on `namespace` (e.g. "weights.chunks") runs `action` first.
+
+    On the strict double this is its `before_find` hook; on a real server, a command listener of
+    a client of our own (the action uses another client, as another process would).
+    """
+    if spec["backend"] == "mongomock":
+        client = spec["client"]
+        client.before_find.setdefault(f"{spec['db']}.{namespace}", []).append(action)
+        return GridFSWeightsStore(client=client, db_name=spec["db"])
+    from pymongo import MongoClient, monitoring
+
+    pending = [action]
+
+    class Listener(monitoring.CommandListener):
+        def started(self, event):
+            if event.command_name == "find" and event.command.get("find") == namespace and pending:
+                pending.pop()()
+
+        def succeeded(self, event):
+            pass
+
+        def failed(self, event):
+            pass
+
+    client = MongoClient(spec["uri"], event_listeners=[Listener()])
+    return GridFSWeightsStore(client=client, db_name=spec["db"])
