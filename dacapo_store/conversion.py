@@ -60,8 +60,8 @@ def _strict(kind: type, accept: tuple[type, ...], cast: Any = None):
 
 
 def _structure_coordinate(value: Any, _: Any) -> Coordinate:
-    if isinstance(value, (list, tuple)) and all(type(v) is int for v in value):
-        return Coordinate(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, int) and type(v) is not bool for v in value):
+        return Coordinate(int(v) for v in value)  # plain ints: MongoDB may hand back bson Int64
     raise _Mismatch(f"expected a list of ints, got {_describe(value)}")
 
 
@@ -131,7 +131,7 @@ class ConfigConverter(cattrs.Converter):
             unstruct_collection_overrides={tuple: list},
         )
         for kind, accept, cast in (
-            (int, (int,), None),
+            (int, (int,), int),  # int(): a bson Int64 becomes a plain int
             (float, (int, float), float),
             (str, (str,), None),
             (bool, (bool,), None),

@@ -29,6 +29,8 @@ from dacapo_store.configs import (
 MONGO_URI = os.environ.get("DACAPO_STORE_TEST_MONGO_URI")
 NO_MONGO = "set DACAPO_STORE_TEST_MONGO_URI=mongodb://... to run against a real MongoDB server"
 
+REAL_SERVER = pytest.param("mongodb", marks=pytest.mark.skipif(not MONGO_URI, reason=NO_MONGO))
+
 BACKENDS = [
     "files",
     "mongomock",
@@ -56,6 +58,95 @@ def config_store(request, tmp_path):
     yield store
     getattr(store, "_test_cleanup", lambda: None)()
     store.close()
+
+
+class MongoServer:
+    """One MongoDB server that tests open several clients of: the strict double, or the real one.
+
+    `client()` is a new admin client; `client("secondaryPreferred")` one whose URI asks for that
+    read preference; `read_only_client()` one of an account with the `read` role only.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        if kind == "strict":
+            self.db_name = "dacapo_test"
+            self._root = StrictMongoClient()
+        else:
+            self.db_name = f"dacapo_store_test_{uuid.uuid4().hex[:12]}"
+        self._opened: list = []
+        self._users: list[str] = []
+
+    def client(self, read_preference: str | None = None):
+        if self.kind == "strict":
+            from pymongo.read_preferences import read_pref_mode_from_name
+
+            options = {}
+            if read_preference:
+                options["read_preference"] = _READ_PREFERENCES[read_pref_mode_from_name(read_preference)]
+            return self._root.sibling(**options)
+        from pymongo import MongoClient
+
+        client = MongoClient(MONGO_URI, **({"readPreference": read_preference} if read_preference else {}))
+        self._opened.append(client)
+        return client
+
+    def read_only_client(self):
+        if self.kind == "strict":
+            return self._root.sibling(read_only=True)
+        from pymongo import MongoClient
+        from pymongo.errors import OperationFailure
+
+        user, password = f"reader_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        admin = self.client()
+        try:
+            admin[self.db_name].command("createUser", user, pwd=password, roles=["read"])
+        except OperationFailure as exc:
+            pytest.skip(f"the test server's account can't create a read-only user: {exc}")
+        self._users.append(user)
+        client = MongoClient(MONGO_URI, username=user, password=password, authSource=self.db_name)
+        self._opened.append(client)
+        return client
+
+    def replicate(self) -> None:
+        """Let lagging secondaries catch up (the double's; a real set does so by itself)."""
+        if self.kind == "strict":
+            self._root.replicate()
+
+    def cleanup(self) -> None:
+        if self.kind == "mongodb":
+            admin = self.client()
+            for user in self._users:
+                admin[self.db_name].command("dropUser", user)
+            admin.drop_database(self.db_name)
+        for client in self._opened:
+            client.close()
+
+
+def _read_preference_table():
+    from pymongo import ReadPreference
+
+    return {
+        pref.mode: pref
+        for pref in (
+            ReadPreference.PRIMARY,
+            ReadPreference.PRIMARY_PREFERRED,
+            ReadPreference.SECONDARY,
+            ReadPreference.SECONDARY_PREFERRED,
+            ReadPreference.NEAREST,
+        )
+    }
+
+
+_READ_PREFERENCES = _read_preference_table()
+
+
+@pytest.fixture(params=["strict", REAL_SERVER])
+def mongo_server(request):
+    """A MongoDB server several clients can open: the strict double, and the real one when configured."""
+    server = MongoServer(request.param)
+    yield server
+    server.cleanup()
 
 
 def full_run(name: str = "run", **changes) -> RunConfig:

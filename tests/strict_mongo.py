@@ -87,6 +87,8 @@ class StrictMongoClient(mongomock.MongoClient):
         self._secondary = _secondary or _Secondary()
         #: (namespace, write concern document) of every write, in order
         self.writes: list[tuple[str, dict[str, Any]]] = []
+        #: (namespace, index name, commitQuorum asked for) of every index build
+        self.index_builds: list[tuple[str, str, Any]] = []
         #: namespace -> callables run once, just before the next find on it (another client acting
         #: between two reads of ours, e.g. a writer replacing a blob while it is read)
         self.before_find: dict[str, list[Any]] = {}
@@ -289,6 +291,7 @@ class StrictCollection(mongomock.Collection):
                     85,
                     {"ok": 0, "code": 85, "codeName": "IndexOptionsConflict"},
                 )
+        self._client.index_builds.append((f"{self.database.name}.{self.name}", name, quorum))
         self._writing += 1
         try:
             return super().create_index(key_or_list, cache_for, session, **kwargs)

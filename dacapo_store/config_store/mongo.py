@@ -6,13 +6,25 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError
 
-from ..mongo import connect, describe, translate_errors
+from ..errors import DacapoStoreError
+from ..mongo import connect, describe, release, translate_errors
+from ..mongo_indexes import DACAPO_CONFIG_INDEXES, IndexSpec, ensure_indexes
 from .base import ConfigStore
 from .documents import KINDS
 
 log = logging.getLogger(__name__)
+
+_INSERT_ATTEMPTS = 5
+
+#: DaCapo's own indexes on its collections, plus two of ours on runs: a unique name (DaCapo's
+#: `name_rep` allows one name per repetition) and the start lookup of `starts_from`.
+INDEXES: tuple[IndexSpec, ...] = (
+    *(DACAPO_CONFIG_INDEXES[kind] for kind in KINDS),
+    IndexSpec("runs", "name", (("name", 1),), unique=True),
+    IndexSpec("runs", "start_run", (("start_config.run", 1),)),
+)
 
 
 class MongoConfigStore(ConfigStore):
@@ -33,15 +45,9 @@ class MongoConfigStore(ConfigStore):
         self._owns_client = client is None
         self.client, self.db = connect(db_host, db_name, client=client, timeout=timeout)
         self._where = describe(db_host, db_name)
+        self._closed = False
         with translate_errors(self._where):
-            for kind in KINDS:
-                try:
-                    self.db[kind].create_index("name", unique=True, name="name_unique")
-                except OperationFailure as exc:
-                    # e.g. a DaCapo database holding one name twice (it indexes runs on
-                    # (name, repetition)): work on, but say why duplicates are possible.
-                    log.warning("no unique index on %s.name in %s: %s", kind, self._where, exc)
-            self.db["runs"].create_index("start_config.run", name="start_run")
+            ensure_indexes(self.db, INDEXES, self._where)
 
     def describe(self) -> str:
         return self._where
@@ -50,17 +56,26 @@ class MongoConfigStore(ConfigStore):
         return f"MongoConfigStore({self._where!r})"
 
     def close(self) -> None:
-        if self._owns_client:
-            self.client.close()
+        """Give back the client if this store connected it (closed with its last store)."""
+        if self._owns_client and not self._closed:
+            self._closed = True
+            release(self.client)
 
     def _insert(self, kind: str, name: str, doc: dict[str, Any]) -> dict[str, Any] | None:
         with translate_errors(self._where):
-            try:
-                self.db[kind].insert_one(dict(doc))
-                return None
-            except DuplicateKeyError:
-                existing = self.db[kind].find_one({"name": name}, projection={"_id": False})
-        return existing if existing is not None else self._insert(kind, name, doc)
+            for _ in range(_INSERT_ATTEMPTS):
+                try:
+                    self.db[kind].insert_one(dict(doc))
+                    return None
+                except DuplicateKeyError:
+                    # the winner, read from the primary; None only if it was deleted meanwhile
+                    existing = self.db[kind].find_one({"name": name}, projection={"_id": False})
+                if existing is not None:
+                    return existing
+        raise DacapoStoreError(
+            f"{kind} {name!r} in {self._where} was stored and deleted by others {_INSERT_ATTEMPTS} "
+            "times while we tried to insert it; try again"
+        )
 
     def _find(self, kind: str, name: str) -> dict[str, Any] | None:
         with translate_errors(self._where):

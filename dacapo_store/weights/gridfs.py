@@ -4,8 +4,9 @@
   GridFS writes the chunks first and the file document last, so a blob is whole or absent.
 - `weights_index`: one document per checkpoint, `{run_name, iteration, meta}`, written after its
   blobs: this document is what makes a checkpoint visible.
-- `validation_scores`: one document per `{run_name, iteration, dataset}` (DaCapo's collection),
-  with `scores` and `higher_is_better` mappings; new criteria are merged in with `$set`.
+- `weights_scores`: one document per `{run_name, iteration, dataset}`, with `scores` and
+  `higher_is_better` mappings; new criteria are merged in with `$set`. (DaCapo's own
+  `validation_scores` collection is DaCapo's: we never write there.)
 - `weights_pins`: one document per `{run_name, dataset, criterion}` pinned by hand.
 """
 
@@ -16,10 +17,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import gridfs
-from pymongo.errors import OperationFailure
 
 from ..errors import CorruptWeightsError
-from ..mongo import connect, describe, translate_errors
+from ..mongo import connect, describe, release, translate_errors
+from ..mongo_indexes import IndexSpec, ensure_indexes
 from .base import BlobNotFoundError, WeightsStore
 from .index import RunIndex
 
@@ -27,6 +28,27 @@ log = logging.getLogger(__name__)
 
 _BUCKET = "weights"
 _WRITE_SLICE = 16 * 1024 * 1024
+
+#: Our collections' indexes, and GridFS's own under the names pymongo gives them (another name
+#: for the same keys would be refused by the server).
+INDEXES: tuple[IndexSpec, ...] = (
+    IndexSpec("weights_index", "run_name_iteration", (("run_name", 1), ("iteration", 1)), unique=True),
+    IndexSpec(
+        "weights_scores",
+        "run_name_iteration_dataset",
+        (("run_name", 1), ("iteration", 1), ("dataset", 1)),
+        unique=True,
+    ),
+    IndexSpec(
+        "weights_pins",
+        "run_name_dataset_criterion",
+        (("run_name", 1), ("dataset", 1), ("criterion", 1)),
+        True,
+    ),
+    IndexSpec(f"{_BUCKET}.files", "run_name_filename", (("run_name", 1), ("filename", 1))),
+    IndexSpec(f"{_BUCKET}.files", "filename_1_uploadDate_1", (("filename", 1), ("uploadDate", 1))),
+    IndexSpec(f"{_BUCKET}.chunks", "files_id_1_n_1", (("files_id", 1), ("n", 1)), unique=True),
+)
 
 
 class GridFSWeightsStore(WeightsStore):
@@ -43,32 +65,24 @@ class GridFSWeightsStore(WeightsStore):
         self._owns_client = client is None
         self.client, self.db = connect(db_host, db_name, client=client, timeout=timeout)
         self.where = describe(db_host, db_name)
+        self._closed = False
         self._fs = gridfs.GridFS(self.db, collection=_BUCKET)
         self._files = self.db[f"{_BUCKET}.files"]
         self._chunks = self.db[f"{_BUCKET}.chunks"]
         self._index = self.db["weights_index"]
-        self._scores = self.db["validation_scores"]
+        self._scores = self.db["weights_scores"]
         self._pins = self.db["weights_pins"]
         with translate_errors(self.where):
-            for collection, keys in [
-                (self._index, ["run_name", "iteration"]),
-                (self._scores, ["run_name", "iteration", "dataset"]),
-                (self._pins, ["run_name", "dataset", "criterion"]),
-            ]:
-                try:
-                    collection.create_index([(k, 1) for k in keys], unique=True, name="_".join(keys))
-                except OperationFailure as exc:
-                    # e.g. DaCapo's own validation_scores documents: work on without the guarantee
-                    log.warning("no unique index on %s%s in %s: %s", collection.name, keys, self.where, exc)
-            self._files.create_index([("run_name", 1), ("filename", 1)], name="run_name_filename")
+            ensure_indexes(self.db, INDEXES, self.where)
 
     def __repr__(self) -> str:
         return f"GridFSWeightsStore({self.where!r})"
 
     def close(self) -> None:
-        """Close the client if this store created it."""
-        if self._owns_client:
-            self.client.close()
+        """Give back the client if this store connected it (closed with its last store)."""
+        if self._owns_client and not self._closed:
+            self._closed = True
+            release(self.client)
 
     # ------------------------------------------------------------------ blobs
 

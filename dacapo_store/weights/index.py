@@ -27,7 +27,8 @@ PinKey = tuple[str | None, str]
 
 
 def _is_iteration(value: object) -> bool:
-    return type(value) is int and value >= 0
+    # an int subclass (bson.int64.Int64 from MongoDB for values >= 2**31), but never a bool
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 class RunIndex:
@@ -67,6 +68,7 @@ class RunIndex:
                     iteration = event["iteration"]
                     if not _is_iteration(iteration):
                         raise ValueError(f"bad iteration {iteration!r}")
+                    iteration = int(iteration)
                     new.checkpoints = fresh("checkpoints", new.checkpoints)
                     if op == "checkpoint":
                         meta = event["meta"]
@@ -80,6 +82,7 @@ class RunIndex:
                     scores, directions = event["scores"], event.get("higher_is_better") or {}
                     if not _is_iteration(iteration) or not isinstance(dataset, str):
                         raise ValueError(f"bad iteration {iteration!r} or dataset {dataset!r}")
+                    iteration = int(iteration)
                     if not isinstance(scores, dict) or not isinstance(directions, dict):
                         raise ValueError("scores and higher_is_better must be mappings")
                     new.scores = fresh("scores", new.scores)
@@ -105,7 +108,7 @@ class RunIndex:
                     if not _is_iteration(iteration):
                         raise ValueError(f"bad iteration {iteration!r}")
                     new.pins = fresh("pins", new.pins)
-                    new.pins[(dataset, criterion)] = iteration
+                    new.pins[(dataset, criterion)] = int(iteration)
                 else:
                     raise ValueError(f"unknown op {op!r}")
             except (KeyError, TypeError, ValueError) as exc:
