@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -66,28 +68,34 @@ class Start:
         self.criterion = start_config.criterion
         self._weights_store = weights_store
 
-    @property
-    def weights_store(self) -> WeightsStore:
-        """The store given, else the one the options name (built on first use)."""
-        if self._weights_store is None:
-            from .weights import create_weights_store
+    @contextmanager
+    def _store(self) -> Iterator[WeightsStore]:
+        """The store given, else the one the options name, opened for this call and closed after it."""
+        if self._weights_store is not None:
+            yield self._weights_store
+            return
+        from .weights import create_weights_store
 
-            self._weights_store = create_weights_store()
-        return self._weights_store
+        with create_weights_store() as store:
+            yield store
 
     def iteration(self) -> int:
         """The iteration the criterion names: best by a criterion, the latest, or given as digits."""
+        with self._store() as store:
+            return self._iteration(store)
+
+    def _iteration(self, store: WeightsStore) -> int:
         criterion = self.criterion
         if not isinstance(criterion, str):
             raise TypeError(f"start criterion must be a str, got {criterion!r}")
         if criterion == "latest":
-            latest = self.weights_store.latest_iteration(self.run)
+            latest = store.latest_iteration(self.run)
             if latest is None:
                 raise WeightsNotFoundError(f"can't start from run {self.run}: it has no weights")
             return latest
         if _DIGITS.fullmatch(criterion):
             return int(criterion)
-        return self.weights_store.retrieve_best(self.run, criterion)
+        return store.retrieve_best(self.run, criterion)
 
     def initialize_weights(
         self, model: torch.nn.Module, strict: bool = False, *, allow_pickle: bool = False
@@ -96,8 +104,9 @@ class Start:
 
         `strict=True` raises RuntimeError, leaving the model as it was, unless every key matches.
         """
-        iteration = self.iteration()
-        weights = self.weights_store.retrieve_weights(self.run, iteration, allow_pickle=allow_pickle)
+        with self._store() as store:
+            iteration = self._iteration(store)
+            weights = store.retrieve_weights(self.run, iteration, allow_pickle=allow_pickle)
         report = _match(self.run, iteration, model.state_dict(), weights.model)
         if strict and not report.complete:
             raise RuntimeError(f"strict start from {report}")

@@ -21,6 +21,7 @@ from dacapo_store import converter
 from dacapo_store.cli import app
 from dacapo_store.config_store import FileConfigStore, MongoConfigStore
 from dacapo_store.configs import DummyArrayConfig, StartConfig
+from dacapo_store.mongo import shared_clients
 
 UNKNOWN = {"__type__": "PluginOnlyTaskConfig", "name": "plugin_task", "secret_sauce": [1, 2, 3]}
 
@@ -41,7 +42,8 @@ def shared_mongo(monkeypatch):
     """pymongo's MongoClient -> one strict mongomock server; each connect is a new client of it."""
     server = StrictMongoClient()
     monkeypatch.setattr("dacapo_store.mongo.MongoClient", lambda *args, **kwargs: server.sibling())
-    return server
+    yield server
+    assert shared_clients() == [], "a command left a MongoDB client open"
 
 
 @pytest.fixture(params=["files", "mongomock"])
@@ -158,9 +160,13 @@ def test_a_missing_config_is_one_line_on_stderr_and_exit_1(registry):
     assert "Traceback" not in result.output
 
 
-def test_debug_shows_the_exception(registry):
-    with pytest.raises(KeyError):
-        CliRunner().invoke(app, [*registry.args, "--debug", "show", "runs", "nope"], catch_exceptions=False)
+def test_debug_shows_the_traceback_without_the_password(registry):
+    result = CliRunner().invoke(
+        app, [*registry.args, "--debug", "show", "runs", "nope"], catch_exceptions=False
+    )
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr and "ConfigNotFoundError: no run config named 'nope'" in result.stderr
+    assert "hunter2" not in result.output
 
 
 def test_a_bad_name_is_exit_1_with_the_rule(registry):

@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import DacapoStoreError, StoreConnectionError
-from ..mongo import redact
+from ..mongo import RedactingFilter, redact
 from ..options import Options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,6 +98,9 @@ def app(ctx: click.Context, store: str | None, db: str | None, debug: bool) -> N
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:  # no password in any log line, ours or pymongo's
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 def fail(message: str, code: int = 1) -> click.exceptions.Exit:
@@ -106,6 +110,12 @@ def fail(message: str, code: int = 1) -> click.exceptions.Exit:
         console.print(f"[red]error:[/red] {message}", markup=True)
     else:
         click.echo(f"error: {message}", err=True)
+    return click.exceptions.Exit(code)
+
+
+def debug_traceback(code: int) -> click.exceptions.Exit:
+    """Print the exception being handled as a traceback with passwords redacted (--debug); return the Exit."""
+    click.echo(redact(traceback.format_exc()).rstrip(), err=True)
     return click.exceptions.Exit(code)
 
 
@@ -123,12 +133,16 @@ def command(
                 raise
             except StoreConnectionError as exc:
                 if settings().debug:
-                    raise
+                    raise debug_traceback(2) from None
                 raise fail(redact(str(exc)), 2) from None
             except (DacapoStoreError, ValueError, TypeError, OSError) as exc:
                 if settings().debug:
-                    raise
+                    raise debug_traceback(1) from None
                 raise fail(redact(str(exc)) or type(exc).__name__, 1) from None
+            except Exception:
+                if settings().debug:
+                    raise debug_traceback(1) from None
+                raise
 
         kwargs.setdefault("context_settings", CONTEXT)
         return group.command(name, **kwargs)(run)

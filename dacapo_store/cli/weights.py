@@ -16,32 +16,33 @@ def weights() -> None:
 @click.argument("run")
 def list_weights(run: str) -> None:
     """The checkpoints of RUN, with size, author and the criteria each is best for."""
-    store = settings().weights_store()
-    iterations = store.iterations(run)
-    best: dict[int, list[str]] = {}
-    for criterion in store.criteria(run):
-        try:
-            best.setdefault(store.retrieve_best(run, criterion), []).append(criterion)
-        except LookupError:
-            continue  # scores, but none at an iteration that still has weights
-    rows = []
-    for iteration in iterations:
-        try:
-            meta = store.metadata(run, iteration)
-        except LookupError:
-            meta = {"created_by": "(legacy DaCapo checkpoint)"}
-        size = sum(int(b.get("size", 0)) for b in (meta.get("blobs") or {}).values())
-        rows.append(
-            (
-                iteration,
-                meta.get("created_at", ""),
-                meta.get("created_by", ""),
-                f"{size / 1e6:.2f} MB" if size else "",
-                ", ".join(sorted(best.get(iteration, []))),
+    with settings().weights_store() as store:
+        where = store.where
+        iterations = store.iterations(run)
+        best: dict[int, list[str]] = {}
+        for criterion in store.criteria(run):
+            try:
+                best.setdefault(store.retrieve_best(run, criterion), []).append(criterion)
+            except LookupError:
+                continue  # scores, but none at an iteration that still has weights
+        rows = []
+        for iteration in iterations:
+            try:
+                meta = store.metadata(run, iteration)
+            except LookupError:
+                meta = {"created_by": "(legacy DaCapo checkpoint)"}
+            size = sum(int(b.get("size", 0)) for b in (meta.get("blobs") or {}).values())
+            rows.append(
+                (
+                    iteration,
+                    meta.get("created_at", ""),
+                    meta.get("created_by", ""),
+                    f"{size / 1e6:.2f} MB" if size else "",
+                    ", ".join(sorted(best.get(iteration, []))),
+                )
             )
-        )
     if not rows:
-        say(f"run {run} has no checkpoints in {store.where}")
+        say(f"run {run} has no checkpoints in {where}")
         return
     table(["iteration", "created_at", "created_by", "size", "best for"], rows)
 
@@ -52,7 +53,8 @@ def list_weights(run: str) -> None:
 @click.option("--dataset", help="Only this validation dataset (default: the mean over datasets).")
 def best(run: str, criterion: str, dataset: str | None) -> None:
     """The iteration of RUN with the best CRITERION score that still has weights."""
-    click.echo(settings().weights_store().retrieve_best(run, criterion, dataset))
+    with settings().weights_store() as store:
+        click.echo(store.retrieve_best(run, criterion, dataset))
 
 
 @command("prune", group=weights, epilog="Example: dacapo-store weights prune my_run --keep-last 2 --dry-run")
@@ -63,8 +65,7 @@ def best(run: str, criterion: str, dataset: str | None) -> None:
 def prune(run: str, keep_last: int, dry_run: bool, yes: bool) -> None:
     """Delete RUN's checkpoints that are not recent, not a best, not pinned, and no run's start."""
     s = settings()
-    store = s.weights_store()
-    with s.config_store() as configs:
+    with s.weights_store() as store, s.config_store() as configs:
         doomed = store.prune(run, keep_last=keep_last, config_store=configs, dry_run=True)
         if not doomed:
             say(f"nothing to prune in {run}")

@@ -65,10 +65,10 @@ def run_name(run: RunLike) -> str:
 
 
 def check_iteration(iteration: object) -> int:
-    """`iteration` if it is a non-negative int."""
-    if type(iteration) is not int or iteration < 0:
+    """`iteration` as an int if it is a non-negative int (bson Int64 included, bool not)."""
+    if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
         raise ValueError(f"iteration must be a non-negative int, got {iteration!r}")
-    return iteration
+    return int(iteration)
 
 
 class WeightsStore(ABC):
@@ -76,6 +76,15 @@ class WeightsStore(ABC):
 
     #: How to find this store, for messages (no passwords).
     where: str = "?"
+
+    def close(self) -> None:  # noqa: B027 -- backends with resources override it
+        """Release what the store holds (a MongoDB client it connected)."""
+
+    def __enter__(self) -> WeightsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ backend primitives
 
@@ -122,7 +131,7 @@ class WeightsStore(ABC):
         from .serialization import as_state_dict, safetensors_chunks, torch_bytes
 
         name = run_name(run)
-        check_iteration(iteration)
+        iteration = check_iteration(iteration)
         model_state = as_state_dict(model, "model")
         optimizer_state = None if optimizer is None else as_state_dict(optimizer, "optimizer")
         token = secrets.token_hex(8)
@@ -161,7 +170,7 @@ class WeightsStore(ABC):
     def retrieve_weights(self, run: RunLike, iteration: int, *, allow_pickle: bool = False) -> Weights:
         """The checkpoint at `iteration`, checksums verified, tensors on the CPU."""
         name = run_name(run)
-        check_iteration(iteration)
+        iteration = check_iteration(iteration)
         for _ in range(5):
             meta = self.read_checkpoint(name, iteration)
             if meta is None:
@@ -253,7 +262,7 @@ class WeightsStore(ABC):
     def remove(self, run: RunLike, iteration: int) -> None:
         """Delete the checkpoint at `iteration`: first from the index, then its blobs."""
         name = run_name(run)
-        check_iteration(iteration)
+        iteration = check_iteration(iteration)
         meta = self.read_checkpoint(name, iteration)
         if meta is None:
             legacy = self.legacy_path(name, iteration)
@@ -281,7 +290,7 @@ class WeightsStore(ABC):
     ) -> None:
         """Record validation `scores` (criterion -> value) of `iteration` on `dataset`."""
         name = run_name(run)
-        check_iteration(iteration)
+        iteration = check_iteration(iteration)
         check_name(dataset, "dataset name")
         if not isinstance(scores, Mapping) or not scores:
             raise ValueError(f"scores must be a non-empty mapping of criterion to number, got {scores!r}")
@@ -383,7 +392,7 @@ class WeightsStore(ABC):
     def store_best(self, run: RunLike, iteration: int, dataset: str | None, criterion: str) -> None:
         """Pin `iteration` as the best by `criterion` on `dataset` (None: over all datasets)."""
         name = run_name(run)
-        check_iteration(iteration)
+        iteration = check_iteration(iteration)
         check_criterion(criterion)
         if dataset is not None:
             check_name(dataset, "dataset name")
@@ -410,8 +419,10 @@ class WeightsStore(ABC):
         if config_store is None:
             from ..config_store import create_config_store
 
-            config_store = create_config_store()
-        starts = config_store.starts_from(name)
+            with create_config_store() as own:
+                starts = own.starts_from(name)
+        else:
+            starts = config_store.starts_from(name)
         index = self.read_index(name)
         ours = sorted(index.checkpoints)
         keep = set(ours[len(ours) - keep_last :]) if keep_last else set()
