@@ -77,3 +77,55 @@ def prune(run: str, keep_last: int, dry_run: bool, yes: bool) -> None:
         with progress(f"prune {run}", None):
             deleted = store.prune(run, keep_last=keep_last, config_store=configs)
     say(f"deleted {len(deleted)} checkpoint(s) of {run}: {', '.join(map(str, deleted))}")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _age(value: str) -> float:
+    """Seconds from `90`, `90s`, `30m`, `1h` or `2d`."""
+    text = value.strip().lower()
+    unit = _UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit else text
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        message = f"{value!r} is not an age like 90s, 30m, 1h or 2d"
+        raise click.BadParameter(message, param_hint="--older-than") from None
+    if not seconds >= 0:
+        raise click.BadParameter(f"{value!r} is negative", param_hint="--older-than")
+    return seconds
+
+
+@command("gc", group=app, epilog="Example: dacapo-store gc --older-than 1h --dry-run")
+@click.option(
+    "--older-than",
+    "older_than",
+    default="1h",
+    show_default=True,
+    help="Only leftovers older than this (90s, 30m, 1h, 2d): a writer at work is never touched.",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation (needed when not in a terminal).")
+def gc(older_than: str, dry_run: bool, yes: bool) -> None:
+    """Remove what killed writers left in the weights store: unreferenced blobs, orphan chunks, temp files."""
+    seconds = _age(older_than)
+    with settings().weights_store() as store:
+        found = store.gc(seconds, dry_run=True)
+        if not found:
+            say(f"nothing to collect in {store.where} (older than {older_than})")
+            return
+        _leftovers_table(found)
+        total = sum(item.size for item in found)
+        if dry_run:
+            say(f"would remove {len(found)} leftover(s), {total} bytes")
+            return
+        confirm(f"Remove {len(found)} leftover(s), {total} bytes?", yes)
+        removed = store.gc(seconds)
+    if removed != found:
+        _leftovers_table(removed)
+    say(f"removed {len(removed)} leftover(s), {sum(item.size for item in removed)} bytes")
+
+
+def _leftovers_table(items) -> None:
+    table(["kind", "run", "name", "bytes"], [(i.kind, i.run or "", i.name, i.size) for i in items])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..options import Options
-from .base import PickleCheckpointError, Weights, WeightsStore
+from .base import Leftover, PickleCheckpointError, Weights, WeightsStore
 from .gridfs import GridFSWeightsStore
 from .local import LocalWeightsStore
 from .scores import HIGHER_IS_BETTER, LOWER_IS_BETTER
@@ -25,6 +25,7 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "LOWER_IS_BETTER",
     "GridFSWeightsStore",
+    "Leftover",
     "LocalWeightsStore",
     "PickleCheckpointError",
     "Weights",

@@ -13,8 +13,10 @@ import contextlib
 import hashlib
 import logging
 import secrets
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Union
 
@@ -43,6 +45,22 @@ FORMAT = "dacapo_store.weights/1"
 
 class BlobNotFoundError(DacapoStoreError, LookupError):
     """A backend has no blob of that name (internal: the typed API turns it into a better error)."""
+
+
+@attrs.frozen
+class Leftover:
+    """Something a killed writer left behind, found by `WeightsStore.gc`."""
+
+    #: "unreferenced blob" (complete, named by no index entry), "orphan chunks" (GridFS chunks
+    #: without a file document), or "temporary file" (a files-backend `.tmp-*`)
+    kind: str
+    run: str | None
+    name: str
+    size: int
+    #: when it was written (seconds since the epoch)
+    created: float
+    #: how the backend finds it again to remove it
+    key: Any = attrs.field(default=None, repr=False, eq=False)
 
 
 @attrs.frozen
@@ -115,6 +133,24 @@ class WeightsStore(ABC):
     def read_checkpoint(self, run: str, iteration: int) -> dict[str, Any] | None:
         """The index entry of one checkpoint; backends may answer without reading the whole index."""
         return self.read_index(run).checkpoints.get(iteration)
+
+    # -- leftovers of killed writers (for gc) --
+
+    @abstractmethod
+    def list_runs(self) -> list[str]:
+        """Names of the runs that have blobs."""
+
+    @abstractmethod
+    def blob_stats(self, run: str) -> list[tuple[str, int, float]]:
+        """(name, size in bytes, written at in seconds since the epoch) of the run's complete blobs."""
+
+    @abstractmethod
+    def partial_leftovers(self) -> list[Leftover]:
+        """What interrupted writes left that is not a complete blob (temporary files, orphan chunks)."""
+
+    @abstractmethod
+    def remove_leftover(self, leftover: Leftover) -> None:
+        """Delete one leftover found by `partial_leftovers` or `gc` (absent is fine)."""
 
     def legacy_iterations(self, run: str) -> list[int]:
         """Iterations with a legacy DaCapo checkpoint (pickle); none unless the backend has them."""
@@ -402,6 +438,53 @@ class WeightsStore(ABC):
             name, [{"op": "pin", "dataset": dataset, "criterion": criterion, "iteration": iteration}]
         )
 
+    # ------------------------------------------------------------------ garbage
+
+    def gc(self, older_than: float | timedelta, *, dry_run: bool = False) -> list[Leftover]:
+        """Remove what killed writers left behind, if older than `older_than` (seconds or a timedelta).
+
+        That is complete blobs no index entry names, GridFS chunks without a file document, and
+        files-backend temporary files. Anything younger is left alone: a writer still at work
+        has written its blobs but not yet its index entry. Returns what was removed (with
+        dry_run: what would be).
+        """
+        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+            raise ValueError(
+                f"older_than must be a non-negative number of seconds or a timedelta, got {older_than!r}"
+            )
+        cutoff = time.time() - seconds
+        found = [item for item in self.partial_leftovers() if item.created < cutoff]
+        for run in self.list_runs():
+            referenced = self._referenced(run)
+            for name, size, created in self.blob_stats(run):
+                if name not in referenced and created < cutoff:
+                    found.append(Leftover("unreferenced blob", run, name, size, created, key=name))
+        if dry_run:
+            return found
+        removed = []
+        for item in found:
+            # a blob that an index entry names by now (a very slow writer) stays
+            if item.kind == "unreferenced blob" and item.name in self._referenced(item.run):
+                continue
+            self.remove_leftover(item)
+            removed.append(item)
+        if removed:
+            log.info(
+                "gc removed %d leftover(s), %d bytes, from %s",
+                len(removed),
+                sum(i.size for i in removed),
+                self.where,
+            )
+        return removed
+
+    def _referenced(self, run: str) -> set[str]:
+        return {
+            record.get("name")
+            for meta in self.read_index(run).checkpoints.values()
+            for record in meta["blobs"].values()
+        }
+
     # ------------------------------------------------------------------ pruning
 
     def prune(
@@ -475,6 +558,7 @@ def _summary(iterations: list[int]) -> str:
 
 __all__ = [
     "BlobNotFoundError",
+    "Leftover",
     "PickleCheckpointError",
     "Weights",
     "WeightsStore",

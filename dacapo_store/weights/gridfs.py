@@ -13,15 +13,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import Any
 
 import gridfs
+from bson import ObjectId
 
 from ..errors import CorruptWeightsError
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import IndexSpec, ensure_indexes
-from .base import BlobNotFoundError, WeightsStore
+from .base import BlobNotFoundError, Leftover, WeightsStore
 from .index import RunIndex
 
 log = logging.getLogger(__name__)
@@ -155,6 +158,54 @@ class GridFSWeightsStore(WeightsStore):
             ]
         return sorted(n[len(prefix) :] for n in names if n.startswith(prefix))
 
+    # ------------------------------------------------------------------ leftovers (gc)
+
+    def list_runs(self) -> list[str]:
+        """Runs with GridFS files."""
+        with translate_errors(self.where):
+            return sorted(r for r in self._files.distinct("run_name") if isinstance(r, str))
+
+    def blob_stats(self, run: str) -> list[tuple[str, int, float]]:
+        """Complete GridFS files of the run: name, length, upload time."""
+        prefix = f"{run}/"
+        projection = {"filename": True, "length": True, "uploadDate": True}
+        with translate_errors(self.where):
+            docs = list(self._files.find({"run_name": run}, projection=projection))
+        return [
+            (d["filename"][len(prefix) :], int(d.get("length", 0)), _timestamp(d.get("uploadDate")))
+            for d in docs
+            if isinstance(d.get("filename"), str) and d["filename"].startswith(prefix)
+        ]
+
+    def partial_leftovers(self) -> list[Leftover]:
+        """Chunks whose file document does not exist: an upload killed before its last write.
+
+        Their age is that of the file id (an ObjectId made when the upload began); chunks under
+        an id of another type have no known age and are reported as written now.
+        """
+        with translate_errors(self.where):
+            ids = set(self._chunks.distinct("files_id")) - set(self._files.distinct("_id"))
+            found = []
+            for files_id in ids:
+                size = count = 0
+                for chunk in self._chunks.find({"files_id": files_id}, projection={"data": True}):
+                    size += len(chunk.get("data", b""))
+                    count += 1
+                created = (
+                    files_id.generation_time.timestamp() if isinstance(files_id, ObjectId) else time.time()
+                )
+                name = f"{count} chunk(s) of file {files_id}"
+                found.append(Leftover("orphan chunks", None, name, size, created, key=files_id))
+        return found
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        """Delete orphan chunks (unless their file document appeared meanwhile), or an unreferenced blob."""
+        with translate_errors(self.where):
+            if leftover.kind == "unreferenced blob":
+                self.delete_blob(leftover.run, leftover.name)
+            elif self._files.find_one({"_id": leftover.key}, projection={"_id": True}) is None:
+                self._chunks.delete_many({"files_id": leftover.key})
+
     # ------------------------------------------------------------------ index
 
     def read_index(self, run: str) -> RunIndex:
@@ -214,3 +265,12 @@ class GridFSWeightsStore(WeightsStore):
                     self._pins.replace_one(key, {**key, "iteration": event["iteration"]}, upsert=True)
                 else:
                     raise ValueError(f"unknown index event {op!r}")
+
+
+def _timestamp(value: Any) -> float:
+    """Seconds since the epoch of a BSON date (naive datetimes from pymongo are UTC); now if absent."""
+    if not isinstance(value, datetime):
+        return time.time()
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()

@@ -31,7 +31,7 @@ from filelock import FileLock
 
 from ..errors import CorruptWeightsError
 from ..fsutil import fsync_dir, write_temp
-from .base import BlobNotFoundError, WeightsStore
+from .base import BlobNotFoundError, Leftover, WeightsStore
 from .index import RunIndex
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,55 @@ class LocalWeightsStore(WeightsStore):
             return sorted(e.name for e in os.scandir(self._checkpoints(run) / "blobs") if e.name[0] != ".")
         except FileNotFoundError:
             return []
+
+    # ------------------------------------------------------------------ leftovers (gc)
+
+    def list_runs(self) -> list[str]:
+        """Folders under basedir with a `checkpoints/` folder."""
+        try:
+            entries = list(os.scandir(self.basedir))
+        except FileNotFoundError:
+            return []
+        return sorted(e.name for e in entries if e.is_dir() and (Path(e.path) / "checkpoints").is_dir())
+
+    def blob_stats(self, run: str) -> list[tuple[str, int, float]]:
+        """Complete blob files with their size and modification time."""
+        out = []
+        for name in self.list_blobs(run):
+            try:
+                st = os.stat(self._checkpoints(run) / "blobs" / name)
+            except FileNotFoundError:
+                continue
+            out.append((name, st.st_size, st.st_mtime))
+        return out
+
+    def partial_leftovers(self) -> list[Leftover]:
+        """`.tmp-*` files (from `write_temp`) in each run's `checkpoints/` and `checkpoints/blobs/`."""
+        found = []
+        for run in self.list_runs():
+            for folder in (self._checkpoints(run), self._checkpoints(run) / "blobs"):
+                try:
+                    entries = list(os.scandir(folder))
+                except FileNotFoundError:
+                    continue
+                for entry in entries:
+                    if entry.name.startswith(".tmp-") and entry.is_file(follow_symlinks=False):
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        name = str(Path(entry.path).relative_to(self._checkpoints(run)))
+                        found.append(
+                            Leftover("temporary file", run, name, st.st_size, st.st_mtime, key=entry.path)
+                        )
+        return found
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        """Unlink the temporary file or unreferenced blob."""
+        if leftover.kind == "unreferenced blob":
+            self.delete_blob(leftover.run, leftover.name)
+        else:
+            Path(leftover.key).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ legacy DaCapo files
 
