@@ -1,10 +1,12 @@
 """WeightsStore: the typed weights API, written once over a few blob-backend primitives.
 
 A checkpoint is one or two blobs (model as safetensors, optimizer as weights-only torch data) plus
-an index entry with each blob's sha256 and size. Blobs get fresh names, are written first, and the
-index entry is added last, so a checkpoint appears whole or not at all; replacing one swaps the
-index entry, then deletes the old blobs. Scores, criterion directions and pins live in the same
-per-run index. Backends (`LocalWeightsStore`, `GridFSWeightsStore`) implement only the primitives.
+an index entry with each blob's size, sha256 (its content identity) and xxh3-128 (the checksum a
+load verifies, as it keeps up with the disk; entries without one are verified by their sha256).
+Blobs get fresh names and are written first; the index entry is added last, so a checkpoint
+appears whole or not at all; replacing one swaps the index entry, then deletes the old blobs.
+Scores, criterion directions and pins live in the same per-run index. Backends
+(`LocalWeightsStore`, `GridFSWeightsStore`) implement only the primitives.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any, Union
 
 import attrs
+import xxhash
 
 from ..configs.runs import RunConfig
 from ..errors import (
@@ -179,11 +182,16 @@ class WeightsStore(ABC):
         try:
             for part, ext, chunks in parts:
                 blob = f"{iteration}-{token}.{part}.{ext}"
-                digest = hashlib.sha256()
+                digest, fast = hashlib.sha256(), xxhash.xxh3_128()
                 counter = [0]
-                self.put_blob(name, blob, _hashing(chunks, digest, counter))
+                self.put_blob(name, blob, _hashing(chunks, (digest, fast), counter))
                 written.append(blob)
-                blobs[part] = {"name": blob, "sha256": digest.hexdigest(), "size": counter[0]}
+                blobs[part] = {
+                    "name": blob,
+                    "sha256": digest.hexdigest(),
+                    "xxh3_128": fast.hexdigest(),
+                    "size": counter[0],
+                }
             old = self.read_checkpoint(name, iteration)
             meta = {
                 "format": FORMAT,
@@ -245,10 +253,18 @@ class WeightsStore(ABC):
                 f"{size} bytes, expected {record['size']}; the checkpoint is damaged, store it again or "
                 "remove it"
             )
-        if hashlib.sha256(buffer).hexdigest() != record["sha256"]:
+        # xxh3-128 keeps up with the disk; entries written before it existed carry only a sha256
+        if "xxh3_128" in record:
+            algorithm, matches = (
+                "xxh3-128 checksum",
+                xxhash.xxh3_128(buffer).hexdigest() == record["xxh3_128"],
+            )
+        else:
+            algorithm, matches = "sha256", hashlib.sha256(buffer).hexdigest() == record["sha256"]
+        if not matches:
             raise CorruptWeightsError(
                 f"weights of run {run} at iteration {iteration} in {self.where}: blob {record['name']} "
-                "does not match its sha256; the checkpoint is damaged, store it again or remove it"
+                f"does not match its {algorithm}; the checkpoint is damaged, store it again or remove it"
             )
         return buffer
 
@@ -537,9 +553,13 @@ class WeightsStore(ABC):
                     yield self.retrieve_best(run, criterion, dataset)
 
 
-def _hashing(chunks: Iterable[bytes | memoryview], digest: Any, counter: list[int]) -> Iterator[Any]:
+def _hashing(
+    chunks: Iterable[bytes | memoryview], digests: Iterable[Any], counter: list[int]
+) -> Iterator[Any]:
+    digests = tuple(digests)
     for chunk in chunks:
-        digest.update(chunk)
+        for digest in digests:
+            digest.update(chunk)
         counter[0] += memoryview(chunk).nbytes
         yield chunk
 

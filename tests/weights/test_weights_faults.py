@@ -170,7 +170,21 @@ def test_a_flipped_byte_raises_corrupt_weights_naming_run_and_iteration(store, p
     model, optimizer = trained()
     store.store_weights("run", 7, model, optimizer)
     flip_a_byte(store, "run", store.metadata("run", 7)["blobs"][part]["name"])
-    with pytest.raises(CorruptWeightsError, match=r"run run at iteration 7.*sha256"):
+    with pytest.raises(CorruptWeightsError, match=r"run run at iteration 7.*xxh3-128 checksum"):
+        store.retrieve_weights("run", 7)
+
+
+def test_an_entry_with_only_a_sha256_still_verifies(store):
+    model, _ = trained()
+    store.store_weights("run", 7, model)
+    meta = store.metadata("run", 7)
+    record = meta["blobs"]["model"]
+    assert set(record) == {"name", "sha256", "xxh3_128", "size"}
+    del record["xxh3_128"]  # as written before xxh3-128 was recorded
+    store.append_index("run", [{"op": "checkpoint", "iteration": 7, "meta": meta}])
+    assert_same_state(store.retrieve_weights("run", 7).model, model.state_dict())
+    flip_a_byte(store, "run", record["name"])
+    with pytest.raises(CorruptWeightsError, match=r"run run at iteration 7.*its sha256"):
         store.retrieve_weights("run", 7)
 
 
