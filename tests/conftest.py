@@ -106,7 +106,11 @@ class MongoServer:
         self._users.append(user)
         client = MongoClient(MONGO_URI, username=user, password=password, authSource=self.db_name)
         self._opened.append(client)
-        return client
+        try:
+            client[self.db_name]["access_probe"].insert_one({})
+        except OperationFailure:
+            return client
+        pytest.skip("the test server does not enforce access control (start mongod with --auth)")
 
     def replicate(self) -> None:
         """Let lagging secondaries catch up (the double's; a real set does so by itself)."""
