@@ -14,7 +14,7 @@ import mongomock.gridfs
 import pytest
 import torch
 from bson.int64 import Int64
-from conftest import full_run, small_run
+from conftest import MONGO_URI, full_run, small_run
 from strict_mongo import StrictMongoClient
 
 from dacapo_store import DuplicateNameError
@@ -160,19 +160,48 @@ def test_a_reader_during_a_writer_gets_whole_checkpoints(mongo_server):
 # -- write concern and index builds ----------------------------------------------------------------
 
 
-def test_every_write_of_the_stores_asks_a_majority_with_a_timeout():
-    client = StrictMongoClient()
-    configs = MongoConfigStore(client=client, db_name="reg")
-    weights = GridFSWeightsStore(client=client, db_name="reg")
+def recording_client(mongo_server):
+    """A client of the server and a function listing (namespace, write concern) of its writes so far."""
+    if mongo_server.kind == "strict":
+        client = mongo_server.client()
+        return client, lambda: list(client.writes)
+    from pymongo import MongoClient, monitoring
+
+    writes = []
+
+    class Recorder(monitoring.CommandListener):
+        def started(self, event):
+            if event.command_name in ("insert", "update", "delete"):
+                collection = event.command[event.command_name]
+                writes.append(
+                    (f"{event.database_name}.{collection}", dict(event.command.get("writeConcern", {})))
+                )
+
+        def succeeded(self, event):
+            pass
+
+        def failed(self, event):
+            pass
+
+    client = MongoClient(MONGO_URI, event_listeners=[Recorder()])
+    mongo_server._opened.append(client)
+    return client, lambda: list(writes)
+
+
+def test_every_write_of_the_stores_asks_a_majority_with_a_timeout(mongo_server):
+    client, writes = recording_client(mongo_server)
+    db = mongo_server.db_name
+    configs = MongoConfigStore(client=client, db_name=db)
+    weights = GridFSWeightsStore(client=client, db_name=db)
     configs.store_run_config(full_run())
     weights.store_weights("run", 1, {"w": torch.ones(300_000)})
     weights.store_validation_scores("run", 1, {"voi": 0.5})
     weights.store_best("run", 1, None, "voi")
     weights.remove("run", 1)
-    namespaces = {ns for ns, _ in client.writes}
-    assert {"reg.runs", "reg.weights.files", "reg.weights.chunks", "reg.weights_index"} <= namespaces
-    assert {"reg.weights_scores", "reg.weights_pins"} <= namespaces
-    for namespace, concern in client.writes:
+    namespaces = {ns for ns, _ in writes()}
+    assert {f"{db}.runs", f"{db}.weights.files", f"{db}.weights.chunks", f"{db}.weights_index"} <= namespaces
+    assert {f"{db}.weights_scores", f"{db}.weights_pins"} <= namespaces
+    for namespace, concern in writes():
         assert concern.get("w") == "majority" and concern.get("wtimeout", 0) > 0, namespace
 
 
