@@ -92,6 +92,8 @@ class StrictMongoClient(mongomock.MongoClient):
         #: namespace -> callables run once, just before the next find on it (another client acting
         #: between two reads of ours, e.g. a writer replacing a blob while it is read)
         self.before_find: dict[str, list[Any]] = {}
+        #: the same, just before the next write on a namespace
+        self.before_write: dict[str, list[Any]] = {}
         self.closed = False
 
     def sibling(self, **options: Any) -> StrictMongoClient:
@@ -261,6 +263,9 @@ class StrictCollection(mongomock.Collection):
             raise InvalidOperation("Cannot use MongoClient after close")
         if client.read_only:
             raise _unauthorized(self, command)
+        hooks = client.before_write.get(f"{self.database.name}.{self.name}")
+        if hooks:
+            hooks.pop(0)()
         client.writes.append((f"{self.database.name}.{self.name}", dict(self._write_concern.document)))
 
     def create_index(self, key_or_list: Any, cache_for: int = 300, session: Any = None, **kwargs: Any) -> str:

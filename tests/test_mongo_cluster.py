@@ -17,7 +17,7 @@ from bson.int64 import Int64
 from conftest import MONGO_URI, full_run, small_run
 from strict_mongo import StrictMongoClient
 
-from dacapo_store import DuplicateNameError
+from dacapo_store import DacapoStoreError, DuplicateNameError
 from dacapo_store.config_store import MongoConfigStore
 from dacapo_store.config_store.mongo import INDEXES as CONFIG_INDEXES
 from dacapo_store.weights import GridFSWeightsStore
@@ -155,6 +155,20 @@ def test_a_reader_during_a_writer_gets_whole_checkpoints(mongo_server):
         writer.store_weights("run", 1, {"w": torch.full((1000,), float(iteration))})
         loaded = reader.retrieve_weights("run", 1).model["w"]
         assert torch.equal(loaded, torch.full((1000,), float(iteration)))
+
+
+def test_an_insert_racing_with_deleters_gives_up_after_a_few_attempts():
+    client = StrictMongoClient()
+    other = client.sibling()  # another process, inserting and deleting the same name
+    store = MongoConfigStore(client=client, db_name="reg")
+    task = full_run().task_config
+    doc = {"name": task.name, "__type__": "DistanceTaskConfig"}
+    other["reg"]["tasks"].insert_one(dict(doc))
+    # before each of our inserts the other one is there; before each of our reads it is gone
+    client.before_write["reg.tasks"] = [lambda: other["reg"]["tasks"].insert_one(dict(doc))] * 2000
+    client.before_find["reg.tasks"] = [lambda: other["reg"]["tasks"].delete_many({})] * 2000
+    with pytest.raises(DacapoStoreError, match="stored and deleted by others 5 times"):
+        store.store_task_config(task)
 
 
 # -- write concern and index builds ----------------------------------------------------------------
