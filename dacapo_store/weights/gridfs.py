@@ -46,7 +46,7 @@ INDEXES: tuple[IndexSpec, ...] = (
         "weights_pins",
         "run_name_dataset_criterion",
         (("run_name", 1), ("dataset", 1), ("criterion", 1)),
-        True,
+        unique=True,
     ),
     IndexSpec(f"{_BUCKET}.files", "run_name_filename", (("run_name", 1), ("filename", 1))),
     IndexSpec(f"{_BUCKET}.files", "filename_1_uploadDate_1", (("filename", 1), ("uploadDate", 1))),
@@ -126,8 +126,11 @@ class GridFSWeightsStore(WeightsStore):
             for chunk in cursor:
                 data = chunk.get("data", b"")
                 size = chunk_size if n < count - 1 else length - n * chunk_size
-                if chunk.get("n") != n or n >= count or len(data) != size:
-                    problem = f"chunk #{chunk.get('n')} where #{n} of {count} ({size} bytes) was expected"
+                if chunk.get("n") != n or n >= count:
+                    problem = f"chunk #{n} of {count} is missing (found #{chunk.get('n')})"
+                    break
+                if len(data) != size:
+                    problem = f"chunk #{n} has {len(data)} bytes, not {size}"
                     break
                 buffer[n * chunk_size : n * chunk_size + size] = data
                 n += 1
