@@ -15,12 +15,20 @@ from .documents import KINDS
 log = logging.getLogger(__name__)
 
 
+#: Our collection of who stored which config when (DaCapo never reads it).
+METADATA_COLLECTION = "config_metadata"
+
+
 class MongoConfigStore(ConfigStore):
     """Configs in a MongoDB database shared by many writers.
 
     Insert relies on a unique index on `name` (a DuplicateKeyError means "compare with
-    what is there"), never on check-then-write. Names reach queries only as checked `str`.
+    what is there"), never on check-then-write. Names reach queries only as checked `str`,
+    so they may hold '/' (DaCapo's generated dataset and array names do). Metadata lives in
+    `config_metadata`, one document per (kind, name), never in DaCapo's collections.
     """
+
+    slash_in_names = True
 
     def __init__(
         self,
@@ -42,6 +50,9 @@ class MongoConfigStore(ConfigStore):
                     # (name, repetition)): work on, but say why duplicates are possible.
                     log.warning("no unique index on %s.name in %s: %s", kind, self._where, exc)
             self.db["runs"].create_index("start_config.run", name="start_run")
+            self.db[METADATA_COLLECTION].create_index(
+                [("kind", 1), ("name", 1)], unique=True, name="kind_name"
+            )
 
     def describe(self) -> str:
         return self._where
@@ -65,6 +76,33 @@ class MongoConfigStore(ConfigStore):
     def _find(self, kind: str, name: str) -> dict[str, Any] | None:
         with translate_errors(self._where):
             return self.db[kind].find_one({"name": name}, projection={"_id": False})
+
+    def _find_all(self, kind: str, name: str) -> list[dict[str, Any]]:
+        with translate_errors(self._where):
+            return list(self.db[kind].find({"name": name}, projection={"_id": False}))
+
+    def _get_meta(self, kind: str, name: str) -> dict[str, Any] | None:
+        with translate_errors(self._where):
+            return self.db[METADATA_COLLECTION].find_one(
+                {"kind": kind, "name": name}, projection={"_id": False, "kind": False, "name": False}
+            )
+
+    def _all_meta(self, kind: str) -> dict[str, dict[str, Any]]:
+        with translate_errors(self._where):
+            found = self.db[METADATA_COLLECTION].find(
+                {"kind": kind}, projection={"_id": False, "kind": False}
+            )
+            return {m.pop("name"): m for m in found}
+
+    def _put_meta(self, kind: str, name: str, meta: dict[str, Any]) -> None:
+        with translate_errors(self._where):
+            self.db[METADATA_COLLECTION].replace_one(
+                {"kind": kind, "name": name}, {"kind": kind, "name": name, **meta}, upsert=True
+            )
+
+    def _delete_meta(self, kind: str, name: str) -> None:
+        with translate_errors(self._where):
+            self.db[METADATA_COLLECTION].delete_one({"kind": kind, "name": name})
 
     def _names(self, kind: str, where: Mapping[str, list[str]] | None = None) -> list[str]:
         query = {field: {"$in": list(values)} for field, values in (where or {}).items()}
