@@ -23,6 +23,7 @@ from bson import json_util
 from dacapo_store import (
     AmbiguousNameError,
     ConfigNotFoundError,
+    ConfigValidationError,
     DuplicateNameError,
     InvalidNameError,
     RunConfig,
@@ -355,3 +356,50 @@ def test_a_read_only_folder_is_readable(tmp_path):
     finally:
         for folder in folders:
             folder.chmod(0o755)
+
+
+# --- documents other DaCapo 0.3.x versions wrote: read leniently, written strictly ----------------
+
+
+def other_version_run() -> dict[str, Any]:
+    (doc,) = [d for d in mongo_documents("runs") if d["name"] == "lab_dist_mito_ints"]
+    doc = dict(doc)
+    doc["num_iterations"] = float(doc["num_iterations"])
+    doc["task_config"] = {**doc["task_config"], "mask_distances": 1}
+    doc["trainer_config"] = {**doc["trainer_config"], "from_a_newer_dacapo": "x"}
+    return doc
+
+
+@pytest.mark.parametrize("backend", ["files", "mongomock"])
+def test_another_versions_document_reads_with_a_warning_per_field(backend, tmp_path, caplog):
+    store = empty_store(backend, tmp_path)
+    if backend == "files":
+        (store.path / "runs").mkdir(parents=True)
+        (store.path / "runs" / "lab_dist_mito_ints.yaml").write_text(yaml.dump(other_version_run()))
+    else:
+        store.db["runs"].insert_one(other_version_run())
+    run = store.retrieve_run_config("lab_dist_mito_ints")
+    assert run.num_iterations == 10 and type(run.num_iterations) is int
+    assert run.task_config.mask_distances is True
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "trainer_config.from_a_newer_dacapo: unknown key ignored" in warned
+    assert "num_iterations: 10.0 read as 10" in warned
+    assert "task_config.mask_distances: 1 read as True" in warned
+
+
+@pytest.mark.parametrize("backend", ["files", "mongomock"])
+def test_a_lossy_number_is_an_error_naming_the_field(backend, tmp_path):
+    store = empty_store(backend, tmp_path)
+    doc = {**other_version_run(), "num_iterations": 10.5}
+    if backend == "files":
+        (store.path / "runs").mkdir(parents=True)
+        (store.path / "runs" / "lab_dist_mito_ints.yaml").write_text(yaml.dump(doc))
+    else:
+        store.db["runs"].insert_one(doc)
+    with pytest.raises(ConfigValidationError, match=r"num_iterations: expected int, got 10\.5"):
+        store.retrieve_run_config("lab_dist_mito_ints")
+
+
+def test_writing_stays_strict():
+    with pytest.raises(ConfigValidationError, match="num_iterations"):
+        converter.structure(other_version_run(), RunConfig)

@@ -156,9 +156,11 @@ class ConfigStore(ABC):
         """Store a config document; True if written, False if an equal one was there.
 
         A different document under the same name raises DuplicateNameError naming the
-        fields that differ. `metadata` keeps the original author when copying stores; a
-        document carrying `__dacapo_store__` (an exported one) gives its metadata that way.
-        The document is stored without it; the metadata goes beside it.
+        fields that differ. `metadata` keeps the original author when copying stores (an
+        empty mapping: the document has none, as DaCapo's own); a document carrying
+        `__dacapo_store__` (an exported one) gives its metadata that way. Without either,
+        the metadata is new (this user, now). The document is stored without it; the
+        metadata goes beside it.
         """
         check_kind(kind)
         if not isinstance(doc, Mapping):
@@ -171,11 +173,18 @@ class ConfigStore(ABC):
             for existing in self._find_all(kind, name):
                 self._raise_if_different(kind, name, existing, config)
                 return False
-        given = metadata if metadata else embedded if isinstance(embedded, Mapping) else None
-        meta = {**(dict(given) if given else new_metadata(config)), "content_hash": content_hash(config)}
+        if metadata is not None:
+            given: Mapping[str, Any] | None = metadata
+        elif isinstance(embedded, Mapping):
+            given = embedded
+        else:
+            given = new_metadata(config)
+        # An empty mapping carries "no metadata" (a DaCapo-written document being copied).
+        meta = {**given, "content_hash": content_hash(config)} if given else None
         existing = self._insert(kind, name, config)
         if existing is None:
-            self._put_meta(kind, name, meta)
+            if meta is not None:
+                self._put_meta(kind, name, meta)
             log.debug("stored %s/%s in %s", kind, name, self.describe())
             return True
         self._raise_if_different(kind, name, existing, config)
@@ -289,10 +298,12 @@ class ConfigStore(ABC):
 
     # -- typed configs ----------------------------------------------------------------------
 
-    def store(self, config: Any, *, verify: bool = True) -> bool:
+    def store(self, config: Any, *, verify: bool = True, metadata: Mapping[str, Any] | None = None) -> bool:
         """Store a config in its kind; a run's sub-configs go into their kinds too.
 
         Everything is checked (verify, names, duplicates) before anything is written.
+        `metadata` (who stored it and when, e.g. from an exported document) is recorded for
+        the config itself; its parts get new metadata.
         Returns True if the config was written, False if an equal one was already stored.
         """
         kind = kind_of(config)
@@ -310,7 +321,10 @@ class ConfigStore(ABC):
             name = self._check_name(part.get("name"), f"{part_kind[:-1]} name")
             for existing in self._find_all(part_kind, name):
                 self._raise_if_different(part_kind, name, existing, part)
-        written = [self.put_document(part_kind, part) for part_kind, part in plan]
+        written = [
+            self.put_document(part_kind, part, metadata=metadata if part is doc else None)
+            for part_kind, part in plan
+        ]
         return written[-1]
 
     def retrieve(self, kind: str, name: str, *, repetition: int | None = None) -> Any:
