@@ -6,11 +6,11 @@ than any YAML parser. Floats are written so that YAML 1.1 sees floats too (`1.0e
 `1e-05`), and what JSON can't say (non-finite floats, characters beyond the BMP) is
 written with YAML escapes, which sends our reader down the YAML path for that file.
 
-A tuple is written as DaCapo's `yaml.dump` writes it, tagged `!!python/tuple`, so that
-DaCapo's `full_load` gives back a tuple and its `==` comparison on re-store holds. Our
-writer escapes `[` and `]` inside strings, so in our own files those characters are only
-structure: the fast path turns each tag and its matching bracket into a marked JSON object
-and `json.loads` hands the tuple back.
+A tuple is tagged `!!python/tuple`, as DaCapo's `yaml.dump` writes it, so that DaCapo's
+`full_load` gives back a tuple and its `==` comparison on re-store holds. A tagged sequence
+ends in `,]` (a trailing comma, which YAML allows) and nothing else does: our writer
+escapes `[` and `]` inside strings. So the fast path needs three `str.replace` calls to make
+each tuple a marked JSON object, and `json.loads` hands it back as a tuple.
 
 DaCapo's own files are block YAML: they are read with a safe loader (the C one when PyYAML
 has it) that accepts exactly one Python tag, `!!python/tuple`, as a tuple.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 import yaml
@@ -41,11 +40,11 @@ DacapoYamlLoader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tu
 _json_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
 TUPLE_TAG = "!!python/tuple "
-#: What the fast path puts in place of `!!python/tuple [`: a JSON object with a key our writer
-#: refuses in documents (it holds NUL), so an object holding it is always a tuple.
+#: What the fast path puts in place of a tag: a JSON object with a key our writer refuses in
+#: documents (it holds NUL), so an object holding it is always a tuple.
 _TUPLE_KEY = "\x00tuple"
-_MARK_OPEN = '{"\\u0000tuple": ['
-_BRACKET = re.compile(r"[\[\]]")
+_OPEN_TUPLE = '{"\\u0000tuple": ['
+_EMPTY_TUPLE = '{"\\u0000tuple": []}'
 _BRACKETS = str.maketrans({"[": "\\u005b", "]": "\\u005d"})
 
 
@@ -95,7 +94,8 @@ def _emit(value: Any, indent: str, out: list[str]) -> None:
             _emit(v, inner, out)
         out.append("\n" + indent + "}")
     elif isinstance(value, (list, tuple)):
-        if isinstance(value, tuple):
+        tagged = isinstance(value, tuple)
+        if tagged:
             out.append(TUPLE_TAG)
         if not value:
             out.append("[]")
@@ -106,14 +106,14 @@ def _emit(value: Any, indent: str, out: list[str]) -> None:
                 if i:
                     out.append(", ")
                 _emit(v, indent, out)
-            out.append("]")
+            out.append(",]" if tagged else "]")
             return
         inner = indent + "  "
         out.append("[")
         for i, v in enumerate(value):
             out.append(("\n" if i == 0 else ",\n") + inner)
             _emit(v, inner, out)
-        out.append("\n" + indent + "]")
+        out.append("\n" + indent + (",]" if tagged else "]"))
     else:
         raise TypeError(f"can't write a {type(value).__name__} into a config document: {value!r}")
 
@@ -132,34 +132,14 @@ def _tuple_hook(obj: dict) -> Any:
     return obj
 
 
-def _tagged_as_json(text: str) -> str:
-    """Our own text with each `!!python/tuple [...]` made a marked JSON object.
-
-    Only valid for our writer's output, where `[` and `]` never occur inside strings.
-    """
-    text = text.replace(TUPLE_TAG + "[", _MARK_OPEN)
-    out: list[str] = []
-    last = 0
-    marked: list[bool] = []
-    for match in _BRACKET.finditer(text):
-        at = match.start()
-        if text[at] == "[":
-            marked.append(text.endswith(_MARK_OPEN, 0, at + 1))
-        elif marked.pop():
-            out.append(text[last : at + 1])
-            out.append("}")
-            last = at + 1
-    out.append(text[last:])
-    return "".join(out)
-
-
 def load(text: str) -> Any:
     """Parse a document written by dacapo_store or by DaCapo; raises yaml.YAMLError or ValueError."""
     if text.startswith("{"):
         try:
             if TUPLE_TAG in text:
-                return json.loads(_tagged_as_json(text), object_hook=_tuple_hook)
+                marked = text.replace(TUPLE_TAG + "[]", _EMPTY_TUPLE).replace(TUPLE_TAG + "[", _OPEN_TUPLE)
+                return json.loads(marked.replace(",]", "]}"), object_hook=_tuple_hook)
             return json.loads(text)
-        except (ValueError, IndexError):
+        except ValueError:
             pass  # YAML escapes or a hand edit: the YAML parser decides.
     return yaml.load(text, Loader=DacapoYamlLoader)
