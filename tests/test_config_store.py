@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 import pytest
+import yaml
 from conftest import as_lists, full_run, small_run
 
 from dacapo_store import (
@@ -17,7 +18,7 @@ from dacapo_store import (
     UnknownConfigTypeError,
     converter,
 )
-from dacapo_store.config_store import KINDS
+from dacapo_store.config_store import KINDS, FileConfigStore
 from dacapo_store.configs import DummyArrayConfig, DummyTrainerConfig, StartConfig
 
 RUN = full_run()
@@ -320,3 +321,16 @@ def test_put_document_keeps_given_metadata(config_store):
 def test_store_says_whether_it_wrote(config_store):
     assert config_store.store_run_config(full_run()) is True
     assert config_store.store_run_config(full_run()) is False
+
+
+def test_metadata_of_another_content_is_not_shown(config_store):
+    # DaCapo (or a hand) replaced the document behind our back: our record is not its.
+    config_store.store_array_config(DummyArrayConfig("a"))
+    replaced = {"__type__": "DummyArrayConfig", "name": "a", "note": "rewritten"}
+    if isinstance(config_store, FileConfigStore):
+        (config_store.path / "arrays" / "a.yaml").write_text(yaml.dump(replaced))
+    else:
+        config_store.db["arrays"].replace_one({"name": "a"}, replaced)
+    meta = config_store.metadata("arrays", "a")
+    assert meta.created_by is None and meta.created_at is None
+    assert "__dacapo_store__" not in config_store.raw_document("arrays", "a")
