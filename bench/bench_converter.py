@@ -7,6 +7,8 @@ Two baselines are measured in the same run:
   instead, which would only make that baseline slower);
 - `attrs.asdict(config)`, for the unstructure half.
 
+The run's datasplit nests the wrapper arrays DaCapo's DataSplitGenerator emits (concat of
+binarized, resampled zarr arrays; normalised intensities; crops, masks).
 Targets: the round trip at least 50x the rebuild-every-call baseline, and unstructure
 within 2x of `attrs.asdict`. Run: `python bench/bench_converter.py`.
 """
@@ -30,15 +32,22 @@ from dacapo_store.configs import (
     ArchitectureConfig,
     ArrayConfig,
     AugmentConfig,
+    BinarizeArrayConfig,
     CNNectomeUNetConfig,
+    ConcatArrayConfig,
     Coordinate,
+    CropArrayConfig,
     DatasetConfig,
     DataSplitConfig,
     ElasticAugmentConfig,
     GammaAugmentConfig,
     GunpowderTrainerConfig,
+    IntensitiesArrayConfig,
     IntensityAugmentConfig,
+    MissingAnnotationsMaskConfig,
     RawGTDatasetConfig,
+    ResampledArrayConfig,
+    Roi,
     RunConfig,
     SimpleAugmentConfig,
     StartConfig,
@@ -74,13 +83,44 @@ def full_run() -> RunConfig:
             axes=["z", "y", "x"],
         )
 
+    def gt(crop: str, classes: list[str]) -> ConcatArrayConfig:
+        # What DataSplitGenerator makes per crop: one binarized, resampled array per class.
+        sources = {
+            c: BinarizeArrayConfig(
+                name=f"{crop}/[{'&'.join(classes)}]_{c}_8nm_binarized",
+                source_array_config=ResampledArrayConfig(
+                    name=f"gt_{crop}/{c}_resampled",
+                    source_array_config=zarr(f"gt_{crop}/{c}_uint8", f"{crop}/{c}"),
+                    upsample=[1, 1, 1],
+                    downsample=[2, 2, 2],
+                    interp_order=False,
+                ),
+                groupings=[(c, [])],
+            )
+            for c in classes
+        }
+        return ConcatArrayConfig(
+            name=f"{crop}/[{'&'.join(classes)}]_gt", channels=classes, source_array_configs=sources
+        )
+
     def raw_gt(name: str) -> RawGTDatasetConfig:
+        classes = ["mito", "er", "nuc"]
+        labels = gt(f"jrc_hela-2/{name}", classes)
         return RawGTDatasetConfig(
             name=name,
             weight=2,
-            raw_config=zarr(f"{name}_raw", "volumes/raw/s0"),
-            gt_config=zarr(f"{name}_gt", "volumes/labels/mito/s0"),
-            mask_config=zarr(f"{name}_mask", "volumes/labels/mask/s0"),
+            raw_config=IntensitiesArrayConfig(
+                name=f"{name}_raw_uint8",
+                source_array_config=zarr(f"{name}_raw", "volumes/raw/s0"),
+                min=0,
+                max=255,
+            ),
+            gt_config=CropArrayConfig(
+                name=f"{name}_gt_crop", source_array_config=labels, roi=Roi((0, 0, 0), (800, 800, 800))
+            ),
+            mask_config=MissingAnnotationsMaskConfig(
+                name=f"{name}_mask", source_array_config=labels, groupings=[(c, [1, 2]) for c in classes]
+            ),
             sample_points=[[10, 20, 30], [40, 50, 60]],
         )
 
@@ -157,7 +197,7 @@ def _members(base: type) -> dict[str, type]:
 
 def rebuilding_converter() -> cattrs.Converter:
     """A plain cattrs converter that makes the functions of a family member on every call."""
-    conv = cattrs.Converter(unstruct_collection_overrides={tuple: list})
+    conv = cattrs.Converter()
     classes = {name: cls for base in FAMILY_BASES for name, cls in _members(base).items()}
 
     def in_family(t: Any) -> bool:
@@ -174,7 +214,9 @@ def rebuilding_converter() -> cattrs.Converter:
     conv.register_unstructure_hook_func(in_family, unstructure)
     conv.register_structure_hook_func(in_family, structure)
     conv.register_structure_hook(Coordinate, lambda v, _: Coordinate(v))
-    conv.register_unstructure_hook(Coordinate, list)
+    conv.register_unstructure_hook(Coordinate, tuple)
+    conv.register_structure_hook(Roi, lambda v, _: Roi(*v))
+    conv.register_unstructure_hook(Roi, lambda r: (tuple(r[0]), tuple(r[1])))
     conv.register_structure_hook(Path, lambda v, _: Path(v))
     conv.register_unstructure_hook(PurePath, str)
     return conv

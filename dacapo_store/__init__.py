@@ -11,6 +11,7 @@ from .configs import *  # noqa: F403 -- the config classes are public names
 from .configs import __all__ as _config_names
 from .conversion import converter
 from .errors import (
+    AmbiguousNameError,
     ConfigInUseError,
     ConfigNotFoundError,
     ConfigValidationError,
@@ -37,6 +38,7 @@ __all__ = [
     "FileConfigStore",
     "MongoConfigStore",
     "create_config_store",
+    "AmbiguousNameError",
     "ConfigInUseError",
     "ConfigNotFoundError",
     "ConfigValidationError",

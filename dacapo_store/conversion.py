@@ -9,9 +9,9 @@ up among the registered classes of the family expected at that place.
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
-import typing
 from collections.abc import Mapping
 from functools import partial
 from importlib.metadata import entry_points
@@ -21,10 +21,18 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
-from cattrs.strategies import configure_tagged_union, include_subclasses
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.v import format_exception, transform_error
 
-from .configs._base import FAMILIES, TYPE_KEY, Coordinate, family_of, register_config, registry_generation
+from .configs._base import (
+    FAMILIES,
+    TYPE_KEY,
+    Coordinate,
+    Roi,
+    family_of,
+    register_config,
+    registry_generation,
+)
 from .errors import ConfigValidationError, UnknownConfigTypeError
 
 if sys.version_info < (3, 11):  # cattrs raises the backport's groups there (its own dependency)
@@ -38,7 +46,15 @@ ENTRY_POINT_GROUP = "dacapo_store.configs"
 
 
 class _Mismatch(TypeError):
-    """A value of the wrong type; its message is the whole explanation."""
+    """A value of the wrong type; its message is the whole explanation.
+
+    `expected` and `value` let lenient reading decide whether the value converts without loss.
+    """
+
+    def __init__(self, message: str, expected: Any = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.value = value
 
 
 def _describe(value: Any) -> str:
@@ -46,65 +62,47 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _strict(kind: type, accept: tuple[type, ...], cast: Any = None):
+def _is_int(value: Any) -> bool:
+    """An int or an int subclass such as bson's Int64, but not a bool."""
+    return isinstance(value, int) and type(value) is not bool
+
+
+def _strict(kind: type, accept: tuple[type, ...]):
     name = kind.__name__
 
     def structure(value: Any, _: Any) -> Any:
-        if type(value) is bool and kind is not bool:
-            raise _Mismatch(f"expected {name}, got {_describe(value)}")
-        if not isinstance(value, accept):
-            raise _Mismatch(f"expected {name}, got {_describe(value)}")
-        return cast(value) if cast is not None else value
+        # A value is kept as it is: DaCapo writes the int 1 into some float fields (its
+        # defaults), and the document read back must unstructure to the same bytes.
+        if (type(value) is bool and kind is not bool) or not isinstance(value, accept):
+            raise _Mismatch(f"expected {name}, got {_describe(value)}", kind, value)
+        # pymongo hands back ints >= 2**31 as bson Int64: a plain int here.
+        return int(value) if _is_int(value) and type(value) is not int else value
 
     return structure
 
 
 def _structure_coordinate(value: Any, _: Any) -> Coordinate:
-    if isinstance(value, (list, tuple)) and all(isinstance(v, int) and type(v) is not bool for v in value):
+    if isinstance(value, (list, tuple)) and all(_is_int(v) for v in value):
         return Coordinate(int(v) for v in value)  # plain ints: MongoDB may hand back bson Int64
-    raise _Mismatch(f"expected a list of ints, got {_describe(value)}")
+    raise _Mismatch(f"expected a list of ints, got {_describe(value)}", Coordinate, value)
+
+
+def _structure_roi(value: Any, _: Any) -> Roi:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        offset, shape = (_structure_coordinate(v, None) for v in value)
+        if len(offset) == len(shape):
+            return Roi(offset, shape)
+    raise _Mismatch(f"expected [offset, shape], two lists of ints, got {_describe(value)}", Roi, value)
 
 
 def _structure_path(value: Any, _: Any) -> Path:
     if isinstance(value, (str, PurePath)):
         return Path(value)
-    raise _Mismatch(f"expected a path string, got {_describe(value)}")
+    raise _Mismatch(f"expected a path string, got {_describe(value)}", Path, value)
 
 
-def _family_order() -> list[type]:
-    """Families sorted so that each comes after the families its members' fields hold.
-
-    cattrs embeds the hook of a field's type when it generates a class's function, so a
-    family must be configured before any family whose members contain it.
-    """
-
-    def referenced(tp: Any, out: set[type]) -> None:
-        if isinstance(tp, type) and family_of(tp) is not None:
-            out.add(family_of(tp))
-        for arg in typing.get_args(tp):
-            referenced(arg, out)
-
-    deps: dict[type, set[type]] = {}
-    for family, members in FAMILIES.items():
-        found: set[type] = set()
-        for cls in members.values():
-            for a in attrs.fields(attrs.resolve_types(cls)):
-                referenced(a.type, found)
-        deps[family] = found - {family}
-    order: list[type] = []
-    visiting: set[type] = set()
-
-    def visit(family: type) -> None:
-        if family in order or family in visiting:
-            return
-        visiting.add(family)
-        for dep in sorted(deps[family], key=lambda f: f.__name__):
-            visit(dep)
-        order.append(family)
-
-    for family in sorted(deps, key=lambda f: f.__name__):
-        visit(family)
-    return order
+def _unstructure_roi(roi: Roi) -> tuple:
+    return (tuple(roi[0]), tuple(roi[1]))
 
 
 class ConfigConverter(cattrs.Converter):
@@ -124,47 +122,54 @@ class ConfigConverter(cattrs.Converter):
             self._plugins_loaded = True
             load_plugins()
         # Re-running the base initialiser drops every hook made for the previous registry.
-        cattrs.Converter.__init__(
-            self,
-            detailed_validation=True,
-            forbid_extra_keys=True,
-            unstruct_collection_overrides={tuple: list},
-        )
-        for kind, accept, cast in (
-            (int, (int,), int),  # int(): a bson Int64 becomes a plain int
-            (float, (int, float), float),
-            (str, (str,), None),
-            (bool, (bool,), None),
-        ):
-            self.register_structure_hook(kind, _strict(kind, accept, cast))
+        # No collection overrides: like DaCapo's converter, a tuple field stays a tuple.
+        cattrs.Converter.__init__(self, detailed_validation=True, forbid_extra_keys=True)
+        for kind, accept in ((int, (int,)), (float, (int, float)), (str, (str,)), (bool, (bool,))):
+            self.register_structure_hook(kind, _strict(kind, accept))
         self.register_structure_hook(Coordinate, _structure_coordinate)
-        self.register_unstructure_hook(Coordinate, list)
+        self.register_unstructure_hook(Coordinate, tuple)
+        self.register_structure_hook(Roi, _structure_roi)
+        self.register_unstructure_hook(Roi, _unstructure_roi)
         self.register_structure_hook(Path, _structure_path)
         self.register_unstructure_hook(PurePath, str)
         self.register_unstructure_hook_factory(_is_unregistered_member, _refuse_unregistered)
-        for family in _family_order():
-            self._configure_family(family)
+        # Every class of a family gets both hooks before any per-class function is made, so
+        # families that hold themselves (arrays wrapping arrays, a task inside a task) work.
+        self._plain_unstructure: dict[type, Any] = {}
+        self._plain_structure: dict[type, Any] = {}
+        for family, members in FAMILIES.items():
+            for cls in members.values():
+                allowed = tuple(sorted(m.__name__ for m in members.values() if issubclass(m, cls)))
+                self.register_unstructure_hook_func(partial(_is, cls), self._unstructure_member)
+                self.register_structure_hook_func(
+                    partial(_is, cls), partial(self._structure_member, family=family, allowed=allowed)
+                )
         self._built_for = registry_generation()
 
-    def _configure_family(self, family: type) -> None:
-        members = tuple(FAMILIES[family].values())
-        subclasses = tuple(m for m in members if m is not family)
-        if subclasses:
-            include_subclasses(
-                family,
-                self,
-                subclasses=subclasses,
-                union_strategy=partial(configure_tagged_union, tag_name=TYPE_KEY),
-            )
-        else:
-            # include_subclasses leaves a family of one class alone; tag it the same way.
-            plain = self.get_unstructure_hook(family, cache_result=False)
-            self.register_unstructure_hook_func(partial(_is, family), partial(_tagged, plain, family))
-        for cls in members:
-            allowed = tuple(sorted(m.__name__ for m in members if issubclass(m, cls)))
-            inner = self.get_structure_hook(cls)
-            hook = partial(_checked_structure, cls=cls, allowed=allowed, inner=inner, leaf=len(allowed) == 1)
-            self.register_structure_hook_func(partial(_is, cls), hook)
+    def _unstructure_member(self, obj: Any) -> dict[str, Any]:
+        """`{"__type__": <class name>, **fields}`: the key first, as DaCapo writes it."""
+        cls = type(obj)
+        plain = self._plain_unstructure.get(cls)
+        if plain is None:
+            if _is_unregistered_member(cls):
+                raise UnknownConfigTypeError(_unregistered_message(cls))
+            plain = self._plain_unstructure[cls] = make_dict_unstructure_fn(cls, self)
+        doc = {TYPE_KEY: cls.__name__}
+        doc.update(plain(obj))
+        return doc
+
+    def _structure_member(self, val: Any, t: Any, *, family: type, allowed: tuple[str, ...]) -> Any:
+        if not isinstance(val, Mapping):
+            raise _Mismatch(f"expected a {t.__name__} mapping with '{TYPE_KEY}', got {_describe(val)}")
+        tag = val.get(TYPE_KEY)
+        if tag not in allowed:
+            what = f"unknown {TYPE_KEY} {_describe(tag)}" if tag is not None else f"missing {TYPE_KEY}"
+            raise UnknownConfigTypeError(f"{what} for a {t.__name__}; registered: {', '.join(allowed)}")
+        cls = FAMILIES[family][tag]
+        inner = self._plain_structure.get(cls)
+        if inner is None:
+            inner = self._plain_structure[cls] = make_dict_structure_fn(cls, self)
+        return inner({k: v for k, v in val.items() if k != TYPE_KEY}, cls)
 
     def _ensure_current(self) -> None:
         if self._built_for != registry_generation() and not self._building:
@@ -219,18 +224,32 @@ class ConfigConverter(cattrs.Converter):
         ) as exc:
             raise _translate(exc, cl) from exc
 
+    def structure_lenient(self, obj: Any, cl: type[T]) -> tuple[T, list[str]]:
+        """Structure a stored document as DaCapo 0.3.x reads it; (config, notes).
+
+        An unknown key is ignored and a number that converts without loss does
+        (`100000.0` in an int field, `1` in a bool field); each such fix is a note naming
+        the field path. Anything else fails as in `structure`. Writing stays strict.
+        """
+        notes: list[str] = []
+        doc = obj
+        for _ in range(_MAX_REPAIRS):
+            try:
+                return self.structure(doc, cl), notes
+            except ConfigValidationError as exc:
+                if doc is obj:
+                    doc = copy.deepcopy(obj)
+                if not _repair(doc, getattr(exc, "leaves", []), notes):
+                    raise
+        return self.structure(doc, cl), notes
+
+
+#: Rounds of lenient fixes before giving up (each round fixes every error cattrs reported).
+_MAX_REPAIRS = 8
+
 
 def _is(cls: type, t: Any) -> bool:
     return t is cls
-
-
-def _tagged(plain: Any, family: type, obj: Any) -> dict:
-    if type(obj) is not family:
-        # A field typed as a one-class family hands any subclass here; its own fields would be lost.
-        raise UnknownConfigTypeError(_unregistered_message(type(obj)))
-    doc = plain(obj)
-    doc[TYPE_KEY] = family.__name__
-    return doc
 
 
 def _is_unregistered_member(t: Any) -> bool:
@@ -254,21 +273,6 @@ def _refuse_unregistered(t: type):
     return refuse
 
 
-def _checked_structure(
-    val: Any, t: Any, *, cls: type, allowed: tuple[str, ...], inner: Any, leaf: bool
-) -> Any:
-    if not isinstance(val, Mapping):
-        raise _Mismatch(f"expected a {cls.__name__} mapping with '{TYPE_KEY}', got {_describe(val)}")
-    tag = val.get(TYPE_KEY)
-    if tag not in allowed:
-        what = f"unknown {TYPE_KEY} {_describe(tag)}" if tag is not None else f"missing {TYPE_KEY}"
-        raise UnknownConfigTypeError(f"{what} for a {cls.__name__}; registered: {', '.join(allowed)}")
-    if leaf:
-        # A class without subclasses has no union hook to strip the tag for it.
-        val = {k: v for k, v in val.items() if k != TYPE_KEY}
-    return inner(val, t)
-
-
 def _format(exc: BaseException, type_: Any) -> str:
     if isinstance(exc, (_Mismatch, UnknownConfigTypeError)):
         return str(exc)
@@ -279,6 +283,30 @@ def _format(exc: BaseException, type_: Any) -> str:
     if isinstance(exc, ValueError):
         return str(exc)
     return format_exception(exc, type_)
+
+
+def _leaves(exc: BaseException, path: tuple = ()) -> list[tuple[tuple, BaseException]]:
+    """Every leaf error of a cattrs exception tree with its path (field names and indices)."""
+    if isinstance(exc, (ClassValidationError, IterableValidationError)):
+        with_notes, without = exc.group_exceptions()
+        out = []
+        for sub, note in with_notes:
+            step = note.name if isinstance(exc, ClassValidationError) else note.index
+            out += _leaves(sub, (*path, step))
+        for sub in without:
+            out += _leaves(sub, path)
+        return out
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub, path)]
+    return [(path, exc)]
+
+
+def format_path(path: tuple) -> str:
+    """`trainer_config.augments[0].subsample` for ("trainer_config", "augments", 0, "subsample")."""
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+    return text
 
 
 def _translate(exc: BaseException, cl: type) -> ConfigValidationError:
@@ -304,7 +332,49 @@ def _translate(exc: BaseException, cl: type) -> ConfigValidationError:
         else ConfigValidationError
     )
     summary = f"invalid {cl.__name__} document: " + "; ".join(errors)
-    return kind(summary, errors)
+    error = kind(summary, errors)
+    error.leaves = _leaves(exc)  # type: ignore[attr-defined] -- for lenient reading
+    return error
+
+
+def _lossless(expected: Any, value: Any) -> tuple[bool, Any]:
+    """(True, converted) when `value` becomes an `expected` without losing anything."""
+    if expected is int and type(value) is float and value.is_integer():
+        return True, int(value)
+    if expected is bool and type(value) is int and value in (0, 1):
+        return True, bool(value)
+    if (
+        expected is Coordinate
+        and isinstance(value, (list, tuple))
+        and all(type(v) is int or (type(v) is float and v.is_integer()) for v in value)
+    ):
+        return True, type(value)(int(v) for v in value)
+    return False, None
+
+
+def _repair(doc: Any, leaves: list[tuple[tuple, BaseException]], notes: list[str]) -> bool:
+    """Fix in `doc` what converts without loss; add a note per fix; False if nothing could be."""
+    fixed = False
+    for path, exc in leaves:
+        try:
+            parent = doc
+            for step in path[:-1] if path else ():
+                parent = parent[step]
+            if isinstance(exc, ForbiddenExtraKeysError):
+                target = parent[path[-1]] if path else doc
+                for key in sorted(exc.extra_fields):
+                    target.pop(key, None)
+                    notes.append(f"{format_path((*path, key))}: unknown key ignored")
+                fixed = True
+            elif isinstance(exc, _Mismatch) and path:
+                ok, value = _lossless(exc.expected, exc.value)
+                if ok:
+                    parent[path[-1]] = value
+                    notes.append(f"{format_path(path)}: {exc.value!r} read as {value!r}")
+                    fixed = True
+        except (KeyError, IndexError, TypeError):
+            continue
+    return fixed
 
 
 def load_plugins() -> list[str]:

@@ -20,7 +20,20 @@ class UnknownConfigTypeError(ConfigValidationError):
 
 
 class InvalidNameError(DacapoStoreError, ValueError):
-    """A config or run name is not 1-128 characters of letters, digits, `_`, `-`, `.`."""
+    """A name DaCapo's registries can't hold safely; the message says which rule it breaks.
+
+    A name is a non-empty `str` of printable characters, without `\\`, NUL or other control
+    characters, not `.` or `..`, not starting with `.`, at most 250 bytes in UTF-8; `/` only
+    on MongoDB (the files backend keeps one file per name).
+    """
+
+
+class AmbiguousNameError(DacapoStoreError, LookupError):
+    """Several runs share the name (DaCapo's repetitions on MongoDB); pick one with `repetition=`."""
+
+    def __init__(self, message: str, repetitions: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.repetitions = list(repetitions or [])
 
 
 class DuplicateNameError(DacapoStoreError):

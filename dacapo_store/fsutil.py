@@ -26,9 +26,11 @@ def write_temp(folder: Path, name: str, chunks: Iterable[bytes | memoryview], *,
     """Write `chunks` to a new `.tmp-<token>-<name>` in `folder` (fsynced); the caller renames or links it.
 
     The temporary file lives beside its target so the rename is atomic; on failure it is removed.
-    Names starting with `.` are never listed as documents or blobs.
+    Names starting with `.` are never listed as documents or blobs. Only the first 120 bytes
+    of `name` are used, so a target name of up to 255 bytes still gives a valid temporary name.
     """
-    tmp = folder / f".tmp-{secrets.token_hex(6)}-{name}"
+    short = name.encode("utf-8", "surrogateescape")[:120].decode("utf-8", "ignore")
+    tmp = folder / f".tmp-{secrets.token_hex(6)}-{short}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "wb", buffering=0) as f:

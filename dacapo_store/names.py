@@ -1,20 +1,56 @@
-"""Name checks done before any path or query is built from a name."""
+"""Name checks done before any path or query is built from a name.
+
+The rule is DaCapo's, made safe: DaCapo's `DataSplitGenerator` makes names with `&`, `[`,
+`]` and over 128 characters, and puts `/` in dataset and array names. Such names are
+values in MongoDB queries; on the files backend a name is a file name (`<name>.yaml`), so
+there it can't hold `/` and must fit in 255 bytes with its suffix.
+"""
 
 from __future__ import annotations
 
-import re
-
 from .errors import InvalidNameError
 
-_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}")
+#: Longest name in UTF-8 bytes: `<name>.yaml` and `<name>.json` still fit a file name.
+MAX_NAME_BYTES = 250
 
-NAME_RULE = "1 to 128 characters of letters, digits, '_', '-', '.', not starting with '.'"
+NAME_RULE = (
+    "a non-empty string of printable characters without '\\', not '.' or '..', not starting "
+    f"with '.', at most {MAX_NAME_BYTES} bytes in UTF-8 ('/' only on MongoDB)"
+)
 
 
-def check_name(name: object, what: str = "name") -> str:
-    """Return `name` if it is a valid store name; raise TypeError/InvalidNameError otherwise."""
+def name_problem(name: str, *, slash_ok: bool = False) -> str | None:
+    """Why `name` is not a valid name, or None if it is."""
+    if not name:
+        return "it is empty"
+    if name in (".", ".."):
+        return "it is '.' or '..'"
+    if name.startswith("."):
+        return "it starts with '.'"
+    if "\\" in name:
+        return "it holds '\\'"
+    if not name.isprintable():
+        bad = next(c for c in name if not c.isprintable())
+        return f"it holds the non-printable character {bad!r}"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid unicode"
+    if size > MAX_NAME_BYTES:
+        return f"it is {size} bytes long in UTF-8 (at most {MAX_NAME_BYTES})"
+    if "/" in name and not slash_ok:
+        return "it holds '/', which names a sub-folder on the files backend (only MongoDB stores such names)"
+    return None
+
+
+def check_name(name: object, what: str = "name", *, slash_ok: bool = False) -> str:
+    """Return `name` if it is a valid store name; raise TypeError/InvalidNameError otherwise.
+
+    `slash_ok=True` where the name is only ever a value (MongoDB), never part of a path.
+    """
     if type(name) is not str:
         raise TypeError(f"{what} must be a str, got {type(name).__name__}: {name!r}")
-    if _NAME.fullmatch(name) is None:
-        raise InvalidNameError(f"invalid {what} {name!r}: use {NAME_RULE}")
+    problem = name_problem(name, slash_ok=slash_ok)
+    if problem is not None:
+        raise InvalidNameError(f"invalid {what} {name!r}: {problem}; a name is {NAME_RULE}")
     return name

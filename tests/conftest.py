@@ -38,6 +38,14 @@ BACKENDS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own per-user cache (the run index lives there), never ~/.cache."""
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+    return folder / "dacapo_store"
+
+
 def make_config_store(backend: str, tmp_path):
     from dacapo_store.config_store import FileConfigStore, MongoConfigStore
 
@@ -203,6 +211,15 @@ def small_run(name: str = "small", **changes) -> RunConfig:
         architecture_config=DummyArchitectureConfig("dummy_arch", num_in_channels=1, num_out_channels=2),
     )
     return attrs.evolve(run, **changes)
+
+
+def as_lists(value):
+    """A document with its tuples as lists: what MongoDB and JSON give back."""
+    if isinstance(value, dict):
+        return {k: as_lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_lists(v) for v in value]
+    return value
 
 
 def pytest_terminal_summary(terminalreporter):

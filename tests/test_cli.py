@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from conftest import full_run, small_run
+from conftest import as_lists, full_run, small_run
 from strict_mongo import StrictMongoClient
 
 from dacapo_store import converter
@@ -136,7 +136,7 @@ def test_list_filters_on_other_kinds_are_a_usage_error(registry):
 
 def test_show_prints_the_document_as_yaml_and_json(registry):
     registry.store.store_run_config(full_run())
-    expected = converter.unstructure(full_run())
+    expected = as_lists(converter.unstructure(full_run()))
     as_yaml = registry.run("show", "runs", "run")
     assert as_yaml.exit_code == 0
     assert yaml.safe_load(as_yaml.stdout) == expected
@@ -147,8 +147,22 @@ def test_show_prints_the_document_as_yaml_and_json(registry):
 def test_show_meta_says_who_stored_it(registry):
     registry.store.store_array_config(DummyArrayConfig("a"))
     doc = json.loads(registry.run("show", "arrays", "a", "--format", "json", "--meta").stdout)
-    assert "@" in doc["__metadata__"]["created_by"]
-    assert doc["__metadata__"]["content_hash"].startswith("sha256:")
+    assert "@" in doc["__dacapo_store__"]["created_by"]
+    assert doc["__dacapo_store__"]["content_hash"].startswith("sha256:")
+
+
+def test_a_shown_document_with_meta_can_be_added_again_keeping_its_author(registry, tmp_path):
+    registry.store.store_run_config(full_run())
+    shown = registry.run("show", "runs", "run", "--meta").stdout
+    original = registry.store.metadata("runs", "run")
+    file = tmp_path / "run.yaml"
+    file.write_text(shown)
+    registry.store.delete("runs", "run")
+    result = registry.run("add", str(file))
+    assert result.exit_code == 0, result.output
+    assert registry.store.retrieve_run_config("run") == full_run()
+    assert registry.store.metadata("runs", "run") == original
+    assert "__dacapo_store__" not in registry.store.get_document("runs", "run")
 
 
 def test_a_missing_config_is_one_line_on_stderr_and_exit_1(registry):
@@ -179,11 +193,11 @@ def test_add_stores_a_run_and_its_parts_and_rerunning_is_a_no_op(registry, tmp_p
     file = write_yaml(tmp_path / "run.yaml", converter.unstructure(full_run()))
     first = registry.run("add", str(file))
     assert first.exit_code == 0
-    assert "stored runs/run" in first.stdout
+    assert "stored runs/'run'" in first.stdout
     assert registry.store.retrieve_run_config("run") == full_run()
     assert registry.store.names("trainers") == ["gunpowder"]
     again = registry.run("add", str(file))
-    assert (again.exit_code, again.stdout.strip()) == (0, "unchanged runs/run")
+    assert (again.exit_code, again.stdout.strip()) == (0, "unchanged runs/'run'")
 
 
 def test_add_reads_dacapo_tuples_and_json(registry, tmp_path):
@@ -373,7 +387,7 @@ def test_copy_reports_a_conflict_and_keeps_the_target(tmp_path):
         ["copy", "--from", f"files:{tmp_path / 'a'}", "--to", f"files:{tmp_path / 'b'}", "--kinds", "runs"],
     )
     assert result.exit_code == 1
-    assert "conflict runs/run" in result.stderr
+    assert "conflict runs/'run'" in result.stderr
     assert "0 copied, 0 already there, 1 conflicts" in result.stdout
     assert target.retrieve_run_config("run").num_iterations == 1
 

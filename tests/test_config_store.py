@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 import pytest
-from conftest import full_run, small_run
+import yaml
+from conftest import as_lists, full_run, small_run
 
 from dacapo_store import (
     ConfigInUseError,
@@ -17,7 +18,7 @@ from dacapo_store import (
     UnknownConfigTypeError,
     converter,
 )
-from dacapo_store.config_store import KINDS
+from dacapo_store.config_store import KINDS, FileConfigStore
 from dacapo_store.configs import DummyArrayConfig, DummyTrainerConfig, StartConfig
 
 RUN = full_run()
@@ -186,7 +187,9 @@ def test_metadata_says_who_and_when_and_stays_out_of_the_config(config_store):
     assert abs(meta.created_at - datetime.now(timezone.utc)) < timedelta(minutes=5)
     assert "@" in meta.created_by
     assert meta.content_hash.startswith("sha256:")
-    assert config_store.get_document("runs", "run") == converter.unstructure(RUN)
+    doc = config_store.get_document("runs", "run")
+    assert as_lists(doc) == as_lists(converter.unstructure(RUN))
+    assert "__dacapo_store__" not in doc
 
 
 def test_equal_configs_have_equal_content_hashes(config_store):
@@ -197,7 +200,31 @@ def test_equal_configs_have_equal_content_hashes(config_store):
     assert config_store.metadata("runs", "a").content_hash != config_store.metadata("runs", "b").content_hash
 
 
-BAD_NAMES = ["a/b", "..", "../escape", ".hidden", "nul\x00byte", "", "x" * 129, "new\nline", "sp ace", "ü"]
+BAD_NAMES = [
+    "..",
+    ".",
+    "../escape",
+    ".hidden",
+    "nul\x00byte",
+    "",
+    "x" * 251,
+    "é" * 126,  # 252 bytes in UTF-8
+    "new\nline",
+    "tab\there",
+    "back\\slash",
+    "bell\x07",
+]
+#: What DaCapo's DataSplitGenerator and its users make; every backend stores them.
+GOOD_NAMES = [
+    "jrc_hela-2_semantic_mito&er_8nm",
+    "jrc_hela-2_[mito&er]_mito_er_nuc_8nm_gt",
+    "sp ace",
+    "ü",
+    "a+b=c:d",
+    "x" * 250,
+    "é" * 125,
+    "日本語の名前",
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
@@ -213,6 +240,29 @@ def test_a_bad_name_is_refused_on_retrieve_and_delete(config_store, name):
         config_store.retrieve_run_config(name)
     with pytest.raises(InvalidNameError):
         config_store.delete_run_config(name)
+
+
+@pytest.mark.parametrize("name", GOOD_NAMES)
+def test_names_dacapo_makes_are_stored_listed_retrieved_and_deleted(config_store, name):
+    config_store.store_array_config(DummyArrayConfig(name))
+    assert config_store.retrieve_array_config_names() == [name]
+    assert config_store.retrieve_array_config(name) == DummyArrayConfig(name)
+    assert config_store.metadata("arrays", name).created_by
+    config_store.delete_array_config(name)
+    assert everything_stored(config_store) == EMPTY
+
+
+def test_a_slash_in_a_name_is_refused_by_the_files_backend_saying_why(config_store):
+    name = "jrc_hela-2_recon-1/labels/groundtruth/crop1/[mito&er]_mito_8nm_binarized"
+    if not config_store.slash_in_names:
+        with pytest.raises(InvalidNameError, match=r"holds '/'.*files backend"):
+            config_store.store_array_config(DummyArrayConfig(name))
+        assert everything_stored(config_store) == EMPTY
+        with pytest.raises(InvalidNameError, match="holds '/'"):
+            config_store.retrieve_array_config(name)
+    else:
+        config_store.store_array_config(DummyArrayConfig(name))
+        assert config_store.retrieve_array_config(name) == DummyArrayConfig(name)
 
 
 @pytest.mark.parametrize("name", [{"$ne": None}, 3, None, ["a"], b"bytes"])
@@ -256,7 +306,9 @@ def test_documents_iterates_every_config_of_a_kind(config_store):
     config_store.store_run_config(full_run("a"))
     config_store.store_run_config(small_run("b"))
     docs = dict(config_store.documents("runs"))
-    assert docs == {"a": converter.unstructure(full_run("a")), "b": converter.unstructure(small_run("b"))}
+    assert as_lists(docs) == as_lists(
+        {"a": converter.unstructure(full_run("a")), "b": converter.unstructure(small_run("b"))}
+    )
 
 
 def test_put_document_keeps_given_metadata(config_store):
@@ -269,3 +321,16 @@ def test_put_document_keeps_given_metadata(config_store):
 def test_store_says_whether_it_wrote(config_store):
     assert config_store.store_run_config(full_run()) is True
     assert config_store.store_run_config(full_run()) is False
+
+
+def test_metadata_of_another_content_is_not_shown(config_store):
+    # DaCapo (or a hand) replaced the document behind our back: our record is not its.
+    config_store.store_array_config(DummyArrayConfig("a"))
+    replaced = {"__type__": "DummyArrayConfig", "name": "a", "note": "rewritten"}
+    if isinstance(config_store, FileConfigStore):
+        (config_store.path / "arrays" / "a.yaml").write_text(yaml.dump(replaced))
+    else:
+        config_store.db["arrays"].replace_one({"name": "a"}, replaced)
+    meta = config_store.metadata("arrays", "a")
+    assert meta.created_by is None and meta.created_at is None
+    assert "__dacapo_store__" not in config_store.raw_document("arrays", "a")

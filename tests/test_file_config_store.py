@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -72,9 +73,9 @@ def test_written_files_read_back_the_same_with_dacapo_loaders(tmp_path):
     store.store_run_config(full_run())
     text = (tmp_path / "runs" / "run.yaml").read_text()
     expected = converter.unstructure(full_run())
-    for loader in (yaml.FullLoader, yaml.SafeLoader):
-        doc = yaml.load(text, Loader=loader)
-        assert {k: v for k, v in doc.items() if not k.startswith("__dacapo")} == expected
+    # DaCapo's reader, tuples and all: its re-store compares with ==.
+    assert yaml.full_load(text) == expected
+    assert "!!python/tuple" in text
 
 
 def test_no_temporary_file_is_left_behind(tmp_path):
@@ -120,11 +121,28 @@ def test_a_run_file_added_by_another_tool_is_seen_by_the_filters(tmp_path):
     assert store.retrieve_run_config_names(task_names=["dacapo_affs"]) == ["theirs"]
 
 
-def test_the_index_is_shared_between_store_objects(tmp_path):
+def test_the_index_is_shared_between_store_objects_in_the_user_cache(tmp_path, user_cache):
     FileConfigStore(tmp_path).store_run_config(full_run("a"))
     other = FileConfigStore(tmp_path)
     assert other.retrieve_run_config_names(trainer_names=["gunpowder"]) == ["a"]
-    assert (tmp_path / ".dacapo_store" / "runs-index.json").is_file()
+    (index,) = (user_cache / "runs-index").iterdir()
+    assert json.loads(index.read_text())["path"] == str(tmp_path)
+    assert not (tmp_path / ".dacapo_store" / "runs-index.json").exists()
+    # Another folder gets its own index.
+    FileConfigStore(tmp_path / "elsewhere").retrieve_run_config_names(trainer_names=["gunpowder"])
+    assert len(list((user_cache / "runs-index").iterdir())) in (1, 2)
+
+
+def test_an_index_made_for_another_folder_is_not_used(tmp_path, user_cache):
+    store = FileConfigStore(tmp_path)
+    store.store_run_config(full_run("a"))
+    assert store.retrieve_run_config_names(trainer_names=["gunpowder"]) == ["a"]
+    (index,) = (user_cache / "runs-index").iterdir()
+    saved = json.loads(index.read_text())
+    saved["path"] = "/somewhere/else"
+    saved["entries"]["a"]["refs"]["trainer_config.name"] = "forged"
+    index.write_text(json.dumps(saved))
+    assert FileConfigStore(tmp_path).retrieve_run_config_names(trainer_names=["gunpowder"]) == ["a"]
 
 
 def _writer(path: str, batch_size: int, barrier, results) -> None:
@@ -162,7 +180,7 @@ def test_many_writers_of_one_name_leave_exactly_one_whole_document(tmp_path):
     assert store.retrieve_run_config_names() == ["contested"]
     assert store.retrieve_run_config("contested").trainer_config.batch_size == winner
     for file in tmp_path.rglob("*.yaml"):
-        assert isinstance(yaml.safe_load(file.read_text()), dict), file
+        assert isinstance(yaml.full_load(file.read_text()), dict), file
     assert list(tmp_path.rglob(".tmp-*")) == []
 
 
@@ -173,9 +191,10 @@ def test_a_name_never_leaves_the_folder(tmp_path):
     assert sorted(os.listdir(tmp_path)) == []
 
 
-def test_filters_work_when_the_index_cannot_be_saved(dacapo_store):
+def test_filters_work_when_the_index_cannot_be_saved(dacapo_store, user_cache):
     # A file where the index folder belongs makes every save fail, even for root.
-    (dacapo_store.path / ".dacapo_store").write_text("not a folder")
+    user_cache.mkdir(parents=True)
+    (user_cache / "runs-index").write_text("not a folder")
     assert dacapo_store.retrieve_run_config_names(task_names=["dacapo_affs"]) == [
         "dacapo_pretrain",
         "dacapo_run",

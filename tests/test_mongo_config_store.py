@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
+import bson
 import pytest
 from conftest import full_run
 from strict_mongo import StrictMongoClient
@@ -35,8 +36,10 @@ def test_each_kind_has_a_unique_name_index(client):
 def test_documents_are_dacapo_documents_in_dacapo_collections(client):
     MongoConfigStore(client=client, db_name="reg").store_run_config(full_run())
     doc = client["reg"]["runs"].find_one({"name": "run"}, projection={"_id": False})
-    doc.pop("__dacapo_store__")
-    assert doc == converter.unstructure(full_run())
+    # Exactly DaCapo's document, byte for byte; our metadata is in a collection of ours.
+    assert bson.encode(doc) == bson.encode(converter.unstructure(full_run()))
+    (meta,) = client["reg"]["config_metadata"].find({"kind": "runs", "name": "run"}, {"_id": False})
+    assert set(meta) == {"kind", "name", "created_at", "created_by", "content_hash"}
     assert client["reg"]["trainers"].count_documents({"name": "gunpowder"}) == 1
 
 

@@ -12,13 +12,15 @@ from typing import Any
 
 import click
 import yaml
+from rich.markup import escape
 
-from ..config_store.documents import KIND_CLASSES, KINDS, diff_documents
+from ..config_store.documents import KIND_CLASSES, KINDS, META_KEY, diff_documents
 from ..config_store.transfer import copy_documents, count_documents
 from ..configs._base import FAMILIES, TYPE_KEY
 from ..conversion import converter
 from ..errors import ConfigValidationError, DacapoStoreError, StoreConnectionError
 from ..mongo import redact
+from ..names import name_problem
 from .app import app, command, confirm, fail, out, print_json, progress, say, settings, table
 
 KIND = click.Choice(KINDS)
@@ -85,43 +87,73 @@ def list_(kind: str, task, architecture, trainer, datasplit, as_json: bool) -> N
         raise click.UsageError("--task/--architecture/--trainer/--datasplit filter runs only")
     with settings().config_store() as store:
         names = store.names(kind, **filters)
+        shared = store.shared_run_names() if kind == "runs" else {}
     if as_json:
         print_json(names)
     elif out().is_terminal:
         say(f"[bold]{len(names)} {kind}[/bold]")
         for name in names:
-            say(f"  {name}")
+            note = _repetitions_note(shared.get(name))
+            say(f"  {escape(name)}" + (f"  [dim]{note}[/dim]" if note else ""))
     else:
         for name in names:
             click.echo(name)
+    # Piped output stays one name per line; the note goes to stderr.
+    if shared and (as_json or not out().is_terminal):
+        for name, reps in shared.items():
+            if name in names:
+                click.echo(f"note: {name!r} {_repetitions_note(reps)}", err=True)
+
+
+def _repetitions_note(repetitions: list[int] | None) -> str:
+    if not repetitions:
+        return ""
+    return (
+        f"({len(repetitions)} runs share this name: DaCapo repetitions "
+        f"{', '.join(map(str, repetitions))}; pick one with --repetition)"
+    )
 
 
 @command(epilog="Example: dacapo-store show runs my_run --meta")
 @click.argument("kind", type=KIND, metavar="KIND")
 @click.argument("name")
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
-@click.option("--meta", is_flag=True, help="Also show who stored it, when, and its content hash.")
-def show(kind: str, name: str, fmt: str, meta: bool) -> None:
-    """The stored document of one config."""
+@click.option(
+    "--meta", is_flag=True, help=f"Also show who stored it, when, and its content hash (under {META_KEY})."
+)
+@click.option("--repetition", type=int, help="For runs DaCapo stored once per repetition under one name.")
+def show(kind: str, name: str, fmt: str, meta: bool, repetition: int | None) -> None:
+    """The stored document of one config.
+
+    With --meta the output is the export format: `add` takes it back, metadata and all.
+    """
     with settings().config_store() as store:
-        doc = store.get_document(kind, name)
+        doc = store.get_document(kind, name, repetition=repetition)
         if meta:
-            m = store.metadata(kind, name)
-            created = m.created_at.isoformat() if m.created_at else None
+            m = store.metadata(kind, name, repetition=repetition)
             doc = {
                 **doc,
-                "__metadata__": {
-                    "created_at": created,
+                META_KEY: {
+                    "created_at": m.created_at.isoformat() if m.created_at else None,
                     "created_by": m.created_by,
                     "content_hash": m.content_hash,
                 },
             }
+    doc = _as_lists(doc)  # tuples read as YAML/JSON arrays; `add` restores them
     if fmt == "json":
         print_json(doc)
     else:
         click.echo(
             yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, allow_unicode=True), nl=False
         )
+
+
+def _as_lists(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _as_lists(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(v) for v in value]
+    return value
 
 
 def _kind_of_document(doc: dict[str, Any]) -> str | None:
@@ -168,17 +200,20 @@ def add(files: tuple[Path, ...], kind: str | None, no_verify: bool) -> None:
     A run also stores its task, architecture, trainer and datasplit. A document whose class
     is not installed is stored as it is when --kind names its kind.
     """
-    plan: list[tuple[str, Any, str]] = []
+    plan: list[tuple[str, Any, str, Any]] = []
     problems: list[str] = []
     for file in files:
         for doc in _read_documents(file):
+            # An exported document carries who stored it: keep that, beside the document.
+            meta = doc.pop(META_KEY, None)
+            meta = {k: v for k, v in meta.items() if v is not None} if isinstance(meta, dict) else None
             known_kind = _kind_of_document(doc)
             doc_kind = known_kind or kind
-            label = f"{file}: {doc.get('name', '?')}"
+            label = f"{file}: {doc.get('name', '?')!r}"
             if doc_kind is None:
                 problems.append(f"{label}: can't tell its kind (no known __type__); pass --kind")
             elif known_kind is None:
-                plan.append((doc_kind, doc, label))  # class not installed: keep the document
+                plan.append((doc_kind, doc, label, meta))  # class not installed: keep the document
             else:
                 try:
                     config = converter.structure(doc, KIND_CLASSES[doc_kind])
@@ -187,7 +222,7 @@ def add(files: tuple[Path, ...], kind: str | None, no_verify: bool) -> None:
                     continue
                 ok, why = (True, "") if no_verify else config.verify()
                 if ok:
-                    plan.append((doc_kind, config, label))
+                    plan.append((doc_kind, config, label, meta))
                 else:
                     problems.append(f"{label}: failed verify(): {why}")
     if problems:
@@ -196,14 +231,14 @@ def add(files: tuple[Path, ...], kind: str | None, no_verify: bool) -> None:
         raise fail(f"nothing stored: {len(problems)} document(s) failed")
     failures = 0
     with settings().config_store() as store:
-        for doc_kind, item, label in plan:
+        for doc_kind, item, label, meta in plan:
             try:
                 if isinstance(item, dict):
-                    written = store.put_document(doc_kind, item)
-                    say(f"{'stored' if written else 'unchanged'} {doc_kind}/{item['name']} (as a document)")
+                    written = store.put_document(doc_kind, item, metadata=meta)
+                    say(f"{'stored' if written else 'unchanged'} {doc_kind}/{item['name']!r} (as a document)")
                 else:
-                    written = store.store(item, verify=not no_verify)
-                    say(f"{'stored' if written else 'unchanged'} {doc_kind}/{item.name}")
+                    written = store.store(item, verify=not no_verify, metadata=meta)
+                    say(f"{'stored' if written else 'unchanged'} {doc_kind}/{item.name!r}")
             except DacapoStoreError as exc:
                 failures += 1
                 fail(f"{label}: {exc}")
@@ -221,7 +256,7 @@ def diff(kind: str, a: str, b: str) -> None:
         differences = diff_documents(store.get_document(kind, a), store.get_document(kind, b))
     differences = [d for d in differences if d[0] != "name"]
     if not differences:
-        say(f"{kind}/{a} and {kind}/{b} are the same but for the name")
+        say(f"{kind}/{a!r} and {kind}/{b!r} are the same but for the name")
         return
     table(
         ["field", a, b],
@@ -239,9 +274,9 @@ def delete(kind: str, name: str, force: bool, yes: bool) -> None:
     """Delete one config; asks first in a terminal."""
     with settings().config_store() as store:
         store.get_document(kind, name)  # a missing name fails before asking
-        confirm(f"Delete {kind}/{name} from {store.describe()}?", yes)
+        confirm(f"Delete {kind}/{name!r} from {store.describe()}?", yes)
         store.delete(kind, name, force=force)
-    say(f"deleted {kind}/{name}")
+    say(f"deleted {kind}/{name!r}")
 
 
 def _transfer(source, target, kinds: list[str], verb: str) -> None:
@@ -254,9 +289,9 @@ def _transfer(source, target, kinds: list[str], verb: str) -> None:
         f"{len(report.failed)} failed"
     )
     for kind, name, why in report.conflicts:
-        fail(f"conflict {kind}/{name}, target kept as it is: {why}")
+        fail(f"conflict {kind}/{name!r}, target kept as it is: {why}")
     for kind, name, why in report.failed:
-        fail(f"failed {kind}/{name}: {why}")
+        fail(f"failed {kind}/{name!r}: {why}")
     if not report.ok:
         raise click.exceptions.Exit(1)
 
@@ -306,6 +341,7 @@ def check(kinds: str | None) -> None:
     """Structure every stored document; list those that fail with the reason (exit 1 if any)."""
     chosen = _kinds(kinds)
     bad: list[tuple[str, str, str]] = []
+    notes: list[tuple[str, str, str]] = []
     checked = 0
     with settings().config_store() as store:
         total = count_documents(store, chosen)
@@ -314,16 +350,27 @@ def check(kinds: str | None) -> None:
                 for name, doc in store.documents(kind):
                     advance()
                     checked += 1
+                    problem = name_problem(name, slash_ok=store.slash_in_names)
+                    if problem is not None:
+                        bad.append((kind, name, f"invalid name: {problem}"))
+                        continue
                     try:
                         if isinstance(doc, Exception):
                             raise doc
-                        converter.structure(doc, KIND_CLASSES[kind])
+                        _, read_notes = converter.structure_lenient(doc, KIND_CLASSES[kind])
                     except ConfigValidationError as exc:
                         bad.append((kind, name, str(exc)))
+                    else:
+                        notes += [(kind, name, f"read leniently: {n}") for n in read_notes]
+            if "runs" in chosen:
+                for name, reps in store.shared_run_names().items():
+                    notes.append(("runs", name, _repetitions_note(reps)))
+    if notes:
+        table(["kind", "name", "note"], notes, title="Readable, with notes")
     if bad:
         table(["kind", "name", "problem"], bad)
         raise fail(f"{len(bad)} of {checked} documents failed to structure")
-    say(f"all {checked} documents structure")
+    say(f"all {checked} documents structure" + (f" ({len(notes)} notes)" if notes else ""))
 
 
 @command(epilog="Example: dacapo-store lineage finetune_run")

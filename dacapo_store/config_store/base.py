@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -9,7 +10,13 @@ from typing import Any
 
 from ..configs import RunConfig
 from ..conversion import converter
-from ..errors import ConfigInUseError, ConfigNotFoundError, ConfigValidationError, DuplicateNameError
+from ..errors import (
+    AmbiguousNameError,
+    ConfigInUseError,
+    ConfigNotFoundError,
+    ConfigValidationError,
+    DuplicateNameError,
+)
 from ..names import check_name
 from .documents import (
     KIND_CLASSES,
@@ -19,10 +26,12 @@ from .documents import (
     DocumentMetadata,
     check_kind,
     config_part,
+    content_hash,
     diff_documents,
     format_differences,
     kind_of,
     new_metadata,
+    with_tuples_of,
 )
 
 log = logging.getLogger(__name__)
@@ -39,9 +48,14 @@ RUN_FILTERS = {
 class ConfigStore(ABC):
     """A registry of DaCapo configs, one collection per kind.
 
-    Backends implement five primitives over plain documents; everything typed (converting,
-    verifying, comparing, duplicate and in-use errors, the per-kind DaCapo methods) is here.
+    Backends implement primitives over plain documents and over each document's metadata
+    (kept beside the documents, never inside them, so DaCapo's comparisons on re-store hold);
+    everything typed (converting, verifying, comparing, duplicate and in-use errors, the
+    per-kind DaCapo methods) is here.
     """
+
+    #: Whether names may hold '/': only where a name is never part of a path (MongoDB).
+    slash_in_names: bool = False
 
     # -- the primitives a backend implements ---------------------------------------------
 
@@ -65,6 +79,27 @@ class ConfigStore(ABC):
     def _documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
         """Every (name, document) of a kind; an unreadable one comes as its exception."""
 
+    def _find_all(self, kind: str, name: str) -> list[dict[str, Any]]:
+        """Every document stored under `name`: more than one only for DaCapo's run repetitions."""
+        doc = self._find(kind, name)
+        return [] if doc is None else [doc]
+
+    @abstractmethod
+    def _get_meta(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The metadata recorded for a document, or None (DaCapo-written documents have none)."""
+
+    @abstractmethod
+    def _all_meta(self, kind: str) -> dict[str, dict[str, Any]]:
+        """name -> metadata, for every document of a kind that has some."""
+
+    @abstractmethod
+    def _put_meta(self, kind: str, name: str, meta: dict[str, Any]) -> None:
+        """Record (or replace) a document's metadata."""
+
+    @abstractmethod
+    def _delete_meta(self, kind: str, name: str) -> None:
+        """Forget a document's metadata; nothing if there is none."""
+
     @abstractmethod
     def describe(self) -> str:
         """Where this store is, for messages (never with a password)."""
@@ -80,17 +115,40 @@ class ConfigStore(ABC):
 
     # -- documents: what the CLI works on, no config class needed --------------------------
 
-    def _find_or_raise(self, kind: str, name: str) -> dict[str, Any]:
+    def _check_name(self, name: object, what: str = "name") -> str:
+        return check_name(name, what, slash_ok=self.slash_in_names)
+
+    def _find_or_raise(self, kind: str, name: str, repetition: int | None = None) -> dict[str, Any]:
         check_kind(kind)
-        check_name(name)
-        doc = self._find(kind, name)
+        self._check_name(name)
+        if repetition is not None and (kind != "runs" or type(repetition) is not int):
+            raise TypeError(f"repetition must be an int, for runs only; got {repetition!r} for {kind}")
+        if kind == "runs":
+            docs = self._find_all(kind, name)
+            if repetition is not None:
+                docs = [d for d in docs if d.get("repetition") == repetition]
+            if len(docs) > 1:
+                reps = sorted(d.get("repetition") for d in docs)
+                raise AmbiguousNameError(
+                    f"{len(docs)} runs are named {name!r} in {self.describe()} (DaCapo repetitions "
+                    f"{', '.join(map(str, reps))}); choose one with repetition=",
+                    reps,
+                )
+            doc = docs[0] if docs else None
+        else:
+            doc = self._find(kind, name)
         if doc is None:
-            raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
+            what = f" with repetition {repetition}" if repetition is not None else ""
+            raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r}{what} in {self.describe()}")
         return doc
 
-    def get_document(self, kind: str, name: str) -> dict[str, Any]:
-        """The stored config document (without storage keys); ConfigNotFoundError if absent."""
-        return config_part(self._find_or_raise(kind, name))
+    def get_document(self, kind: str, name: str, *, repetition: int | None = None) -> dict[str, Any]:
+        """The stored config document (without storage keys); ConfigNotFoundError if absent.
+
+        Runs that share a name (DaCapo's repetitions) raise AmbiguousNameError unless
+        `repetition` picks one.
+        """
+        return config_part(self._find_or_raise(kind, name, repetition))
 
     def put_document(
         self, kind: str, doc: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None
@@ -98,21 +156,48 @@ class ConfigStore(ABC):
         """Store a config document; True if written, False if an equal one was there.
 
         A different document under the same name raises DuplicateNameError naming the
-        fields that differ. `metadata` keeps the original author when copying stores.
+        fields that differ. `metadata` keeps the original author when copying stores (an
+        empty mapping: the document has none, as DaCapo's own); a document carrying
+        `__dacapo_store__` (an exported one) gives its metadata that way. Without either,
+        the metadata is new (this user, now). The document is stored without it; the
+        metadata goes beside it.
         """
         check_kind(kind)
         if not isinstance(doc, Mapping):
             raise ConfigValidationError(f"a {kind} document must be a mapping, got {type(doc).__name__}")
-        config = config_part(doc)
-        name = check_name(config.get("name"), f"{kind[:-1]} name")
-        stored = dict(config)
-        stored[META_KEY] = dict(metadata) if metadata else new_metadata(config)
-        existing = self._insert(kind, name, stored)
+        embedded = doc.get(META_KEY)
+        config = self._with_tuples(kind, config_part(doc))
+        name = self._check_name(config.get("name"), f"{kind[:-1]} name")
+        if kind == "runs":
+            # DaCapo's MongoDB index allows one name per repetition; ours, one name per run.
+            for existing in self._find_all(kind, name):
+                self._raise_if_different(kind, name, existing, config)
+                return False
+        if metadata is not None:
+            given: Mapping[str, Any] | None = metadata
+        elif isinstance(embedded, Mapping):
+            given = embedded
+        else:
+            given = new_metadata(config)
+        # An empty mapping carries "no metadata" (a DaCapo-written document being copied).
+        meta = {**given, "content_hash": content_hash(config)} if given else None
+        existing = self._insert(kind, name, config)
         if existing is None:
+            if meta is not None:
+                self._put_meta(kind, name, meta)
             log.debug("stored %s/%s in %s", kind, name, self.describe())
             return True
         self._raise_if_different(kind, name, existing, config)
         return False
+
+    @staticmethod
+    def _with_tuples(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """A document from MongoDB or JSON with DaCapo's tuples back, when its classes are known."""
+        try:
+            config, _ = converter.structure_lenient(doc, KIND_CLASSES[kind])
+        except ConfigValidationError:
+            return doc  # a class not installed here, or not a valid config: stored as given
+        return with_tuples_of(doc, converter.unstructure(config))
 
     def _raise_if_different(self, kind: str, name: str, existing: Mapping[str, Any], given: dict) -> None:
         stored = config_part(existing)
@@ -143,13 +228,20 @@ class ConfigStore(ABC):
                 raise TypeError(f"unknown filter {key!r} for {kind} (runs take {', '.join(RUN_FILTERS)})")
             if isinstance(values, str):
                 values = [values]
-            where[RUN_FILTERS[key]] = [check_name(v, key[:-1]) for v in values]
-        return self._names(kind, where or None)
+            where[RUN_FILTERS[key]] = [self._check_name(v, key[:-1]) for v in values]
+        # DaCapo's run repetitions may store one name more than once: each is listed once.
+        return list(dict.fromkeys(self._names(kind, where or None)))
+
+    def shared_run_names(self) -> dict[str, list[int]]:
+        """Run names held by several documents (DaCapo's repetitions) -> their repetitions."""
+        names = self._names("runs")
+        shared = sorted({a for a, b in itertools.pairwise(names) if a == b})
+        return {name: sorted(d.get("repetition") for d in self._find_all("runs", name)) for name in shared}
 
     def delete(self, kind: str, name: str, *, force: bool = False) -> None:
         """Remove a document; a run that other stored runs start from needs `force=True`."""
         check_kind(kind)
-        check_name(name)
+        self._check_name(name)
         if kind == "runs" and not force:
             users = [run for run, _ in self.starts_from(name) if run != name]
             if users:
@@ -157,8 +249,11 @@ class ConfigStore(ABC):
                     f"run {name!r} is the start of run(s) {', '.join(users)}; "
                     "delete those first, or force it (force=True, --force)"
                 )
+        if kind == "runs":
+            self._find_or_raise(kind, name)  # runs sharing a name: refuse to pick one
         if not self._delete(kind, name):
             raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
+        self._delete_meta(kind, name)
         log.info("deleted %s/%s from %s", kind, name, self.describe())
 
     def documents(
@@ -166,28 +261,33 @@ class ConfigStore(ABC):
     ) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
         """Every (name, config document) of a kind, sorted by name; unreadable ones as exceptions.
 
-        `with_metadata=True` keeps the store's metadata key, for copying between stores.
+        `with_metadata=True` adds the document's metadata under `__dacapo_store__` (the
+        export format, and what `put_document` takes back), when it has some.
         """
         check_kind(kind)
+        metas = self._all_meta(kind) if with_metadata else {}
         for name, doc in sorted(self._documents(kind), key=lambda item: item[0]):
             if isinstance(doc, Exception):
                 yield name, doc
-            elif with_metadata:
-                yield name, {k: v for k, v in doc.items() if k != "_id"}
-            else:
-                yield name, config_part(doc)
+                continue
+            doc = config_part(doc)
+            meta = _current(metas.get(name), doc)
+            yield name, ({**doc, META_KEY: meta} if meta else doc)
 
-    def raw_document(self, kind: str, name: str) -> dict[str, Any]:
-        """The stored document with its metadata key, for copying between stores."""
-        return {k: v for k, v in self._find_or_raise(kind, name).items() if k != "_id"}
+    def raw_document(self, kind: str, name: str, *, repetition: int | None = None) -> dict[str, Any]:
+        """The stored document with its metadata under `__dacapo_store__`, if it has some."""
+        doc = config_part(self._find_or_raise(kind, name, repetition))
+        meta = _current(self._get_meta(kind, name), doc)
+        return {**doc, META_KEY: meta} if meta else doc
 
-    def metadata(self, kind: str, name: str) -> DocumentMetadata:
-        """Who stored the document, when (UTC), and its content hash."""
-        return DocumentMetadata.of(self.raw_document(kind, name))
+    def metadata(self, kind: str, name: str, *, repetition: int | None = None) -> DocumentMetadata:
+        """Who stored the document and when (None for DaCapo's own), and its content hash."""
+        doc = config_part(self._find_or_raise(kind, name, repetition))
+        return DocumentMetadata.of(doc, _current(self._get_meta(kind, name), doc))
 
     def starts_from(self, run_name: str) -> list[tuple[str, str]]:
         """(run, criterion) of every stored run whose start_config names `run_name`."""
-        check_name(run_name, "run name")
+        self._check_name(run_name, "run name")
         out = []
         for name in self._names("runs", {"start_config.run": [run_name]}):
             doc = self._find("runs", name)
@@ -198,10 +298,12 @@ class ConfigStore(ABC):
 
     # -- typed configs ----------------------------------------------------------------------
 
-    def store(self, config: Any, *, verify: bool = True) -> bool:
+    def store(self, config: Any, *, verify: bool = True, metadata: Mapping[str, Any] | None = None) -> bool:
         """Store a config in its kind; a run's sub-configs go into their kinds too.
 
         Everything is checked (verify, names, duplicates) before anything is written.
+        `metadata` (who stored it and when, e.g. from an exported document) is recorded for
+        the config itself; its parts get new metadata.
         Returns True if the config was written, False if an equal one was already stored.
         """
         kind = kind_of(config)
@@ -216,20 +318,29 @@ class ConfigStore(ABC):
         if kind == "runs":
             plan = [(part_kind, doc[field]) for field, part_kind in RUN_PARTS.items()] + plan
         for part_kind, part in plan:
-            name = check_name(part.get("name"), f"{part_kind[:-1]} name")
-            existing = self._find(part_kind, name)
-            if existing is not None:
+            name = self._check_name(part.get("name"), f"{part_kind[:-1]} name")
+            for existing in self._find_all(part_kind, name):
                 self._raise_if_different(part_kind, name, existing, part)
-        written = [self.put_document(part_kind, part) for part_kind, part in plan]
+        written = [
+            self.put_document(part_kind, part, metadata=metadata if part is doc else None)
+            for part_kind, part in plan
+        ]
         return written[-1]
 
-    def retrieve(self, kind: str, name: str) -> Any:
-        """The stored config, structured; ConfigNotFoundError if absent."""
-        doc = self.get_document(kind, name)
+    def retrieve(self, kind: str, name: str, *, repetition: int | None = None) -> Any:
+        """The stored config, structured as DaCapo reads it; ConfigNotFoundError if absent.
+
+        Read leniently (documents of other DaCapo 0.3.x versions): an unknown key is ignored
+        and a number that converts without loss does, each with a warning naming the field.
+        """
+        doc = self.get_document(kind, name, repetition=repetition)
         try:
-            return converter.structure(doc, KIND_CLASSES[kind])
+            config, notes = converter.structure_lenient(doc, KIND_CLASSES[kind])
         except ConfigValidationError as exc:
-            raise type(exc)(f"{kind}/{name} in {self.describe()}: {exc}", exc.errors) from exc
+            raise type(exc)(f"{kind}/{name!r} in {self.describe()}: {exc}", exc.errors) from exc
+        for note in notes:
+            log.warning("%s/%r in %s: %s", kind, name, self.describe(), note)
+        return config
 
     # -- DaCapo's per-kind methods, generated once below ------------------------------------
 
@@ -249,9 +360,17 @@ class ConfigStore(ABC):
             trainer_names=trainer_names,
         )
 
-    def retrieve_run_config(self, name: str) -> RunConfig:
-        """The stored RunConfig."""
-        return self.retrieve("runs", name)
+    def retrieve_run_config(self, name: str, repetition: int | None = None) -> RunConfig:
+        """The stored RunConfig; AmbiguousNameError if DaCapo stored several repetitions
+        under this name and `repetition` does not pick one."""
+        return self.retrieve("runs", name, repetition=repetition)
+
+
+def _current(meta: Mapping[str, Any] | None, doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`meta` if it was recorded for this very document (same content hash), else None."""
+    if not meta or meta.get("content_hash") != content_hash(doc):
+        return None
+    return dict(meta)
 
 
 def _add_kind_methods(kind: str, singular: str) -> None:

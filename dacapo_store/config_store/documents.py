@@ -41,8 +41,9 @@ RUN_PARTS: dict[str, str] = {
     "datasplit_config": "datasplits",
 }
 
-#: The key holding who stored a document and when; never part of a config. DaCapo
-#: ignores unknown keys when it reads, so documents stay readable by DaCapo 0.3.
+#: The key under which documents carry who stored them and when in the export/copy format
+#: (`documents(kind, with_metadata=True)`, `put_document`, `show --meta`). Stored documents
+#: never hold it: the metadata is kept beside them.
 META_KEY = "__dacapo_store__"
 #: Keys a backend may add that are not part of the config.
 STORAGE_KEYS = frozenset({"_id", META_KEY})
@@ -90,8 +91,9 @@ class DocumentMetadata:
     content_hash: str
 
     @classmethod
-    def of(cls, doc: Mapping[str, Any]) -> DocumentMetadata:
-        meta = doc.get(META_KEY) or {}
+    def of(cls, doc: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> DocumentMetadata:
+        """The metadata of `doc`: `meta` if given, else the one it carries under META_KEY."""
+        meta = meta if meta is not None else (doc.get(META_KEY) or {})
         created = meta.get("created_at")
         if isinstance(created, str):
             created = datetime.fromisoformat(created)
@@ -108,7 +110,8 @@ def diff_documents(stored: Any, given: Any, path: str = "") -> list[tuple[str, A
             sub = f"{path}.{key}" if path else str(key)
             out += diff_documents(stored.get(key, _MISSING), given.get(key, _MISSING), sub)
         return out
-    if isinstance(stored, list) and isinstance(given, list) and len(stored) == len(given):
+    # A tuple and a list are the same array once stored (BSON, JSON): compare items.
+    if isinstance(stored, (list, tuple)) and isinstance(given, (list, tuple)) and len(stored) == len(given):
         out = []
         for i, (a, b) in enumerate(zip(stored, given, strict=True)):
             out += diff_documents(a, b, f"{path}[{i}]")
@@ -125,6 +128,20 @@ class _Missing:
 
 
 _MISSING = _Missing()
+
+
+def with_tuples_of(doc: Any, canonical: Any) -> Any:
+    """`doc` with a tuple wherever `canonical` (the same config, unstructured) has one.
+
+    MongoDB and JSON give tuples back as lists; DaCapo's files hold them as tuples, and its
+    files store compares with `==`. Nothing else of `doc` changes.
+    """
+    if isinstance(doc, dict) and isinstance(canonical, dict):
+        return {k: with_tuples_of(v, canonical[k]) if k in canonical else v for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)) and isinstance(canonical, (list, tuple)) and len(doc) == len(canonical):
+        items = [with_tuples_of(a, b) for a, b in zip(doc, canonical, strict=True)]
+        return tuple(items) if isinstance(canonical, tuple) else items
+    return doc
 
 
 def format_differences(differences: list[tuple[str, Any, Any]], limit: int = 10) -> str:

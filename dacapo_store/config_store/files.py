@@ -13,6 +13,7 @@ from typing import Any
 import filelock
 import yaml
 
+from ..cache import cache_file
 from ..errors import ConfigValidationError
 from ..fsutil import fsync_dir, write_temp
 from . import yamlio
@@ -22,8 +23,10 @@ from .documents import run_references
 log = logging.getLogger(__name__)
 
 SUFFIX = ".yaml"
-#: Our own bookkeeping lives beside the collections, where DaCapo never looks.
+#: Our own bookkeeping lives beside the collections, where DaCapo never looks:
+#: `<configs>/.dacapo_store/metadata/<kind>/<name>.json`, written only when we store.
 PRIVATE_DIR = ".dacapo_store"
+META_SUFFIX = ".json"
 
 
 class FileConfigStore(ConfigStore):
@@ -31,9 +34,11 @@ class FileConfigStore(ConfigStore):
 
     A document is created by writing a temporary file in the same folder, fsyncing it and
     hard-linking it into place: the link fails if the name exists, so "create if absent"
-    is atomic across processes and no reader ever sees half a file. Run filters use a small
-    index of each run file's references, validated against the files' stat on every query,
-    so files written by DaCapo or by hand are seen too.
+    is atomic across processes and no reader ever sees half a file. Who stored a document
+    and when goes into a small JSON file under `.dacapo_store/metadata/`, never into the
+    document. Run filters use a small index of each run file's references, validated
+    against the files' stat on every query (so files written by DaCapo or by hand are seen
+    too) and kept in the per-user cache, outside the folder: reading writes nothing here.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -91,6 +96,48 @@ class FileConfigStore(ConfigStore):
             tmp.unlink(missing_ok=True)
         fsync_dir(folder)
         return None
+
+    # -- metadata beside the documents -------------------------------------------------------
+
+    def _meta_file(self, kind: str, name: str) -> Path:
+        return self.path / PRIVATE_DIR / "metadata" / kind / f"{name}{META_SUFFIX}"
+
+    @staticmethod
+    def _read_meta(file: Path) -> dict[str, Any] | None:
+        try:
+            meta = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("metadata %s is unreadable, ignored: %s", file, exc)
+            return None
+        return meta if isinstance(meta, dict) else None
+
+    def _get_meta(self, kind: str, name: str) -> dict[str, Any] | None:
+        return self._read_meta(self._meta_file(kind, name))
+
+    def _all_meta(self, kind: str) -> dict[str, dict[str, Any]]:
+        folder = self.path / PRIVATE_DIR / "metadata" / kind
+        try:
+            entries = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        out = {}
+        for entry in entries:
+            if entry.endswith(META_SUFFIX) and not entry.startswith("."):
+                meta = self._read_meta(folder / entry)
+                if meta is not None:
+                    out[entry[: -len(META_SUFFIX)]] = meta
+        return out
+
+    def _put_meta(self, kind: str, name: str, meta: dict[str, Any]) -> None:
+        file = self._meta_file(kind, name)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(meta, sort_keys=True).encode()
+        os.replace(write_temp(file.parent, file.name, [text]), file)
+
+    def _delete_meta(self, kind: str, name: str) -> None:
+        self._meta_file(kind, name).unlink(missing_ok=True)
 
     def _delete(self, kind: str, name: str) -> bool:
         try:
@@ -160,7 +207,8 @@ class FileConfigStore(ConfigStore):
         return index
 
     def _index_file(self) -> Path:
-        return self.path / PRIVATE_DIR / "runs-index.json"
+        # In the per-user cache, keyed by this folder's path: never inside the registry.
+        return cache_file("runs-index", self.path)
 
     def _load_index(self) -> dict[str, Any]:
         file = self._index_file()
@@ -174,8 +222,11 @@ class FileConfigStore(ConfigStore):
         sig = (st.st_mtime_ns, st.st_size, st.st_ino)
         if self._index is None or self._index_sig != sig:
             try:
-                self._index = json.loads(file.read_text(encoding="utf-8"))["entries"]
-            except (ValueError, KeyError, TypeError, OSError):
+                saved = json.loads(file.read_text(encoding="utf-8"))
+                if saved.get("path") != str(self.path):
+                    raise ValueError("made for another folder")
+                self._index = saved["entries"]
+            except (ValueError, KeyError, TypeError, AttributeError, OSError):
                 log.warning("run index %s is unreadable; rebuilding it", file)
                 self._index = {}
             self._index_sig = sig
@@ -188,8 +239,8 @@ class FileConfigStore(ConfigStore):
         folder = self._index_file().parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            text = json.dumps({"version": 1, "entries": index}).encode()
-            os.replace(write_temp(folder, "runs-index.json", [text], fsync=False), self._index_file())
+            text = json.dumps({"version": 1, "path": str(self.path), "entries": index}).encode()
+            os.replace(write_temp(folder, self._index_file().name, [text], fsync=False), self._index_file())
             st = self._index_file().stat()
         except OSError as exc:
             log.debug("run index not saved in %s: %s", folder, exc)

@@ -18,12 +18,17 @@ log = logging.getLogger(__name__)
 
 _INSERT_ATTEMPTS = 5
 
-#: DaCapo's own indexes on its collections, plus two of ours on runs: a unique name (DaCapo's
-#: `name_rep` allows one name per repetition) and the start lookup of `starts_from`.
+#: Our collection of who stored which config when (DaCapo never reads it).
+METADATA_COLLECTION = "config_metadata"
+
+#: DaCapo's own indexes on its collections, plus ours: on runs a unique name (DaCapo's
+#: `name_rep` allows one name per repetition) and the start lookup of `starts_from`, and the
+#: metadata collection's key.
 INDEXES: tuple[IndexSpec, ...] = (
     *(DACAPO_CONFIG_INDEXES[kind] for kind in KINDS),
     IndexSpec("runs", "name", (("name", 1),), unique=True),
     IndexSpec("runs", "start_run", (("start_config.run", 1),)),
+    IndexSpec(METADATA_COLLECTION, "kind_name", (("kind", 1), ("name", 1)), unique=True),
 )
 
 
@@ -31,8 +36,12 @@ class MongoConfigStore(ConfigStore):
     """Configs in a MongoDB database shared by many writers.
 
     Insert relies on a unique index on `name` (a DuplicateKeyError means "compare with
-    what is there"), never on check-then-write. Names reach queries only as checked `str`.
+    what is there"), never on check-then-write. Names reach queries only as checked `str`,
+    so they may hold '/' (DaCapo's generated dataset and array names do). Metadata lives in
+    `config_metadata`, one document per (kind, name), never in DaCapo's collections.
     """
+
+    slash_in_names = True
 
     def __init__(
         self,
@@ -80,6 +89,33 @@ class MongoConfigStore(ConfigStore):
     def _find(self, kind: str, name: str) -> dict[str, Any] | None:
         with translate_errors(self._where):
             return self.db[kind].find_one({"name": name}, projection={"_id": False})
+
+    def _find_all(self, kind: str, name: str) -> list[dict[str, Any]]:
+        with translate_errors(self._where):
+            return list(self.db[kind].find({"name": name}, projection={"_id": False}))
+
+    def _get_meta(self, kind: str, name: str) -> dict[str, Any] | None:
+        with translate_errors(self._where):
+            return self.db[METADATA_COLLECTION].find_one(
+                {"kind": kind, "name": name}, projection={"_id": False, "kind": False, "name": False}
+            )
+
+    def _all_meta(self, kind: str) -> dict[str, dict[str, Any]]:
+        with translate_errors(self._where):
+            found = self.db[METADATA_COLLECTION].find(
+                {"kind": kind}, projection={"_id": False, "kind": False}
+            )
+            return {m.pop("name"): m for m in found}
+
+    def _put_meta(self, kind: str, name: str, meta: dict[str, Any]) -> None:
+        with translate_errors(self._where):
+            self.db[METADATA_COLLECTION].replace_one(
+                {"kind": kind, "name": name}, {"kind": kind, "name": name, **meta}, upsert=True
+            )
+
+    def _delete_meta(self, kind: str, name: str) -> None:
+        with translate_errors(self._where):
+            self.db[METADATA_COLLECTION].delete_one({"kind": kind, "name": name})
 
     def _names(self, kind: str, where: Mapping[str, list[str]] | None = None) -> list[str]:
         query = {field: {"$in": list(values)} for field, values in (where or {}).items()}

@@ -47,7 +47,8 @@ def copy_documents(
                 report.failed.append((kind, name, str(doc)))
                 continue
             try:
-                written = target.put_document(kind, config_part(doc), metadata=doc.get(META_KEY))
+                # `or {}`: a document without metadata (DaCapo's own) gets none at the target.
+                written = target.put_document(kind, config_part(doc), metadata=doc.get(META_KEY) or {})
             except DuplicateNameError as exc:
                 report.conflicts.append((kind, name, str(exc)))
             except DacapoStoreError as exc:

@@ -6,8 +6,14 @@ than any YAML parser. Floats are written so that YAML 1.1 sees floats too (`1.0e
 `1e-05`), and what JSON can't say (non-finite floats, characters beyond the BMP) is
 written with YAML escapes, which sends our reader down the YAML path for that file.
 
-DaCapo's own files are block YAML with `!!python/tuple` tags: they are read with a safe
-loader (the C one when PyYAML has it) that accepts exactly that one Python tag, as a list.
+A tuple is tagged `!!python/tuple`, as DaCapo's `yaml.dump` writes it, so that DaCapo's
+`full_load` gives back a tuple and its `==` comparison on re-store holds. A tagged sequence
+ends in `,]` (a trailing comma, which YAML allows) and nothing else does: our writer
+escapes `[` and `]` inside strings. So the fast path needs three `str.replace` calls to make
+each tuple a marked JSON object, and `json.loads` hands it back as a tuple.
+
+DaCapo's own files are block YAML: they are read with a safe loader (the C one when PyYAML
+has it) that accepts exactly one Python tag, `!!python/tuple`, as a tuple.
 """
 
 from __future__ import annotations
@@ -22,23 +28,32 @@ _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class DacapoYamlLoader(_SafeLoader):  # type: ignore[misc,valid-type]
-    """Safe YAML loader that also takes DaCapo's `!!python/tuple`, as a list, and nothing else."""
+    """Safe YAML loader that also takes DaCapo's `!!python/tuple`, as a tuple, and nothing else."""
 
 
-def _tuple_as_list(loader: yaml.SafeLoader, node: yaml.Node) -> list:
-    return loader.construct_sequence(node, deep=True)
+def _construct_tuple(loader: yaml.SafeLoader, node: yaml.Node) -> tuple:
+    return tuple(loader.construct_sequence(node, deep=True))
 
 
-DacapoYamlLoader.add_constructor("tag:yaml.org,2002:python/tuple", _tuple_as_list)
+DacapoYamlLoader.add_constructor("tag:yaml.org,2002:python/tuple", _construct_tuple)
 
 _json_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 
+TUPLE_TAG = "!!python/tuple "
+#: What the fast path puts in place of a tag: a JSON object with a key our writer refuses in
+#: documents (it holds NUL), so an object holding it is always a tuple.
+_TUPLE_KEY = "\x00tuple"
+_OPEN_TUPLE = '{"\\u0000tuple": ['
+_EMPTY_TUPLE = '{"\\u0000tuple": []}'
+_BRACKETS = str.maketrans({"[": "\\u005b", "]": "\\u005d"})
+
 
 def _string(s: str) -> str:
-    out = _json_string(s)
+    out = _json_string(s).translate(_BRACKETS)
     if any(ord(c) > 0xFFFF for c in s):
         # JSON would write a surrogate pair, which YAML reads as two broken characters.
         out = '"' + "".join(f"\\U{ord(c):08x}" if ord(c) > 0xFFFF else _json_string(c)[1:-1] for c in s) + '"'
+        out = out.translate(_BRACKETS)
     return out
 
 
@@ -73,12 +88,15 @@ def _emit(value: Any, indent: str, out: list[str]) -> None:
         inner = indent + "  "
         out.append("{")
         for i, (k, v) in enumerate(value.items()):
-            if not isinstance(k, str):
-                raise TypeError(f"document keys must be str, got {k!r}")
+            if not isinstance(k, str) or "\x00" in k:
+                raise TypeError(f"document keys must be str without NUL, got {k!r}")
             out.append(("\n" if i == 0 else ",\n") + inner + _string(k) + ": ")
             _emit(v, inner, out)
         out.append("\n" + indent + "}")
     elif isinstance(value, (list, tuple)):
+        tagged = isinstance(value, tuple)
+        if tagged:
+            out.append(TUPLE_TAG)
         if not value:
             out.append("[]")
             return
@@ -88,14 +106,14 @@ def _emit(value: Any, indent: str, out: list[str]) -> None:
                 if i:
                     out.append(", ")
                 _emit(v, indent, out)
-            out.append("]")
+            out.append(",]" if tagged else "]")
             return
         inner = indent + "  "
         out.append("[")
         for i, v in enumerate(value):
             out.append(("\n" if i == 0 else ",\n") + inner)
             _emit(v, inner, out)
-        out.append("\n" + indent + "]")
+        out.append("\n" + indent + (",]" if tagged else "]"))
     else:
         raise TypeError(f"can't write a {type(value).__name__} into a config document: {value!r}")
 
@@ -108,10 +126,19 @@ def dump(doc: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _tuple_hook(obj: dict) -> Any:
+    if len(obj) == 1 and _TUPLE_KEY in obj:
+        return tuple(obj[_TUPLE_KEY])
+    return obj
+
+
 def load(text: str) -> Any:
     """Parse a document written by dacapo_store or by DaCapo; raises yaml.YAMLError or ValueError."""
     if text.startswith("{"):
         try:
+            if TUPLE_TAG in text:
+                marked = text.replace(TUPLE_TAG + "[]", _EMPTY_TUPLE).replace(TUPLE_TAG + "[", _OPEN_TUPLE)
+                return json.loads(marked.replace(",]", "]}"), object_hook=_tuple_hook)
             return json.loads(text)
         except ValueError:
             pass  # YAML escapes or a hand edit: the YAML parser decides.

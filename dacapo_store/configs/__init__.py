@@ -1,20 +1,52 @@
 """The DaCapo config families: attrs classes, no I/O, no knowledge of stores."""
 
-from ._base import Coordinate, register_config
+from ._base import Coordinate, Roi, register_config
 from .architectures import ArchitectureConfig, CNNectomeUNetConfig, DummyArchitectureConfig
-from .arrays import ArrayConfig, DummyArrayConfig, ZarrArrayConfig
+from .arrays import (
+    ArrayConfig,
+    BinarizeArrayConfig,
+    ConcatArrayConfig,
+    ConstantArrayConfig,
+    CropArrayConfig,
+    DummyArrayConfig,
+    DVIDArrayConfig,
+    IntensitiesArrayConfig,
+    LogicalOrArrayConfig,
+    MergeInstancesArrayConfig,
+    MissingAnnotationsMaskConfig,
+    OnesArrayConfig,
+    ResampledArrayConfig,
+    SumArrayConfig,
+    TiffArrayConfig,
+    ZarrArrayConfig,
+)
 from .augments import (
     AugmentConfig,
     ElasticAugmentConfig,
     GammaAugmentConfig,
     IntensityAugmentConfig,
+    IntensityScaleShiftAugmentConfig,
     SimpleAugmentConfig,
 )
-from .datasets import DatasetConfig, DummyDatasetConfig, RawGTDatasetConfig
-from .datasplits import DataSplitConfig, DummyDataSplitConfig, TrainValidateDataSplitConfig
+from .datasets import DatasetConfig, DummyDatasetConfig, RawGTDatasetConfig, SimpleDataset
+from .datasplits import (
+    DataSplitConfig,
+    DummyDataSplitConfig,
+    SimpleDataSplitConfig,
+    TrainValidateDataSplitConfig,
+)
 from .runs import RunConfig
-from .starts import StartConfig
-from .tasks import AffinitiesTaskConfig, DistanceTaskConfig, DummyTaskConfig, OneHotTaskConfig, TaskConfig
+from .starts import CosemStartConfig, StartConfig
+from .tasks import (
+    AffinitiesTaskConfig,
+    DistanceTaskConfig,
+    DummyTaskConfig,
+    HotDistanceTaskConfig,
+    InnerDistanceTaskConfig,
+    OneHotTaskConfig,
+    PretrainedTaskConfig,
+    TaskConfig,
+)
 from .trainers import DummyTrainerConfig, GunpowderTrainerConfig, TrainerConfig
 
 __all__ = [
@@ -22,8 +54,14 @@ __all__ = [
     "ArchitectureConfig",
     "ArrayConfig",
     "AugmentConfig",
+    "BinarizeArrayConfig",
     "CNNectomeUNetConfig",
+    "ConcatArrayConfig",
+    "ConstantArrayConfig",
     "Coordinate",
+    "CosemStartConfig",
+    "CropArrayConfig",
+    "DVIDArrayConfig",
     "DataSplitConfig",
     "DatasetConfig",
     "DistanceTaskConfig",
@@ -36,13 +74,28 @@ __all__ = [
     "ElasticAugmentConfig",
     "GammaAugmentConfig",
     "GunpowderTrainerConfig",
+    "HotDistanceTaskConfig",
+    "InnerDistanceTaskConfig",
+    "IntensitiesArrayConfig",
     "IntensityAugmentConfig",
+    "IntensityScaleShiftAugmentConfig",
+    "LogicalOrArrayConfig",
+    "MergeInstancesArrayConfig",
+    "MissingAnnotationsMaskConfig",
     "OneHotTaskConfig",
+    "OnesArrayConfig",
+    "PretrainedTaskConfig",
     "RawGTDatasetConfig",
+    "ResampledArrayConfig",
+    "Roi",
     "RunConfig",
     "SimpleAugmentConfig",
+    "SimpleDataSplitConfig",
+    "SimpleDataset",
     "StartConfig",
+    "SumArrayConfig",
     "TaskConfig",
+    "TiffArrayConfig",
     "TrainValidateDataSplitConfig",
     "TrainerConfig",
     "ZarrArrayConfig",

@@ -33,6 +33,49 @@ class Coordinate(tuple):
         return f"Coordinate{tuple.__repr__(self)}"
 
 
+class Roi(tuple):
+    """A region of interest: `(offset, shape)`, two Coordinates, as funlib's Roi is stored."""
+
+    __slots__ = ()
+
+    def __new__(cls, offset: Any, shape: Any = None) -> Roi:
+        if shape is None:  # Roi((offset, shape)) as well as Roi(offset, shape)
+            offset, shape = offset
+        offset, shape = to_coordinate(offset), to_coordinate(shape)
+        if len(offset) != len(shape):
+            raise ValueError(f"a Roi's offset and shape need the same dims, got {offset} and {shape}")
+        return super().__new__(cls, (offset, shape))
+
+    @property
+    def offset(self) -> Coordinate:
+        return self[0]
+
+    @property
+    def shape(self) -> Coordinate:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"Roi(offset={tuple(self[0])}, shape={tuple(self[1])})"
+
+
+def to_roi(value: Any) -> Roi:
+    return value if isinstance(value, Roi) else Roi(value)
+
+
+def to_tuple(value: Any) -> tuple:
+    """For fields DaCapo types as tuples: its documents hold them as tuples."""
+    return value if type(value) is tuple else tuple(value)
+
+
+def to_groupings(values: Any) -> list[tuple[str, list[int]]]:
+    """`[(name, [ids...]), ...]`, DaCapo's `List[Tuple[str, List[int]]]`."""
+    out = []
+    for item in values:
+        name, ids = item
+        out.append((name, list(ids)))
+    return out
+
+
 def to_coordinate(value: Any) -> Coordinate:
     return value if isinstance(value, Coordinate) else Coordinate(value)
 

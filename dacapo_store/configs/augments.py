@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._base import Verifiable, family_base, field, register_config
+from ._base import Verifiable, family_base, field, register_config, to_tuple
 
 
 @family_base
@@ -28,7 +28,9 @@ class ElasticAugmentConfig(AugmentConfig):
 
     control_point_spacing: list[int] = field("Distance between control points, per axis.")
     control_point_displacement_sigma: list[float] = field("Std. dev. of the displacement, per axis.")
-    rotation_interval: tuple[float, float] = field("Range of rotation angles, in radians.")
+    rotation_interval: tuple[float, float] = field(
+        "Range of rotation angles, in radians.", converter=to_tuple
+    )
     subsample: int = field("Compute the deformation on a grid this much coarser.", default=1)
     uniform_3d_rotation: bool = field("Rotate uniformly in 3D.", default=False)
     augmentation_probability: float = field("Probability of applying the augment.", default=1.0)
@@ -39,8 +41,8 @@ class ElasticAugmentConfig(AugmentConfig):
 class IntensityAugmentConfig(AugmentConfig):
     """Random scale and shift of intensities."""
 
-    scale: tuple[float, float] = field("Range of the intensity scale factor.")
-    shift: tuple[float, float] = field("Range of the intensity shift.")
+    scale: tuple[float, float] = field("Range of the intensity scale factor.", converter=to_tuple)
+    shift: tuple[float, float] = field("Range of the intensity shift.", converter=to_tuple)
     clip: bool = field("Clip intensities to [0, 1] afterwards.", default=True)
     augmentation_probability: float = field("Probability of applying the augment.", default=1.0)
 
@@ -50,4 +52,13 @@ class IntensityAugmentConfig(AugmentConfig):
 class GammaAugmentConfig(AugmentConfig):
     """Random gamma correction."""
 
-    gamma_range: tuple[float, float] = field("Range of gamma values.")
+    gamma_range: tuple[float, float] = field("Range of gamma values.", converter=to_tuple)
+
+
+@register_config
+@attrs.define
+class IntensityScaleShiftAugmentConfig(AugmentConfig):
+    """A fixed scale and shift of intensities: `x * scale + shift`."""
+
+    scale: float = field("The factor to scale intensities by.")
+    shift: float = field("The value to add after scaling.")

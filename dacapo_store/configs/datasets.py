@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 
 from ._base import Coordinate, Verifiable, family_base, field, register_config, to_optional_coordinates
-from .arrays import ArrayConfig
+from .arrays import ArrayConfig, DummyArrayConfig
 
 
 @family_base
@@ -43,4 +45,18 @@ class RawGTDatasetConfig(DatasetConfig):
 class DummyDatasetConfig(DatasetConfig):
     """A small dataset for demos and tests."""
 
-    raw_config: ArrayConfig = field("The raw input data.")
+    raw_config: ArrayConfig = field(
+        "The raw input data.", factory=lambda: DummyArrayConfig(name="dummy_array")
+    )
+
+
+@register_config
+@attrs.define
+class SimpleDataset(DatasetConfig):
+    """A dataset in one zarr group: raw, ground truth and mask under fixed names."""
+
+    path: Path = field("The zarr group holding the arrays.", converter=Path)
+    weight: int = field("How often this dataset is sampled relative to others.", default=1)
+    raw_name: str = field("The name of the raw array.", default="raw")
+    gt_name: str = field("The name of the ground truth array.", default="labels")
+    mask_name: str = field("The name of the mask array.", default="mask")

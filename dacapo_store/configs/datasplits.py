@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 
 from ._base import Verifiable, family_base, field, register_config
@@ -45,3 +47,18 @@ class DummyDataSplitConfig(DataSplitConfig):
 
     def verify(self) -> tuple[bool, str]:
         return _verify_all(self.name, [self.train_config])
+
+
+@register_config
+@attrs.define
+class SimpleDataSplitConfig(DataSplitConfig):
+    """Datasets found by layout: `<path>/<train_group_name>/*` and `<path>/<validate_group_name>/*`."""
+
+    # DaCapo declares `path` before `name` here, so its documents have them in that order.
+    path: Path = field("The container of the train and validate groups.", converter=Path)
+    name: str = field("A unique name for this data split.")
+    train_group_name: str = field("The group of training datasets.", default="train")
+    validate_group_name: str = field("The group of validation datasets.", default="test")
+    raw_name: str = field("The name of the raw arrays.", default="raw")
+    gt_name: str = field("The name of the ground truth arrays.", default="labels")
+    mask_name: str = field("The name of the mask arrays.", default="mask")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ._base import Verifiable, family_base, field
+from ._base import Verifiable, family_base, field, register_config
 
 if TYPE_CHECKING:
     from ..start import Start
@@ -28,3 +28,17 @@ class StartConfig(Verifiable):
         from ..start import Start
 
         return Start
+
+
+@register_config
+@attrs.define
+class CosemStartConfig(StartConfig):
+    """Begin from a pretrained COSEM model: `run` names the model, `criterion` its checkpoint."""
+
+    @property
+    def start_type(self) -> type[Start]:
+        """COSEM models come from DaCapo's `cellmap_models`; dacapo_store does not load them."""
+        raise NotImplementedError(
+            f"CosemStartConfig({self.run!r}, {self.criterion!r}): pretrained COSEM models are "
+            "loaded by DaCapo (cellmap_models), not by dacapo_store"
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 
 from ._base import Coordinate, Verifiable, family_base, field, register_config, to_coordinates
@@ -62,3 +64,36 @@ class DummyTaskConfig(TaskConfig):
 
     embedding_dims: int = field("Dimensions of the embedding.")
     detection_threshold: float = field("Threshold for detections.")
+
+
+@register_config
+@attrs.define
+class HotDistanceTaskConfig(TaskConfig):
+    """Predict one-hot classes and signed distances together."""
+
+    channels: list[str] = field("One output channel per class.")
+    clip_distance: float = field("Clip distances to this value, in world units.")
+    tol_distance: float = field("Tolerance distance for evaluation, in world units.")
+    scale_factor: float = field("Scale factor of the distance transform.", default=1)
+    mask_distances: bool = field("Mask distances that may be cut off by the volume's edge.", default=False)
+    kernel_size: int | None = field("Kernel size of the prediction head.", default=None)
+
+
+@register_config
+@attrs.define
+class InnerDistanceTaskConfig(TaskConfig):
+    """Predict distances to the inside of objects."""
+
+    channels: list[str] = field("One output channel per class.")
+    clip_distance: float = field("Clip distances to this value, in world units.")
+    tol_distance: float = field("Tolerance distance for evaluation, in world units.")
+    scale_factor: float = field("Scale factor of the distance transform.", default=1)
+
+
+@register_config
+@attrs.define
+class PretrainedTaskConfig(TaskConfig):
+    """Another task, with its prediction head initialised from a weights file."""
+
+    sub_task_config: TaskConfig = field("The task to train.")
+    weights: Path = field("The weights file to start the head from.", converter=Path)
