@@ -7,6 +7,7 @@ from .base import PickleCheckpointError, Weights, WeightsStore
 from .gridfs import GridFSWeightsStore
 from .local import LocalWeightsStore
 from .scores import HIGHER_IS_BETTER, LOWER_IS_BETTER
+from .stats import TrainingIterationStats
 
 
 def create_weights_store(options: Options | None = None) -> WeightsStore:
@@ -16,7 +17,10 @@ def create_weights_store(options: Options | None = None) -> WeightsStore:
         if not options.mongo_db_host:
             raise ValueError("weights_store is 'gridfs' but mongo_db_host (DACAPO_MONGO_DB_HOST) is not set")
         return GridFSWeightsStore(
-            options.mongo_db_host, options.mongo_db_name or "dacapo", timeout=options.server_selection_timeout
+            options.mongo_db_host,
+            options.mongo_db_name or "dacapo",
+            timeout=options.server_selection_timeout,
+            dacapo_runs_dir=options.runs_base_dir,
         )
     return LocalWeightsStore(options.runs_base_dir)
 
@@ -27,6 +31,7 @@ __all__ = [
     "GridFSWeightsStore",
     "LocalWeightsStore",
     "PickleCheckpointError",
+    "TrainingIterationStats",
     "Weights",
     "WeightsStore",
     "create_weights_store",

@@ -60,7 +60,13 @@ def check_criterion(criterion: object) -> str:
 
 
 def known_direction(criterion: str) -> bool | None:
-    """True if higher is better, False if lower is better, None if the table does not know it."""
+    """True if higher is better, False if lower is better, None if the table does not know it.
+
+    A channel-prefixed criterion (`mito__dice`, as DaCapo's multi-channel evaluators report it)
+    takes the direction of its criterion.
+    """
+    if "__" in criterion and criterion not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
+        criterion = criterion.rsplit("__", 1)[1]
     if criterion in HIGHER_IS_BETTER:
         return True
     if criterion in LOWER_IS_BETTER:
