@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
-import re
+import unicodedata
 
 from .errors import InvalidNameError
 
-_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}")
+_MAX_BYTES = 250
 
-NAME_RULE = "1 to 128 characters of letters, digits, '_', '-', '.', not starting with '.'"
+NAME_RULE = (
+    "a non-empty name of printable characters without '\\', '/' or control characters, "
+    "not '.' or '..', not starting with '.', at most 250 bytes in UTF-8"
+)
 
 
-def check_name(name: object, what: str = "name") -> str:
-    """Return `name` if it is a valid store name; raise TypeError/InvalidNameError otherwise."""
+def check_name(name: object, what: str = "name", *, allow_slash: bool = False) -> str:
+    """Return `name` if it is a valid store name (CONTRACT.md "Names"); raise TypeError/InvalidNameError.
+
+    DaCapo's generated names (with `&`, `[`, `]`, over 128 characters) are valid. `/` only where the
+    backend can hold it (`allow_slash`), never in a file name.
+    """
     if type(name) is not str:
         raise TypeError(f"{what} must be a str, got {type(name).__name__}: {name!r}")
-    if _NAME.fullmatch(name) is None:
+    if (
+        not name
+        or name.startswith(".")
+        or len(name.encode("utf-8", "surrogatepass")) > _MAX_BYTES
+        or "\\" in name
+        or ("/" in name and not allow_slash)
+        or any(unicodedata.category(ch).startswith("C") for ch in name)
+    ):
         raise InvalidNameError(f"invalid {what} {name!r}: use {NAME_RULE}")
     return name

@@ -1,0 +1,138 @@
+"""The DaCapo 0.3.5 fixture pack (tests/data/dacapo-0.3.5) on both of DaCapo's layouts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import attrs
+import mongomock
+import mongomock.gridfs
+import pytest
+from bson import json_util
+
+from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
+
+mongomock.gridfs.enable_gridfs_integration()
+
+PACK = Path(__file__).resolve().parents[1] / "data" / "dacapo-0.3.5"
+MANIFEST = json.loads((PACK / "manifest.json").read_text())
+DB_NAME = MANIFEST["mongo_database"]
+DACAPO_COLLECTIONS = [p.stem for p in sorted((PACK / "mongo").glob("*.json")) if p.stem != "indexes"]
+
+
+def number(value):
+    """A manifest number (non-finite ones are strings)."""
+    return float(value) if isinstance(value, str) else value
+
+
+def load_mongo(client: mongomock.MongoClient) -> None:
+    """DaCapo's collections of the pack, documents in stored order, and DaCapo's indexes."""
+    db = client[DB_NAME]
+    for name in DACAPO_COLLECTIONS:
+        docs = json_util.loads((PACK / "mongo" / f"{name}.json").read_text())
+        if docs:
+            db[name].insert_many(docs)
+    for index in json.loads((PACK / "mongo" / "indexes.json").read_text()):
+        if index["name"] != "_id_":
+            db[index["collection"]].create_index(
+                [tuple(k) for k in index["key"]], name=index["name"], unique=index.get("unique", False)
+            )
+
+
+def tree_hash(root: Path) -> str:
+    """Hash of a folder's names, bytes, modes and symlink targets (links not followed)."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]):
+            path = os.path.join(folder, name)
+            digest.update(os.path.relpath(path, root).encode() + b"\0")
+            if os.path.islink(path):
+                digest.update(b"link:" + os.readlink(path).encode())
+            else:
+                digest.update(Path(path).read_bytes())
+        digest.update(b"dirs:" + "\0".join(dirs).encode())
+    return digest.hexdigest()
+
+
+def mongo_dump(db) -> dict:
+    """Every document of DaCapo's collections, for before/after comparisons."""
+    return {name: list(db[name].find({})) for name in DACAPO_COLLECTIONS}
+
+
+def dacapo_files_in(tmp_path: Path, with_stats_and_configs: bool = True) -> Path:
+    """A copy of the pack's runs_base_dir (symlinks kept)."""
+    root = tmp_path / "dacapo_runs"
+    shutil.copytree(PACK / "files", root, symlinks=True)
+    if not with_stats_and_configs:
+        shutil.rmtree(root / "stats")
+        shutil.rmtree(root / "configs")
+    return root
+
+
+@attrs.define
+class Layout:
+    """One of DaCapo's layouts holding the pack, and our weights store opened on it."""
+
+    kind: str
+    root: Path  # runs_base_dir: checkpoints and best files (and, for files, configs and stats)
+    store: object
+    db: object = None
+
+    def snapshot(self):
+        return (tree_hash(self.root), mongo_dump(self.db) if self.db is not None else None)
+
+
+@pytest.fixture(params=["files", "mongomock"])
+def layout(request, tmp_path):
+    """The pack on DaCapo's files layout or its MongoDB layout; asserts afterwards that none of it changed."""
+    if request.param == "files":
+        root = dacapo_files_in(tmp_path)
+        found = Layout("files", root, LocalWeightsStore(root))
+    else:
+        root = dacapo_files_in(tmp_path, with_stats_and_configs=False)
+        client = mongomock.MongoClient()
+        load_mongo(client)
+        store = GridFSWeightsStore(client=client, db_name=DB_NAME, dacapo_runs_dir=root)
+        found = Layout("mongomock", root, store, client[DB_NAME])
+    before = found.snapshot()
+    yield found
+    assert found.snapshot() == before, "DaCapo's data changed"
+
+
+def expected_scores(entry: dict) -> dict:
+    """criterion -> dataset -> iteration -> best value over DaCapo's parameter sets (NaN skipped)."""
+    out: dict = {}
+    for dataset, per_parameter in entry["scores"].items():
+        for criterion in entry["criteria"]:
+            higher = entry["higher_is_better"][criterion]
+            for iteration in entry["iterations"]:
+                values = [number(per_parameter[p][criterion][str(iteration)]) for p in per_parameter]
+                values = [v for v in values if not math.isnan(v)]
+                if values:
+                    best = max(values) if higher else min(values)
+                    out.setdefault(criterion, {}).setdefault(dataset, {})[iteration] = best
+    return out
+
+
+def expected_best(entry: dict, criterion: str, dataset: str | None) -> int:
+    """The best iteration as DaCapo chooses it (mean over datasets when none is given); ties: earlier."""
+    scores = expected_scores(entry)[criterion]
+    datasets = [dataset] if dataset else list(scores)
+    means = {}
+    for iteration in entry["iterations"]:
+        values = [scores[d][iteration] for d in datasets if iteration in scores[d]]
+        if values:
+            means[iteration] = sum(values) / len(values)
+    higher = entry["higher_is_better"][criterion]
+    return sorted(means, key=lambda it: (-means[it] if higher else means[it], it))[0]
+
+
+def pins() -> dict:
+    """(run, dataset, criterion) -> iteration DaCapo's store_best wrote."""
+    return {(b["run"], b["dataset"], b["criterion"]): b["iteration"] for b in MANIFEST["store_best"]}
