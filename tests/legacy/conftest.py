@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -45,19 +46,33 @@ def load_mongo(client: mongomock.MongoClient) -> None:
 
 
 def tree_hash(root: Path) -> str:
-    """Hash of a folder's names, bytes, modes and symlink targets (links not followed)."""
-    digest = hashlib.sha256()
+    """One hash of a folder's names, bytes and symlink targets (links not followed)."""
+    return hashlib.sha256(json.dumps(sorted(tree_files(root).items())).encode()).hexdigest()
+
+
+def tree_files(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of bytes (or "link:<target>") for every file and symlink under root."""
+    out = {}
     for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
             path = os.path.join(folder, name)
-            digest.update(os.path.relpath(path, root).encode() + b"\0")
+            rel = os.path.relpath(path, root)
             if os.path.islink(path):
-                digest.update(b"link:" + os.readlink(path).encode())
+                out[rel] = "link:" + os.readlink(path)
             else:
-                digest.update(Path(path).read_bytes())
-        digest.update(b"dirs:" + "\0".join(dirs).encode())
-    return digest.hexdigest()
+                out[rel] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return out
+
+
+# where our own files live beside DaCapo's under a run's checkpoints/
+OURS = re.compile(r"[^/]+/checkpoints/(blobs/.*|index\.jsonl(\.lock)?|training_stats\.jsonl(\.lock)?)")
+
+
+def assert_dacapo_unchanged(before: dict[str, str], after: dict[str, str]) -> None:
+    """Every file DaCapo had is there unchanged; anything new is in our places."""
+    assert {k: after.get(k) for k in before} == before, "DaCapo's files changed"
+    new = sorted(set(after) - set(before))
+    assert all(OURS.fullmatch(k) for k in new), f"files outside our places: {new}"
 
 
 def mongo_dump(db) -> dict:
@@ -85,13 +100,23 @@ class Layout:
     db: object = None
 
     def snapshot(self):
-        return (tree_hash(self.root), mongo_dump(self.db) if self.db is not None else None)
+        return (tree_files(self.root), mongo_dump(self.db) if self.db is not None else None)
 
 
 @pytest.fixture(params=["files", "mongomock"])
 def layout(request, tmp_path):
     """The pack on DaCapo's files layout or its MongoDB layout; asserts afterwards that none of it changed."""
-    if request.param == "files":
+    yield from _layout(request.param, tmp_path)
+
+
+@pytest.fixture
+def mongo_layout(tmp_path):
+    """The pack on DaCapo's MongoDB layout (mongomock); asserts afterwards that none of it changed."""
+    yield from _layout("mongomock", tmp_path)
+
+
+def _layout(kind: str, tmp_path: Path):
+    if kind == "files":
         root = dacapo_files_in(tmp_path)
         found = Layout("files", root, LocalWeightsStore(root))
     else:
@@ -100,9 +125,11 @@ def layout(request, tmp_path):
         load_mongo(client)
         store = GridFSWeightsStore(client=client, db_name=DB_NAME, dacapo_runs_dir=root)
         found = Layout("mongomock", root, store, client[DB_NAME])
-    before = found.snapshot()
+    files, documents = found.snapshot()
     yield found
-    assert found.snapshot() == before, "DaCapo's data changed"
+    files_after, documents_after = found.snapshot()
+    assert_dacapo_unchanged(files, files_after)
+    assert documents_after == documents, "DaCapo's documents changed"
 
 
 def expected_scores(entry: dict) -> dict:
