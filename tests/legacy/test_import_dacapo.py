@@ -1,0 +1,157 @@
+"""import-dacapo: a DaCapo registry copied into ours, converted, idempotent, the source only read."""
+
+from __future__ import annotations
+
+import json
+
+import mongomock
+import pytest
+import torch
+from click.testing import CliRunner
+
+from dacapo_store.cli import app
+from dacapo_store.config_store import FileConfigStore, MongoConfigStore
+from dacapo_store.legacy.importer import import_dacapo
+from dacapo_store.legacy.registry import CONFIG_KINDS, DacapoFiles, DacapoMongo
+from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
+
+from .conftest import MANIFEST, dacapo_files_in, expected_scores, tree_files
+
+RUNS = sorted(MANIFEST["latest_iteration"])
+
+
+@pytest.fixture
+def target(layout, tmp_path):
+    """An empty dacapo_store registry of the layout's kind: (config store, weights store, snapshot)."""
+    if layout.kind == "files":
+        root = tmp_path / "registry"
+        configs, weights = FileConfigStore(root / "configs"), LocalWeightsStore(root)
+        yield configs, weights, lambda: tree_files(root)
+    else:
+        client = mongomock.MongoClient()
+        configs = MongoConfigStore(client=client, db_name="registry")
+        weights = GridFSWeightsStore(client=client, db_name="registry")
+
+        def snapshot():
+            db = client["registry"]
+            return {
+                name: sorted(
+                    (json.dumps({k: v for k, v in d.items() if k not in ("_id", "uploadDate")}, sort_keys=True, default=str))
+                    for d in db[name].find({})
+                )
+                for name in sorted(db.list_collection_names())
+            }
+
+        yield configs, weights, snapshot
+
+
+def source_of(layout) -> DacapoFiles | DacapoMongo:
+    if layout.db is None:
+        return DacapoFiles(layout.root)
+    return DacapoMongo(layout.db, layout.root)
+
+
+def test_import_copies_every_config_document(layout, target):
+    configs, weights, _ = target
+    source = source_of(layout)
+    report = import_dacapo(source, configs, weights)
+    assert report.ok, report.failed
+    for kind in CONFIG_KINDS:
+        for name, doc in source.config_documents(kind):
+            if "/" in name:
+                continue  # names with '/' can't be file names; reported as skipped (see below)
+            stored = configs.get_document(kind, name)
+            if kind == "runs" and layout.db is not None and doc.get("repetition") != 0:
+                continue  # a second repetition under the same name: skipped, the first one kept
+            assert stored == {k: v for k, v in doc.items() if k != "_id"}, (kind, name)
+
+
+def test_import_converts_checkpoints_scores_bests_and_stats(layout, target):
+    configs, weights, _ = target
+    import_dacapo(source_of(layout), configs, weights)
+    for checkpoint in MANIFEST["checkpoints"]:
+        run, iteration = checkpoint["run"], checkpoint["iteration"]
+        ours = weights.retrieve_weights(run, iteration)
+        assert ours.metadata is not None and ours.metadata["blobs"]["model"]["sha256"]
+        theirs = layout.store.retrieve_weights(run, iteration)
+        assert list(ours.model) == list(theirs.model)
+        assert all(torch.equal(ours.model[k], theirs.model[k]) for k in ours.model)
+        assert ours.optimizer["param_groups"] == theirs.optimizer["param_groups"]
+    for entry in MANIFEST["scores"]:
+        assert weights.retrieve_validation_scores(entry["run"]) == expected_scores(entry)
+    for best in MANIFEST["store_best"]:
+        assert weights.retrieve_best(best["run"], best["criterion"], best["dataset"]) == best["iteration"]
+        assert weights.read_index(best["run"]).pins[(best["dataset"], best["criterion"])] == best["iteration"]
+    for entry in MANIFEST["training_stats"]:
+        assert len(weights.retrieve_training_stats(entry["run"])) == len(entry["stats"])
+
+
+def test_importing_twice_gives_the_same_registry(layout, target):
+    configs, weights, snapshot = target
+    source = source_of(layout)
+    first = import_dacapo(source, configs, weights)
+    after_first = snapshot()
+    second = import_dacapo(source, configs, weights)
+    assert second.converted == []
+    assert len(second.skipped) == len(first.converted) + len(first.skipped)
+    assert snapshot() == after_first
+
+
+def test_a_dry_run_writes_nothing_and_says_what_it_would_do(layout, target):
+    configs, weights, snapshot = target
+    before = snapshot()
+    report = import_dacapo(source_of(layout), configs, weights, dry_run=True)
+    assert snapshot() == before
+    assert {what for what, _, _ in report.converted} >= {"checkpoint", "scores", "best", "training stats", "run config"}
+    assert len([c for c in report.converted if c[0] == "checkpoint"]) == len(MANIFEST["checkpoints"])
+
+
+def test_runs_limits_the_import_to_those_runs_and_their_configs(layout, target):
+    configs, weights, _ = target
+    run = "lab_dummy_train_validate_dummy_task_lab_dummy_arch_lab_dummy_trainer_lab__0"
+    import_dacapo(source_of(layout), configs, weights, runs=[run])
+    assert configs.names("runs") == [run]
+    assert configs.names("tasks") == ["dummy_task_lab"]
+    assert weights.iterations(run) == [3, 6, 9]
+    assert weights.iterations(RUNS[0]) == []
+
+
+def test_names_that_do_not_fit_the_target_are_skipped_with_the_reason(mongo_layout, tmp_path):
+    root = tmp_path / "registry"
+    report = import_dacapo(source_of(mongo_layout), FileConfigStore(root / "configs"), LocalWeightsStore(root))
+    reasons = {name: why for what, name, why in report.skipped if what == "array config"}
+    assert any("/" in name and "invalid" in why for name, why in reasons.items())
+    assert report.ok
+
+
+def test_the_cli_imports_once_then_finds_nothing_new(tmp_path):
+    source = dacapo_files_in(tmp_path)
+    before = tree_files(source)
+    target = tmp_path / "registry"
+    runner = CliRunner()
+    first = runner.invoke(app, ["--store", f"files:{target}", "import-dacapo", "--from", f"files:{source}"])
+    assert first.exit_code == 0, first.output
+    assert "converted:" in first.output and "10 checkpoint" in first.output
+    after_first = tree_files(target)
+    second = runner.invoke(app, ["--store", f"files:{target}", "import-dacapo", "--from", f"files:{source}", "--json"])
+    assert second.exit_code == 0, second.output
+    report = json.loads(second.output)
+    assert report["converted"] == [] and "converted" not in report["counts"]
+    assert tree_files(target) == after_first
+    assert tree_files(source) == before
+
+
+def test_the_cli_dry_run_writes_nothing(tmp_path):
+    source = dacapo_files_in(tmp_path)
+    target = tmp_path / "registry"
+    result = CliRunner().invoke(
+        app, ["import-dacapo", "--from", f"files:{source}", "--to", f"files:{target}", "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "would convert" in result.output
+    assert not target.exists()
+
+
+def test_the_cli_refuses_a_missing_source(tmp_path):
+    result = CliRunner().invoke(app, ["import-dacapo", "--from", f"files:{tmp_path / 'nowhere'}", "--to", f"files:{tmp_path}"])
+    assert result.exit_code == 2 and "not a folder" in result.output
