@@ -22,27 +22,40 @@ def open_source(spec: str, db: str | None, runs_dir: Path | None):
     if spec.startswith(("mongodb://", "mongodb+srv://")):
         from ..mongo import connect, describe
 
-        client, database = connect(spec, db or "dacapo", timeout=settings().options().server_selection_timeout)
+        client, database = connect(
+            spec, db or "dacapo", timeout=settings().options().server_selection_timeout
+        )
         return DacapoMongo(database, runs_dir, describe(spec, db or "dacapo")), client
     raise click.BadParameter("expected files:PATH or a mongodb:// URI", param_hint="--from")
 
 
 @command(
     "import-dacapo",
-    epilog="Examples: dacapo-store --store files:/data/registry import-dacapo --from files:/groups/lab/dacapo\n\n"
-    "dacapo-store import-dacapo --from mongodb://db:27017 --db dacapo --runs-dir /groups/lab/dacapo "
-    "--to mongodb://db:27017 --db-to registry --dry-run",
+    epilog="Examples: dacapo-store --store files:/data/registry import-dacapo "
+    "--from files:/groups/lab/dacapo\n\n"
+    "dacapo-store import-dacapo --from mongodb://db:27017 --db dacapo "
+    "--runs-dir /groups/lab/dacapo --to mongodb://db:27017 --db-to registry --dry-run",
 )
-@click.option("--from", "source", required=True, metavar="SOURCE", help="files:PATH (DaCapo's runs_base_dir) or a mongodb:// URI.")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    metavar="SOURCE",
+    help="files:PATH (DaCapo's runs_base_dir) or a mongodb:// URI.",
+)
 @click.option("--db", "db", metavar="NAME", help="Database of a MongoDB source (default: dacapo).")
 @click.option(
     "--runs-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="DaCapo's runs_base_dir, where a MongoDB source's checkpoints and best files are.",
 )
-@click.option("--to", "target", metavar="STORE", help="files:PATH or a mongodb:// URI (default: the configured store).")
+@click.option(
+    "--to", "target", metavar="STORE", help="files:PATH or a mongodb:// URI (default: the configured store)."
+)
 @click.option("--db-to", metavar="NAME", help="Database of a MongoDB target.")
-@click.option("--runs", "runs", multiple=True, metavar="RUN", help="Only these runs (and their configs); repeatable.")
+@click.option(
+    "--runs", "runs", multiple=True, metavar="RUN", help="Only these runs (and their configs); repeatable."
+)
 @click.option("--dry-run", is_flag=True, help="Only say what would be converted.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def import_dacapo(

@@ -103,7 +103,12 @@ def import_steps(source: DacapoRegistry, runs: Iterable[str] | None = None) -> i
 def _referenced(source: DacapoRegistry, runs: list[str]) -> dict[str, set[str]]:
     """Config names of these runs and of their parts (task, architecture, trainer, datasplit)."""
     wanted: dict[str, set[str]] = {"runs": set(runs)}
-    parts = {"task_config": "tasks", "architecture_config": "architectures", "trainer_config": "trainers", "datasplit_config": "datasplits"}
+    parts = {
+        "task_config": "tasks",
+        "architecture_config": "architectures",
+        "trainer_config": "trainers",
+        "datasplit_config": "datasplits",
+    }
     for run in runs:
         doc = source.run_document(run) or {}
         for field, kind in parts.items():
@@ -140,7 +145,9 @@ def _import_config(configs: Any, kind: str, name: str, doc: Any, report: ImportR
         report.skipped.append((what, name, str(exc)))
 
 
-def _import_run(source: DacapoRegistry, weights: WeightsStore, run: str, report: ImportReport, dry_run: bool) -> None:
+def _import_run(
+    source: DacapoRegistry, weights: WeightsStore, run: str, report: ImportReport, dry_run: bool
+) -> None:
     try:
         run_name(run)
     except (InvalidNameError, TypeError) as exc:
@@ -172,12 +179,17 @@ def _import_run(source: DacapoRegistry, weights: WeightsStore, run: str, report:
         if not _same_tensors(stored.model, model):
             raise DacapoStoreError(f"checkpoint {label} did not read back equal after conversion")
         blobs = stored.metadata["blobs"] if stored.metadata else {}
-        report.converted.append(("checkpoint", label, "sha256 " + blobs.get("model", {}).get("sha256", "?")[:12]))
+        report.converted.append(
+            ("checkpoint", label, "sha256 " + blobs.get("model", {}).get("sha256", "?")[:12])
+        )
         present.add(iteration)
     # validation scores
     for event in source.score_events(run):
         label = f"{run}@{event['iteration']} on {event['dataset']}"
-        have = {c: index.scores.get(c, {}).get(event["dataset"], {}).get(event["iteration"]) for c in event["scores"]}
+        have = {
+            c: index.scores.get(c, {}).get(event["dataset"], {}).get(event["iteration"])
+            for c in event["scores"]
+        }
         if all(have[c] == v for c, v in event["scores"].items()):
             report.skipped.append(("scores", label, "already imported"))
             continue
@@ -186,7 +198,11 @@ def _import_run(source: DacapoRegistry, weights: WeightsStore, run: str, report:
             continue
         try:
             weights.store_validation_scores(
-                run, event["iteration"], event["scores"], dataset=event["dataset"], higher_is_better=event["higher_is_better"]
+                run,
+                event["iteration"],
+                event["scores"],
+                dataset=event["dataset"],
+                higher_is_better=event["higher_is_better"],
             )
         except (DacapoStoreError, ValueError, TypeError) as exc:
             report.skipped.append(("scores", label, str(exc)))
@@ -199,7 +215,9 @@ def _import_run(source: DacapoRegistry, weights: WeightsStore, run: str, report:
             report.skipped.append(("best", label, "already pinned"))
             continue
         if pin["iteration"] not in present and pin["iteration"] not in weights.legacy_iterations(run):
-            report.skipped.append(("best", label, f"iteration {pin['iteration']} has no weights at the target"))
+            report.skipped.append(
+                ("best", label, f"iteration {pin['iteration']} has no weights at the target")
+            )
             continue
         if dry_run:
             report.converted.append(("best", label, f"would pin iteration {pin['iteration']}"))
@@ -217,7 +235,9 @@ def _import_run(source: DacapoRegistry, weights: WeightsStore, run: str, report:
         new = {it: row for it, row in stats.items() if it not in have}
         clash = [it for it, row in stats.items() if it in have and not same_stats(have[it], row)]
         if clash:
-            report.failed.append(("training stats", run, f"the target has other values at iteration(s) {sorted(clash)[:8]}"))
+            report.failed.append(
+                ("training stats", run, f"the target has other values at iteration(s) {sorted(clash)[:8]}")
+            )
         elif not new:
             report.skipped.append(("training stats", run, "already imported"))
         elif dry_run:

@@ -97,7 +97,9 @@ class DacapoRegistry(ABC):
         except (FileNotFoundError, NotADirectoryError):
             return []
         with entries:
-            return sorted(int(e.name) for e in entries if e.name.isascii() and e.name.isdigit() and e.is_file())
+            return sorted(
+                int(e.name) for e in entries if e.name.isascii() and e.name.isdigit() and e.is_file()
+            )
 
     def checkpoint_path(self, run: str, iteration: int) -> Path | None:
         """DaCapo's checkpoint file of this iteration, if there is one."""
@@ -114,7 +116,9 @@ class DacapoRegistry(ABC):
             return []
         pins = []
         try:
-            datasets = [e for e in os.scandir(folder) if e.is_dir() and e.name not in _NOT_BEST and e.name[0] != "."]
+            datasets = [
+                e for e in os.scandir(folder) if e.is_dir() and e.name not in _NOT_BEST and e.name[0] != "."
+            ]
         except (FileNotFoundError, NotADirectoryError):
             return []
         for dataset in sorted(datasets, key=lambda e: e.name):
@@ -131,7 +135,12 @@ class DacapoRegistry(ABC):
                     log.warning("skipping DaCapo best file %s: no iteration in it", entry.path)
                     continue
                 pins.append(
-                    {"op": "pin", "dataset": dataset.name, "criterion": entry.name[: -len(".json")], "iteration": iteration}
+                    {
+                        "op": "pin",
+                        "dataset": dataset.name,
+                        "criterion": entry.name[: -len(".json")],
+                        "iteration": iteration,
+                    }
                 )
         return pins
 
@@ -183,7 +192,9 @@ class DacapoFiles(DacapoRegistry):
     def config_documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
         folder = self.basedir / "configs" / kind
         try:
-            files = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".yaml") and e.name[0] != ".")
+            files = sorted(
+                e.name for e in os.scandir(folder) if e.name.endswith(".yaml") and e.name[0] != "."
+            )
         except FileNotFoundError:
             return
         for file in files:
@@ -245,7 +256,10 @@ class DacapoFiles(DacapoRegistry):
 
     def _scores_signature(self, run: str) -> Any:
         out = []
-        for path in (self.basedir / "stats" / "validation_scores" / run, self.basedir / "configs" / "runs" / f"{run}.yaml"):
+        for path in (
+            self.basedir / "stats" / "validation_scores" / run,
+            self.basedir / "configs" / "runs" / f"{run}.yaml",
+        ):
             try:
                 st = path.stat()
             except FileNotFoundError:
@@ -261,7 +275,9 @@ class DacapoMongo(DacapoRegistry):
     Checkpoints and best files are under `runs_dir` (DaCapo's runs_base_dir), when given.
     """
 
-    def __init__(self, db: Any, runs_dir: str | os.PathLike[str] | None = None, where: str | None = None) -> None:
+    def __init__(
+        self, db: Any, runs_dir: str | os.PathLike[str] | None = None, where: str | None = None
+    ) -> None:
         super().__init__(runs_dir)
         self.db = db
         self.where = where or f"mongodb:{db.name}"
@@ -272,7 +288,9 @@ class DacapoMongo(DacapoRegistry):
 
     def run_document(self, run: str) -> dict[str, Any] | None:
         # DaCapo indexes runs on (name, repetition) and reads the first match, as we do
-        docs = list(self.db["runs"].find({"name": run}, projection={"_id": False}).sort("repetition", 1).limit(1))
+        docs = list(
+            self.db["runs"].find({"name": run}, projection={"_id": False}).sort("repetition", 1).limit(1)
+        )
         return docs[0] if docs else None
 
     def validation_score_documents(self, run: str) -> list[dict[str, Any]]:

@@ -194,7 +194,15 @@ def unpickle(data: bytes, allowed: dict[tuple[str, str], Any], what: str, storag
         return RestrictedUnpickler(io.BytesIO(data), allowed, what, storage).load()
     except PickleCheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+    ) as exc:
         raise CorruptWeightsError(f"{what} can't be read: {type(exc).__name__}: {exc}") from None
 
 

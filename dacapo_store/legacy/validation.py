@@ -64,7 +64,9 @@ def task_criteria(task: Any) -> list[str] | None:
         if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
             return None
         # DaCapo's binary segmentation evaluator always reports per channel: "<channel>__<criterion>"
-        return [f"{channel}__{criterion}" for channel in channels for criterion in BINARY_SEGMENTATION_CRITERIA]
+        return [
+            f"{channel}__{criterion}" for channel in channels for criterion in BINARY_SEGMENTATION_CRITERIA
+        ]
     if kind in _FIXED_TASKS:
         return list(_FIXED_TASKS[kind])
     if kind == "PretrainedTaskConfig":
@@ -81,7 +83,9 @@ def validation_datasets(run: Any) -> list[str]:
     return [d.get("name") for d in validate if isinstance(d, Mapping) and isinstance(d.get("name"), str)]
 
 
-def score_events(run_name: str, run: Mapping[str, Any] | None, documents: Iterable[Any]) -> list[dict[str, Any]]:
+def score_events(
+    run_name: str, run: Mapping[str, Any] | None, documents: Iterable[Any]
+) -> list[dict[str, Any]]:
     """Our `scores` index events for DaCapo's validation score documents of one run.
 
     Documents that can't be labelled (unknown task, shapes that don't fit the run's datasets and

@@ -445,7 +445,8 @@ class WeightsStore(ABC):
         if conflicts:
             raise TrainingStatsConflictError(
                 f"run {name} already has other training stats at iteration(s) {_summary(sorted(conflicts))} "
-                f"(e.g. {conflicts[0]}: stored loss, time {existing[conflicts[0]]}, given {rows[conflicts[0]]}); "
+                f"(e.g. {conflicts[0]}: stored loss, time {existing[conflicts[0]]}, "
+                f"given {rows[conflicts[0]]}); "
                 "nothing was stored"
             )
         new = {it: row for it, row in rows.items() if it not in existing}

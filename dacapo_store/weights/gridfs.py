@@ -199,7 +199,10 @@ class GridFSWeightsStore(WeightsStore):
 
     def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
         """Insert one document per iteration; the unique index turns a race into a comparison."""
-        docs = [{"run_name": run, "iteration": it, "loss": loss, "time": time} for it, (loss, time) in rows.items()]
+        docs = [
+            {"run_name": run, "iteration": it, "loss": loss, "time": time}
+            for it, (loss, time) in rows.items()
+        ]
         if not docs:
             return
         with translate_errors(self.where):

@@ -58,8 +58,9 @@ class _Cached:
         self.index = index
 
 
-# Parsed journals (index: a RunIndex; training stats: a dict) by path, shared by every LocalWeightsStore of the process. An entry is only
-# reused for the same file (device, inode and header line), and only extended, never trusted stale.
+# Parsed journals (index: a RunIndex; training stats: a dict) by path, shared by every
+# LocalWeightsStore of the process. An entry is only reused for the same file (device, inode
+# and header line), and only extended, never trusted stale.
 _cache: OrderedDict[str, _Cached] = OrderedDict()
 _cache_lock = threading.Lock()
 

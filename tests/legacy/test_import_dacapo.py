@@ -36,7 +36,13 @@ def target(layout, tmp_path):
             db = client["registry"]
             return {
                 name: sorted(
-                    (json.dumps({k: v for k, v in d.items() if k not in ("_id", "uploadDate")}, sort_keys=True, default=str))
+                    (
+                        json.dumps(
+                            {k: v for k, v in d.items() if k not in ("_id", "uploadDate")},
+                            sort_keys=True,
+                            default=str,
+                        )
+                    )
                     for d in db[name].find({})
                 )
                 for name in sorted(db.list_collection_names())
@@ -102,7 +108,13 @@ def test_a_dry_run_writes_nothing_and_says_what_it_would_do(layout, target):
     before = snapshot()
     report = import_dacapo(source_of(layout), configs, weights, dry_run=True)
     assert snapshot() == before
-    assert {what for what, _, _ in report.converted} >= {"checkpoint", "scores", "best", "training stats", "run config"}
+    assert {what for what, _, _ in report.converted} >= {
+        "checkpoint",
+        "scores",
+        "best",
+        "training stats",
+        "run config",
+    }
     assert len([c for c in report.converted if c[0] == "checkpoint"]) == len(MANIFEST["checkpoints"])
 
 
@@ -118,7 +130,9 @@ def test_runs_limits_the_import_to_those_runs_and_their_configs(layout, target):
 
 def test_names_that_do_not_fit_the_target_are_skipped_with_the_reason(mongo_layout, tmp_path):
     root = tmp_path / "registry"
-    report = import_dacapo(source_of(mongo_layout), FileConfigStore(root / "configs"), LocalWeightsStore(root))
+    report = import_dacapo(
+        source_of(mongo_layout), FileConfigStore(root / "configs"), LocalWeightsStore(root)
+    )
     reasons = {name: why for what, name, why in report.skipped if what == "array config"}
     assert any("/" in name and "invalid" in why for name, why in reasons.items())
     assert report.ok
@@ -133,7 +147,9 @@ def test_the_cli_imports_once_then_finds_nothing_new(tmp_path):
     assert first.exit_code == 0, first.output
     assert "converted:" in first.output and "10 checkpoint" in first.output
     after_first = tree_files(target)
-    second = runner.invoke(app, ["--store", f"files:{target}", "import-dacapo", "--from", f"files:{source}", "--json"])
+    second = runner.invoke(
+        app, ["--store", f"files:{target}", "import-dacapo", "--from", f"files:{source}", "--json"]
+    )
     assert second.exit_code == 0, second.output
     report = json.loads(second.output)
     assert report["converted"] == [] and "converted" not in report["counts"]
@@ -153,5 +169,7 @@ def test_the_cli_dry_run_writes_nothing(tmp_path):
 
 
 def test_the_cli_refuses_a_missing_source(tmp_path):
-    result = CliRunner().invoke(app, ["import-dacapo", "--from", f"files:{tmp_path / 'nowhere'}", "--to", f"files:{tmp_path}"])
+    result = CliRunner().invoke(
+        app, ["import-dacapo", "--from", f"files:{tmp_path / 'nowhere'}", "--to", f"files:{tmp_path}"]
+    )
     assert result.exit_code == 2 and "not a folder" in result.output

@@ -19,7 +19,9 @@ DATASET = "jrc_hela-2_[mito&er]_jrc_hela-2_[mito&er]_mito_er_nuc_8nm_gt_mito&er&
 def test_our_scores_join_dacapos_and_win_where_both_have_one(layout):
     store = layout.store
     dacapo_value = store.retrieve_validation_scores(RUN)["mito__dice"][DATASET][5]
-    store.store_validation_scores(RUN, 5, {"mito__dice": 0.5, "my_metric": 1.0}, dataset=DATASET, higher_is_better={"my_metric": True})
+    store.store_validation_scores(
+        RUN, 5, {"mito__dice": 0.5, "my_metric": 1.0}, dataset=DATASET, higher_is_better={"my_metric": True}
+    )
     scores = store.retrieve_validation_scores(RUN)
     assert scores["mito__dice"][DATASET][5] == 0.5 != dacapo_value
     assert scores["mito__dice"][DATASET][10] > 0.9  # DaCapo's

@@ -29,7 +29,14 @@ def torch_zip(path: Path, data_pkl: bytes) -> Path:
 
 def calling(module: str, name: str, argument: str) -> bytes:
     """A protocol-2 pickle that calls module.name(argument) when loaded."""
-    return b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"X" + len(argument).to_bytes(4, "little") + argument.encode() + b"\x85R."
+    return (
+        b"\x80\x02c"
+        + f"{module}\n{name}\n".encode()
+        + b"X"
+        + len(argument).to_bytes(4, "little")
+        + argument.encode()
+        + b"\x85R."
+    )
 
 
 @pytest.mark.parametrize(
@@ -55,7 +62,9 @@ def test_a_dacapo_class_outside_the_allow_list_is_refused(tmp_path):
     with zipfile.ZipFile(io.BytesIO(good)) as archive:
         members = {n: archive.read(n) for n in archive.namelist()}
     pkl = next(n for n in members if n.endswith("/data.pkl"))
-    members[pkl] = members[pkl].replace(b"dacapo.store.weights_store\nWeights\n", b"dacapo.store.weights_store\nEvil\n")
+    members[pkl] = members[pkl].replace(
+        b"dacapo.store.weights_store\nWeights\n", b"dacapo.store.weights_store\nEvil\n"
+    )
     path = tmp_path / "ckpt"
     with zipfile.ZipFile(path, "w") as archive:
         for n, data in members.items():
