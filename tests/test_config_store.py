@@ -197,7 +197,19 @@ def test_equal_configs_have_equal_content_hashes(config_store):
     assert config_store.metadata("runs", "a").content_hash != config_store.metadata("runs", "b").content_hash
 
 
-BAD_NAMES = ["a/b", "..", "../escape", ".hidden", "nul\x00byte", "", "x" * 129, "new\nline", "sp ace", "ü"]
+BAD_NAMES = [
+    "a/b",
+    "..",
+    "../escape",
+    ".hidden",
+    "nul\x00byte",
+    "",
+    "x" * 251,
+    "ü" * 126,  # 252 bytes in UTF-8
+    "new\nline",
+    "tab\tchar",
+    "back\\slash",
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
@@ -227,8 +239,11 @@ def test_a_non_str_name_is_refused_before_a_query(config_store, name):
     assert config_store.retrieve_run_config_names() == ["run"]
 
 
-def test_a_name_of_128_characters_is_fine(config_store):
-    name = "a" * 128
+@pytest.mark.parametrize(
+    "name",
+    ["a" * 128, "hela_semantic_mito&er&nuc_8nm_[mito&er]_" + "x" * 120, "sp ace", "ü"],
+)
+def test_dacapos_generated_names_are_fine(config_store, name):
     config_store.store_array_config(DummyArrayConfig(name))
     assert config_store.retrieve_array_config_names() == [name]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -31,11 +32,16 @@ def number(value):
     return float(value) if isinstance(value, str) else value
 
 
+@functools.cache
+def _pack_documents(name: str) -> str:
+    return (PACK / "mongo" / f"{name}.json").read_text()
+
+
 def load_mongo(client: mongomock.MongoClient) -> None:
     """DaCapo's collections of the pack, documents in stored order, and DaCapo's indexes."""
     db = client[DB_NAME]
     for name in DACAPO_COLLECTIONS:
-        docs = json_util.loads((PACK / "mongo" / f"{name}.json").read_text())
+        docs = json_util.loads(_pack_documents(name))
         if docs:
             db[name].insert_many(docs)
     for index in json.loads((PACK / "mongo" / "indexes.json").read_text()):
@@ -76,8 +82,8 @@ def assert_dacapo_unchanged(before: dict[str, str], after: dict[str, str]) -> No
 
 
 def mongo_dump(db) -> dict:
-    """Every document of DaCapo's collections, for before/after comparisons."""
-    return {name: list(db[name].find({})) for name in DACAPO_COLLECTIONS}
+    """Every document and index of DaCapo's collections, for before/after comparisons."""
+    return {name: (list(db[name].find({})), db[name].index_information()) for name in DACAPO_COLLECTIONS}
 
 
 def dacapo_files_in(tmp_path: Path, with_stats_and_configs: bool = True) -> Path:

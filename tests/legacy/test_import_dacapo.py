@@ -173,3 +173,19 @@ def test_the_cli_refuses_a_missing_source(tmp_path):
         app, ["import-dacapo", "--from", f"files:{tmp_path / 'nowhere'}", "--to", f"files:{tmp_path}"]
     )
     assert result.exit_code == 2 and "not a folder" in result.output
+
+
+def test_weights_best_and_list_open_a_dacapo_run_in_place(tmp_path):
+    source = dacapo_files_in(tmp_path)
+    before = tree_files(source)
+    run = "hela_semantic_mito&er&nuc_8nm_dist_mito&er&nuc_tiny_unet_lab_gp_aug_lab__0"
+    dataset = "jrc_hela-3_[mito&er]_jrc_hela-3_[mito&er]_mito_er_nuc_8nm_gt_mito&er&nuc_8nm"
+    runner = CliRunner()
+    best = runner.invoke(app, ["--store", f"files:{source}", "weights", "best", run, "mito__dice", "--dataset", dataset])
+    assert best.exit_code == 0, best.output
+    assert best.output.strip() == "20"
+    listed = runner.invoke(app, ["--store", f"files:{source}", "weights", "list", run])
+    assert listed.exit_code == 0, listed.output
+    assert [line.split("\t")[0] for line in listed.output.splitlines()[1:]] == ["5", "10", "15", "20"]
+    assert "legacy DaCapo checkpoint" in listed.output
+    assert tree_files(source) == before
