@@ -115,30 +115,24 @@ class DacapoRegistry(ABC):
         if folder is None:
             return []
         pins = []
-        try:
-            datasets = [
-                e for e in os.scandir(folder) if e.is_dir() and e.name not in _NOT_BEST and e.name[0] != "."
-            ]
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        for dataset in sorted(datasets, key=lambda e: e.name):
-            for entry in sorted(os.scandir(dataset.path), key=lambda e: e.name):
-                if not entry.name.endswith(".json") or not entry.is_file():
+        for dataset in _subfolders(folder):
+            for name, path in _entries(folder / dataset):
+                if not name.endswith(".json") or not path.is_file():
                     continue
                 try:
-                    with open(entry.path, encoding="utf-8") as f:
+                    with open(path, encoding="utf-8") as f:
                         iteration = json.load(f).get("iteration")
                 except (OSError, ValueError, AttributeError) as exc:
-                    log.warning("skipping DaCapo best file %s: %s", entry.path, exc)
+                    log.warning("skipping DaCapo best file %s: %s", path, exc)
                     continue
                 if type(iteration) is not int or iteration < 0:
-                    log.warning("skipping DaCapo best file %s: no iteration in it", entry.path)
+                    log.warning("skipping DaCapo best file %s: no iteration in it", path)
                     continue
                 pins.append(
                     {
                         "op": "pin",
-                        "dataset": dataset.name,
-                        "criterion": entry.name[: -len(".json")],
+                        "dataset": dataset,
+                        "criterion": name[: -len(".json")],
                         "iteration": iteration,
                     }
                 )
@@ -180,6 +174,25 @@ class DacapoRegistry(ABC):
         return out
 
 
+def _subfolders(folder: Path) -> list[str]:
+    """Best-file folders under a run's checkpoints/ (not DaCapo's iterations/, not our blobs/)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(
+                e.name for e in entries if e.is_dir() and e.name not in _NOT_BEST and e.name[0] != "."
+            )
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _entries(folder: Path) -> list[tuple[str, Path]]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted((e.name, Path(e.path)) for e in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 class DacapoFiles(DacapoRegistry):
     """DaCapo's files layout under `runs_base_dir`: configs/, stats/, <run>/checkpoints/."""
 
@@ -191,12 +204,7 @@ class DacapoFiles(DacapoRegistry):
 
     def config_documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
         folder = self.basedir / "configs" / kind
-        try:
-            files = sorted(
-                e.name for e in os.scandir(folder) if e.name.endswith(".yaml") and e.name[0] != "."
-            )
-        except FileNotFoundError:
-            return
+        files = [name for name, _ in _entries(folder) if name.endswith(".yaml") and name[0] != "."]
         for file in files:
             name = file[: -len(".yaml")]
             try:
