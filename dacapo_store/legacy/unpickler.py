@@ -219,12 +219,17 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], Any]:
     import torch
 
     what = f"DaCapo checkpoint {path}"
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":
+        raise PickleCheckpointError(
+            f"{what} is not in torch's zip format (an older pickle); pass allow_pickle=True only if you "
+            "trust it"
+        )
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise PickleCheckpointError(
-            f"{what} is not in torch's zip format ({exc}); pass allow_pickle=True only if you trust it"
-        ) from None
+        raise CorruptWeightsError(f"{what} is damaged: {exc}") from None
     with archive:
         names = archive.namelist()
         pkl = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]

@@ -15,7 +15,7 @@ from dacapo_store.legacy.importer import import_dacapo
 from dacapo_store.legacy.registry import CONFIG_KINDS, DacapoFiles, DacapoMongo
 from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
 
-from .conftest import MANIFEST, dacapo_files_in, expected_scores, tree_files
+from .conftest import DB_NAME, MANIFEST, dacapo_files_in, expected_scores, load_mongo, mongo_dump, tree_files
 
 RUNS = sorted(MANIFEST["latest_iteration"])
 
@@ -181,7 +181,9 @@ def test_weights_best_and_list_open_a_dacapo_run_in_place(tmp_path):
     run = "hela_semantic_mito&er&nuc_8nm_dist_mito&er&nuc_tiny_unet_lab_gp_aug_lab__0"
     dataset = "jrc_hela-3_[mito&er]_jrc_hela-3_[mito&er]_mito_er_nuc_8nm_gt_mito&er&nuc_8nm"
     runner = CliRunner()
-    best = runner.invoke(app, ["--store", f"files:{source}", "weights", "best", run, "mito__dice", "--dataset", dataset])
+    best = runner.invoke(
+        app, ["--store", f"files:{source}", "weights", "best", run, "mito__dice", "--dataset", dataset]
+    )
     assert best.exit_code == 0, best.output
     assert best.output.strip() == "20"
     listed = runner.invoke(app, ["--store", f"files:{source}", "weights", "list", run])
@@ -189,3 +191,48 @@ def test_weights_best_and_list_open_a_dacapo_run_in_place(tmp_path):
     assert [line.split("\t")[0] for line in listed.output.splitlines()[1:]] == ["5", "10", "15", "20"]
     assert "legacy DaCapo checkpoint" in listed.output
     assert tree_files(source) == before
+
+
+def test_the_cli_imports_from_dacapos_mongodb(tmp_path, monkeypatch):
+    server = mongomock.MongoClient()
+    load_mongo(server)
+    monkeypatch.setattr("dacapo_store.mongo.MongoClient", lambda *args, **kwargs: server)
+    runs_dir = dacapo_files_in(tmp_path, with_stats_and_configs=False)
+    before = mongo_dump(server[DB_NAME])
+    target = tmp_path / "registry"
+    args = ["import-dacapo", "--from", "mongodb://lab:secret@db:27017", "--db", DB_NAME]
+    args += ["--runs-dir", str(runs_dir), "--to", f"files:{target}"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "10 checkpoint" in first.output and "secret" not in first.output
+    weights = LocalWeightsStore(target)
+    run = next(r for r in RUNS if r.startswith("finetune_"))
+    assert (
+        weights.retrieve_best(
+            run, "voi", "jrc_hela-2_[mito&er]_jrc_hela-2_[mito&er]_mito_er_nuc_8nm_gt_mito&er&nuc_8nm"
+        )
+        == 8
+    )
+    after_first = tree_files(target)
+    second = CliRunner().invoke(app, [*args, "--json"])
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.output)["converted"] == []
+    assert tree_files(target) == after_first
+    assert mongo_dump(server[DB_NAME]) == before
+
+
+def test_a_damaged_source_checkpoint_fails_alone_and_the_rest_is_imported(tmp_path):
+    source = dacapo_files_in(tmp_path)
+    run = "lab_dummy_train_validate_dummy_task_lab_dummy_arch_lab_dummy_trainer_lab__0"
+    damaged = source / run / "checkpoints" / "iterations" / "6"
+    damaged.chmod(0o644)
+    damaged.write_bytes(damaged.read_bytes()[:-5000])
+    target = tmp_path / "registry"
+    result = CliRunner().invoke(
+        app, ["import-dacapo", "--from", f"files:{source}", "--to", f"files:{target}"]
+    )
+    assert result.exit_code == 1
+    assert f"checkpoint {run}@6" in result.output
+    weights = LocalWeightsStore(target)
+    assert weights.read_index(run).checkpoints.keys() == {3, 9}
+    assert len(weights.read_index(RUNS[0]).checkpoints) == 3

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dacapo_store.errors import PickleCheckpointError
+from dacapo_store.errors import CorruptWeightsError, PickleCheckpointError
 from dacapo_store.legacy.unpickler import load_checkpoint, load_stats_pickle
 from dacapo_store.weights import LocalWeightsStore
 
@@ -103,3 +103,12 @@ def test_a_file_that_is_not_a_torch_zip_needs_allow_pickle(tmp_path):
     path.write_bytes(pickle.dumps({"model": {}}))
     with pytest.raises(PickleCheckpointError, match="allow_pickle=True"):
         load_checkpoint(path)
+
+
+def test_a_damaged_dacapo_checkpoint_is_corrupt_not_a_pickle_question(tmp_path):
+    good = (PACK / "files" / MANIFEST["checkpoints"][-1]["path"]).read_bytes()
+    path = tmp_path / "run" / "checkpoints" / "iterations" / "9"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(good[:-4000])
+    with pytest.raises(CorruptWeightsError, match=r"iterations/9 is damaged"):
+        LocalWeightsStore(tmp_path).retrieve_weights("run", 9, allow_pickle=True)
