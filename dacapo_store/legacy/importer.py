@@ -94,9 +94,8 @@ def import_steps(source: DacapoRegistry, runs: Iterable[str] | None = None) -> i
     wanted = None if selected is None else _referenced(source, selected)
     total = 0
     for kind in CONFIG_KINDS:
-        for name, _ in source.config_documents(kind):
-            if wanted is None or name in wanted.get(kind, ()):
-                total += 1
+        names = source.config_names(kind)
+        total += len(names) if wanted is None else sum(1 for n in names if n in wanted.get(kind, ()))
     return total + len(source.run_names() if selected is None else selected)
 
 

@@ -47,6 +47,10 @@ class DacapoRegistry(ABC):
         """Every (name, document) of a config kind as DaCapo stored it; unreadable ones as exceptions."""
 
     @abstractmethod
+    def config_names(self, kind: str) -> list[str]:
+        """Names of a config kind's documents, without reading the documents."""
+
+    @abstractmethod
     def run_document(self, run: str) -> dict[str, Any] | None:
         """The run's config document, or None."""
 
@@ -70,7 +74,7 @@ class DacapoRegistry(ABC):
 
     def run_names(self) -> list[str]:
         """Runs with a config, stats or checkpoints in this registry."""
-        names = {n for n, d in self.config_documents("runs") if not isinstance(d, Exception)}
+        names = set(self.config_names("runs"))
         names |= self.stats_run_names()
         if self.runs_dir is not None:
             try:
@@ -214,6 +218,10 @@ class DacapoFiles(DacapoRegistry):
                 continue
             yield name, doc
 
+    def config_names(self, kind: str) -> list[str]:
+        folder = self.basedir / "configs" / kind
+        return [n[: -len(".yaml")] for n, _ in _entries(folder) if n.endswith(".yaml") and n[0] != "."]
+
     @staticmethod
     def _yaml(path: Path) -> dict[str, Any]:
         import yaml
@@ -293,6 +301,9 @@ class DacapoMongo(DacapoRegistry):
     def config_documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
         for doc in self.db[kind].find({}, projection={"_id": False}):
             yield str(doc.get("name")), doc
+
+    def config_names(self, kind: str) -> list[str]:
+        return [str(d.get("name")) for d in self.db[kind].find({}, projection={"name": True, "_id": False})]
 
     def run_document(self, run: str) -> dict[str, Any] | None:
         # DaCapo indexes runs on (name, repetition) and reads the first match, as we do

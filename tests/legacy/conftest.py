@@ -9,13 +9,16 @@ import math
 import os
 import re
 import shutil
+import uuid
 from pathlib import Path
 
 import attrs
 import mongomock
 import mongomock.gridfs
+import pymongo
 import pytest
 from bson import json_util
+from conftest import MONGO_URI, NO_MONGO
 
 from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
 
@@ -37,9 +40,9 @@ def _pack_documents(name: str) -> str:
     return (PACK / "mongo" / f"{name}.json").read_text()
 
 
-def load_mongo(client: mongomock.MongoClient) -> None:
+def load_mongo(client, db_name: str = DB_NAME) -> None:
     """DaCapo's collections of the pack, documents in stored order, and DaCapo's indexes."""
-    db = client[DB_NAME]
+    db = client[db_name]
     for name in DACAPO_COLLECTIONS:
         docs = json_util.loads(_pack_documents(name))
         if docs:
@@ -109,7 +112,10 @@ class Layout:
         return (tree_files(self.root), mongo_dump(self.db) if self.db is not None else None)
 
 
-@pytest.fixture(params=["files", "mongomock"])
+REAL_MONGO = pytest.param("mongodb", marks=pytest.mark.skipif(not MONGO_URI, reason=NO_MONGO))
+
+
+@pytest.fixture(params=["files", "mongomock", REAL_MONGO])
 def layout(request, tmp_path):
     """The pack on DaCapo's files layout or its MongoDB layout; asserts afterwards that none of it changed."""
     yield from _layout(request.param, tmp_path)
@@ -127,13 +133,19 @@ def _layout(kind: str, tmp_path: Path):
         found = Layout("files", root, LocalWeightsStore(root))
     else:
         root = dacapo_files_in(tmp_path, with_stats_and_configs=False)
-        client = mongomock.MongoClient()
-        load_mongo(client)
-        store = GridFSWeightsStore(client=client, db_name=DB_NAME, dacapo_runs_dir=root)
-        found = Layout("mongomock", root, store, client[DB_NAME])
+        if kind == "mongodb":
+            client = pymongo.MongoClient(MONGO_URI)
+            db_name = f"dacapo_store_test_{uuid.uuid4().hex[:12]}"
+        else:
+            client, db_name = mongomock.MongoClient(), DB_NAME
+        load_mongo(client, db_name)
+        store = GridFSWeightsStore(client=client, db_name=db_name, dacapo_runs_dir=root)
+        found = Layout(kind, root, store, client[db_name])
     files, documents = found.snapshot()
     yield found
     files_after, documents_after = found.snapshot()
+    if kind == "mongodb":
+        found.db.client.drop_database(found.db.name)
     assert_dacapo_unchanged(files, files_after)
     assert documents_after == documents, "DaCapo's documents changed"
 
