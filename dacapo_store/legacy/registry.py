@@ -18,6 +18,7 @@ from typing import Any
 
 from ..config_store import yamlio
 from ..errors import DacapoStoreError
+from ..mongo import translate_errors
 from ..weights.index import RunIndex
 from .unpickler import load_stats_pickle
 from .validation import score_events
@@ -292,34 +293,67 @@ class DacapoMongo(DacapoRegistry):
     """
 
     def __init__(
-        self, db: Any, runs_dir: str | os.PathLike[str] | None = None, where: str | None = None
+        self,
+        db: Any = None,
+        runs_dir: str | os.PathLike[str] | None = None,
+        where: str | None = None,
+        *,
+        db_host: str | None = None,
+        db_name: str = "dacapo",
+        timeout: float = 5.0,
     ) -> None:
         super().__init__(runs_dir)
-        self.db = db
-        self.where = where or f"mongodb:{db.name}"
+        if db is None and not db_host:
+            raise ValueError("give a MongoDB database or a db_host")
+        self._db = db
+        self._connect = (db_host, db_name, timeout)
+        if where is None:
+            from ..mongo import describe
+
+            where = f"mongodb:{db.name}" if db is not None else describe(db_host, db_name)
+        self.where = where
+
+    @property
+    def db(self) -> Any:
+        """The database; given, or connected on first use (so a weights store opens without a server)."""
+        if self._db is None:
+            from ..mongo import connect
+
+            host, name, timeout = self._connect
+            self._db = connect(host, name, timeout=timeout)[1]
+        return self._db
 
     def config_documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
-        for doc in self.db[kind].find({}, projection={"_id": False}):
+        with translate_errors(self.where):
+            docs = list(self.db[kind].find({}, projection={"_id": False}))
+        for doc in docs:
             yield str(doc.get("name")), doc
 
     def config_names(self, kind: str) -> list[str]:
-        return [str(d.get("name")) for d in self.db[kind].find({}, projection={"name": True, "_id": False})]
+        with translate_errors(self.where):
+            docs = self.db[kind].find({}, projection={"name": True, "_id": False})
+            return [str(d.get("name")) for d in docs]
 
     def run_document(self, run: str) -> dict[str, Any] | None:
         # DaCapo indexes runs on (name, repetition) and reads the first match, as we do
-        docs = list(
-            self.db["runs"].find({"name": run}, projection={"_id": False}).sort("repetition", 1).limit(1)
-        )
+        with translate_errors(self.where):
+            found = self.db["runs"].find({"name": run}, projection={"_id": False})
+            docs = list(found.sort("repetition", 1).limit(1))
         return docs[0] if docs else None
 
     def validation_score_documents(self, run: str) -> list[dict[str, Any]]:
-        return list(self.db["validation_scores"].find({"run_name": run}, projection={"_id": False}))
+        return self._find("validation_scores", run)
 
     def training_stats_documents(self, run: str) -> list[dict[str, Any]]:
-        return list(self.db["training_stats"].find({"run_name": run}, projection={"_id": False}))
+        return self._find("training_stats", run)
+
+    def _find(self, collection: str, run: str) -> list[dict[str, Any]]:
+        with translate_errors(self.where):
+            return list(self.db[collection].find({"run_name": run}, projection={"_id": False}))
 
     def stats_run_names(self) -> set[str]:
         names: set[str] = set()
-        for kind in ("training_stats", "validation_scores"):
-            names |= {n for n in self.db[kind].distinct("run_name") if isinstance(n, str)}
+        with translate_errors(self.where):
+            for kind in ("training_stats", "validation_scores"):
+                names |= {n for n in self.db[kind].distinct("run_name") if isinstance(n, str)}
         return names

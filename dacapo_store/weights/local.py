@@ -30,7 +30,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
@@ -39,6 +39,9 @@ from ..fsutil import fsync_dir, write_temp
 from .base import BlobNotFoundError, WeightsStore
 from .index import RunIndex
 from .stats import same_stats
+
+if TYPE_CHECKING:
+    from ..legacy.registry import DacapoRegistry
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +71,13 @@ _cache_lock = threading.Lock()
 class LocalWeightsStore(WeightsStore):
     """Weights, scores and pins of runs in folders under `basedir` (DaCapo's `runs_base_dir`)."""
 
-    def __init__(self, basedir: str | os.PathLike[str]) -> None:
+    def __init__(self, basedir: str | os.PathLike[str], *, dacapo: DacapoRegistry | None = None) -> None:
+        """`dacapo`: where DaCapo's own data of these runs is; default: DaCapo's files under `basedir`."""
         from ..legacy.registry import DacapoFiles
 
         self.basedir = Path(basedir).expanduser().absolute()
         self.where = str(self.basedir)
-        self.dacapo = DacapoFiles(self.basedir)
+        self.dacapo = dacapo if dacapo is not None else DacapoFiles(self.basedir)
 
     def _checkpoints(self, run: str) -> Path:
         return self.basedir / run / "checkpoints"

@@ -84,3 +84,25 @@ def test_our_documents_go_to_collections_dacapo_does_not_use(mongo_layout):
     assert layout.db["weights_training_stats"].count_documents({"run_name": RUN}) == 1
     assert counts == {name: layout.db[name].count_documents({}) for name in counts}
     assert counts == {n: MANIFEST["mongo_counts"][n] for n in counts}
+
+
+def test_dacapo_on_mongodb_with_weights_on_disk_opens_through_the_options(tmp_path, monkeypatch):
+    """DaCapo's usual setup: configs and stats in MongoDB, checkpoints under runs_base_dir."""
+    import mongomock
+
+    from dacapo_store import Options, create_weights_store
+
+    from .conftest import DB_NAME, dacapo_files_in, load_mongo
+
+    server = mongomock.MongoClient()
+    load_mongo(server)
+    monkeypatch.setattr("dacapo_store.mongo.MongoClient", lambda *args, **kwargs: server)
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    root = dacapo_files_in(tmp_path, with_stats_and_configs=False)
+    options = Options.instance(
+        type="mongo", mongo_db_host="mongodb://db:27017", mongo_db_name=DB_NAME, runs_base_dir=root
+    )
+    store = create_weights_store(options)
+    assert store.retrieve_best(RUN, "mito__dice", DATASET) == 10
+    assert len(store.retrieve_training_stats(RUN)) == 20
+    assert store.latest_iteration(RUN) == 20
