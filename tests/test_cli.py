@@ -80,6 +80,7 @@ COMMANDS = [
     ["weights", "list"],
     ["weights", "best"],
     ["weights", "prune"],
+    ["import-dacapo"],
 ]
 
 

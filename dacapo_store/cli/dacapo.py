@@ -31,9 +31,9 @@ def open_source(spec: str, db: str | None, runs_dir: Path | None):
 
 @command(
     "import-dacapo",
-    epilog="Examples: dacapo-store --store files:/data/registry import-dacapo "
+    epilog="Example: dacapo-store --store files:/data/registry import-dacapo "
     "--from files:/groups/lab/dacapo\n\n"
-    "dacapo-store import-dacapo --from mongodb://db:27017 --db dacapo "
+    "Example: dacapo-store import-dacapo --from mongodb://db:27017 --db dacapo "
     "--runs-dir /groups/lab/dacapo --to mongodb://db:27017 --db-to registry --dry-run",
 )
 @click.option(
