@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import gridfs
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, OperationFailure
 
 from ..errors import TrainingStatsConflictError
 from ..mongo import connect, describe, translate_errors
@@ -67,7 +67,11 @@ class GridFSWeightsStore(WeightsStore):
                 (self._pins, ["run_name", "dataset", "criterion"]),
                 (self._stats, ["run_name", "iteration"]),
             ]:
-                collection.create_index([(k, 1) for k in keys], unique=True, name="_".join(keys))
+                try:
+                    collection.create_index([(k, 1) for k in keys], unique=True, name="_".join(keys))
+                except OperationFailure as exc:
+                    # e.g. DaCapo's own validation_scores documents: work on without the guarantee
+                    log.warning("no unique index on %s%s in %s: %s", collection.name, keys, self.where, exc)
             self._files.create_index([("run_name", 1), ("filename", 1)], name="run_name_filename")
 
     def __repr__(self) -> str:
