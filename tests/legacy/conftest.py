@@ -118,16 +118,17 @@ REAL_MONGO = pytest.param("mongodb", marks=pytest.mark.skipif(not MONGO_URI, rea
 @pytest.fixture(params=["files", "mongomock", REAL_MONGO])
 def layout(request, tmp_path):
     """The pack on DaCapo's files layout or its MongoDB layout; asserts afterwards that none of it changed."""
-    yield from _layout(request.param, tmp_path)
+    yield from open_layout(request.param, tmp_path)
 
 
 @pytest.fixture
 def mongo_layout(tmp_path):
     """The pack on DaCapo's MongoDB layout (mongomock); asserts afterwards that none of it changed."""
-    yield from _layout("mongomock", tmp_path)
+    yield from open_layout("mongomock", tmp_path)
 
 
-def _layout(kind: str, tmp_path: Path):
+def open_layout(kind: str, tmp_path: Path):
+    """Yield the pack opened on one layout under tmp_path; on resuming, assert DaCapo's data is unchanged."""
     if kind == "files":
         root = dacapo_files_in(tmp_path)
         found = Layout("files", root, LocalWeightsStore(root))

@@ -20,25 +20,22 @@ RUNS = sorted(MANIFEST["latest_iteration"])
 SCORES = {entry["run"]: entry for entry in MANIFEST["scores"]}
 
 
-@pytest.mark.parametrize(
-    "checkpoint", MANIFEST["checkpoints"], ids=lambda c: f"{c['run'][:20]}@{c['iteration']}"
-)
-def test_every_dacapo_checkpoint_loads_with_its_tensors(layout, checkpoint):
-    weights = layout.store.retrieve_weights(checkpoint["run"], checkpoint["iteration"])
-    model = weights.model
-    assert sorted(model) == [name for name, _, _ in checkpoint["model"]["tensors"]]
-    for name, shape, dtype in checkpoint["model"]["tensors"]:
-        tensor = model[name]
-        assert list(tensor.shape) == shape and tensor.dtype == getattr(torch, dtype), name
-        total = float(tensor.double().sum())
-        assert math.isclose(total, checkpoint["model"]["sum_per_tensor"][name], rel_tol=1e-9, abs_tol=1e-9), (
-            name
-        )
-    assert weights.metadata is None
+def test_every_dacapo_checkpoint_loads_with_its_tensors(layout):
+    for checkpoint in MANIFEST["checkpoints"]:
+        weights = layout.store.retrieve_weights(checkpoint["run"], checkpoint["iteration"])
+        model = weights.model
+        assert sorted(model) == [name for name, _, _ in checkpoint["model"]["tensors"]]
+        for name, shape, dtype in checkpoint["model"]["tensors"]:
+            tensor = model[name]
+            assert list(tensor.shape) == shape and tensor.dtype == getattr(torch, dtype), name
+            total = float(tensor.double().sum())
+            expected = checkpoint["model"]["sum_per_tensor"][name]
+            assert math.isclose(total, expected, rel_tol=1e-9, abs_tol=1e-9), name
+        assert weights.metadata is None
 
 
-@pytest.mark.parametrize("checkpoint", MANIFEST["checkpoints"][:1])
-def test_shared_storage_aliases_stay_one_storage(layout, checkpoint):
+def test_shared_storage_aliases_stay_one_storage(layout):
+    checkpoint = MANIFEST["checkpoints"][0]
     model = layout.store.retrieve_weights(checkpoint["run"], checkpoint["iteration"]).model
     aliases = checkpoint["model_shared_storage_aliases"]
     assert aliases
@@ -46,17 +43,15 @@ def test_shared_storage_aliases_stay_one_storage(layout, checkpoint):
         assert len({model[name].untyped_storage().data_ptr() for name in group}) == 1
 
 
-@pytest.mark.parametrize(
-    "checkpoint", MANIFEST["checkpoints"], ids=lambda c: f"{c['run'][:20]}@{c['iteration']}"
-)
-def test_the_optimizer_state_of_every_checkpoint_loads(layout, checkpoint):
-    optimizer = layout.store.retrieve_weights(checkpoint["run"], checkpoint["iteration"]).optimizer
-    expected = checkpoint["optimizer"]
-    groups = optimizer["param_groups"]
-    assert [g["params"] for g in groups] == [g["params"] for g in expected["param_groups"]]
-    assert [g["lr"] for g in groups] == [g["lr"] for g in expected["param_groups"]]
-    assert sorted(optimizer["state"]) == expected["state_param_ids"]
-    assert sorted(next(iter(optimizer["state"].values()))) == sorted(expected["state_keys"])
+def test_the_optimizer_state_of_every_checkpoint_loads(layout):
+    for checkpoint in MANIFEST["checkpoints"]:
+        optimizer = layout.store.retrieve_weights(checkpoint["run"], checkpoint["iteration"]).optimizer
+        expected = checkpoint["optimizer"]
+        groups = optimizer["param_groups"]
+        assert [g["params"] for g in groups] == [g["params"] for g in expected["param_groups"]]
+        assert [g["lr"] for g in groups] == [g["lr"] for g in expected["param_groups"]]
+        assert sorted(optimizer["state"]) == expected["state_param_ids"]
+        assert sorted(next(iter(optimizer["state"].values()))) == sorted(expected["state_keys"])
 
 
 @pytest.mark.parametrize("run", RUNS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import mongomock
 import pytest
 import torch
@@ -15,40 +16,71 @@ from dacapo_store.legacy.importer import import_dacapo
 from dacapo_store.legacy.registry import CONFIG_KINDS, DacapoFiles, DacapoMongo
 from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
 
-from .conftest import DB_NAME, MANIFEST, dacapo_files_in, expected_scores, load_mongo, mongo_dump, tree_files
+from .conftest import (
+    DB_NAME,
+    MANIFEST,
+    Layout,
+    dacapo_files_in,
+    expected_scores,
+    load_mongo,
+    mongo_dump,
+    open_layout,
+    tree_files,
+)
 
 RUNS = sorted(MANIFEST["latest_iteration"])
 
 
+def make_target(kind: str, path):
+    """An empty dacapo_store registry of this kind: (config store, weights store, snapshot)."""
+    if kind == "files":
+        root = path / "registry"
+        return FileConfigStore(root / "configs"), LocalWeightsStore(root), lambda: tree_files(root)
+    client = mongomock.MongoClient()
+    configs = MongoConfigStore(client=client, db_name="registry")
+    weights = GridFSWeightsStore(client=client, db_name="registry")
+
+    def snapshot():
+        db = client["registry"]
+        return {
+            name: sorted(
+                json.dumps(
+                    {k: v for k, v in d.items() if k not in ("_id", "uploadDate")},
+                    sort_keys=True,
+                    default=str,
+                )
+                for d in db[name].find({})
+            )
+            for name in sorted(db.list_collection_names())
+        }
+
+    return configs, weights, snapshot
+
+
 @pytest.fixture
 def target(layout, tmp_path):
-    """An empty dacapo_store registry of the layout's kind: (config store, weights store, snapshot)."""
-    if layout.kind == "files":
-        root = tmp_path / "registry"
-        configs, weights = FileConfigStore(root / "configs"), LocalWeightsStore(root)
-        yield configs, weights, lambda: tree_files(root)
-    else:
-        client = mongomock.MongoClient()
-        configs = MongoConfigStore(client=client, db_name="registry")
-        weights = GridFSWeightsStore(client=client, db_name="registry")
+    """An empty registry of the layout's kind (files for files, mongomock for MongoDB)."""
+    return make_target("files" if layout.kind == "files" else "mongomock", tmp_path)
 
-        def snapshot():
-            db = client["registry"]
-            return {
-                name: sorted(
-                    (
-                        json.dumps(
-                            {k: v for k, v in d.items() if k not in ("_id", "uploadDate")},
-                            sort_keys=True,
-                            default=str,
-                        )
-                    )
-                    for d in db[name].find({})
-                )
-                for name in sorted(db.list_collection_names())
-            }
 
-        yield configs, weights, snapshot
+@attrs.define
+class Imported:
+    layout: Layout
+    configs: object
+    weights: object
+    snapshot: object
+    report: object
+
+
+@pytest.fixture(scope="module", params=["files", "mongomock"])
+def imported(request, tmp_path_factory):
+    """One import per layout, shared by the tests that only look at its result."""
+    layouts = open_layout(request.param, tmp_path_factory.mktemp(request.param))
+    layout = next(layouts)
+    configs, weights, snapshot = make_target(request.param, tmp_path_factory.mktemp("target"))
+    report = import_dacapo(source_of(layout), configs, weights)
+    yield Imported(layout, configs, weights, snapshot, report)
+    next(layouts, None)  # asserts that DaCapo's data did not change
 
 
 def source_of(layout) -> DacapoFiles | DacapoMongo:
@@ -57,29 +89,26 @@ def source_of(layout) -> DacapoFiles | DacapoMongo:
     return DacapoMongo(layout.db, layout.root)
 
 
-def test_import_copies_every_config_document(layout, target):
-    configs, weights, _ = target
-    source = source_of(layout)
-    report = import_dacapo(source, configs, weights)
-    assert report.ok, report.failed
+def test_import_copies_every_config_document(imported):
+    source = source_of(imported.layout)
+    assert imported.report.ok, imported.report.failed
     for kind in CONFIG_KINDS:
         for name, doc in source.config_documents(kind):
             if "/" in name:
                 continue  # names with '/' can't be file names; reported as skipped (see below)
-            stored = configs.get_document(kind, name)
-            if kind == "runs" and layout.db is not None and doc.get("repetition") != 0:
+            stored = imported.configs.get_document(kind, name)
+            if kind == "runs" and imported.layout.db is not None and doc.get("repetition") != 0:
                 continue  # a second repetition under the same name: skipped, the first one kept
             assert stored == {k: v for k, v in doc.items() if k != "_id"}, (kind, name)
 
 
-def test_import_converts_checkpoints_scores_bests_and_stats(layout, target):
-    configs, weights, _ = target
-    import_dacapo(source_of(layout), configs, weights)
+def test_import_converts_checkpoints_scores_bests_and_stats(imported):
+    weights = imported.weights
     for checkpoint in MANIFEST["checkpoints"]:
         run, iteration = checkpoint["run"], checkpoint["iteration"]
         ours = weights.retrieve_weights(run, iteration)
         assert ours.metadata is not None and ours.metadata["blobs"]["model"]["sha256"]
-        theirs = layout.store.retrieve_weights(run, iteration)
+        theirs = imported.layout.store.retrieve_weights(run, iteration)
         assert list(ours.model) == list(theirs.model)
         assert all(torch.equal(ours.model[k], theirs.model[k]) for k in ours.model)
         assert ours.optimizer["param_groups"] == theirs.optimizer["param_groups"]
@@ -92,15 +121,12 @@ def test_import_converts_checkpoints_scores_bests_and_stats(layout, target):
         assert len(weights.retrieve_training_stats(entry["run"])) == len(entry["stats"])
 
 
-def test_importing_twice_gives_the_same_registry(layout, target):
-    configs, weights, snapshot = target
-    source = source_of(layout)
-    first = import_dacapo(source, configs, weights)
-    after_first = snapshot()
-    second = import_dacapo(source, configs, weights)
+def test_importing_twice_gives_the_same_registry(imported):
+    after_first = imported.snapshot()
+    second = import_dacapo(source_of(imported.layout), imported.configs, imported.weights)
     assert second.converted == []
-    assert len(second.skipped) == len(first.converted) + len(first.skipped)
-    assert snapshot() == after_first
+    assert len(second.skipped) == len(imported.report.converted) + len(imported.report.skipped)
+    assert imported.snapshot() == after_first
 
 
 def test_a_dry_run_writes_nothing_and_says_what_it_would_do(layout, target):
