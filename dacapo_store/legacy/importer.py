@@ -79,6 +79,14 @@ def import_dacapo(
                 continue
             step(f"{kind}/{name}")
             _import_config(configs, kind, name, doc, report, dry_run)
+    if source.runs_dir is None:
+        report.skipped.append(
+            (
+                "checkpoints",
+                "*",
+                "no runs_base_dir given (--runs-dir): DaCapo's checkpoints and bests not looked for",
+            )
+        )
     for run in run_names:
         step(f"run {run}")
         try:

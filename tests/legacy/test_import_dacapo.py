@@ -262,3 +262,13 @@ def test_a_damaged_source_checkpoint_fails_alone_and_the_rest_is_imported(tmp_pa
     weights = LocalWeightsStore(target)
     assert weights.read_index(run).checkpoints.keys() == {3, 9}
     assert len(weights.read_index(RUNS[0]).checkpoints) == 3
+
+
+def test_a_mongodb_source_without_its_runs_dir_says_checkpoints_were_not_looked_for(mongo_layout, tmp_path):
+    source = DacapoMongo(mongo_layout.db)
+    configs, weights, _ = make_target("files", tmp_path)
+    report = import_dacapo(source, configs, weights)
+    assert ("checkpoints", "*") in [(what, name) for what, name, _ in report.skipped]
+    assert "runs_base_dir" in next(d for w, _, d in report.skipped if w == "checkpoints")
+    assert weights.iterations(RUNS[0]) == []
+    assert len(weights.retrieve_training_stats(RUNS[0])) == 12
