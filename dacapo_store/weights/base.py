@@ -318,7 +318,7 @@ class WeightsStore(ABC):
         """Record validation `scores` (criterion -> value) of `iteration` on `dataset`."""
         name = run_name(run)
         check_iteration(iteration)
-        check_name(dataset, "dataset name")
+        check_name(dataset, "dataset name", allow_slash=True)
         if not isinstance(scores, Mapping) or not scores:
             raise ValueError(f"scores must be a non-empty mapping of criterion to number, got {scores!r}")
         given = dict(higher_is_better or {})
@@ -370,7 +370,7 @@ class WeightsStore(ABC):
         name = run_name(run)
         check_criterion(criterion)
         if dataset is not None:
-            check_name(dataset, "dataset name")
+            check_name(dataset, "dataset name", allow_slash=True)
         index = self.run_index(name)
         pinned = self._pin(index, criterion, dataset)
         if pinned is not None:
@@ -422,7 +422,7 @@ class WeightsStore(ABC):
         check_iteration(iteration)
         check_criterion(criterion)
         if dataset is not None:
-            check_name(dataset, "dataset name")
+            check_name(dataset, "dataset name", allow_slash=True)
         if iteration not in self.iterations(name):
             raise WeightsNotFoundError(f"can't pin iteration {iteration} of run {name}: it has no weights")
         self.append_index(
