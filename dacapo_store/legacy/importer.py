@@ -15,7 +15,13 @@ from typing import Any
 
 import attrs
 
-from ..errors import DacapoStoreError, DuplicateNameError, InvalidNameError, PickleCheckpointError
+from ..errors import (
+    DacapoStoreError,
+    DuplicateNameError,
+    InvalidNameError,
+    PickleCheckpointError,
+    StoreConnectionError,
+)
 from ..weights.base import WeightsStore, run_name
 from ..weights.stats import same_stats
 from .registry import CONFIG_KINDS, DacapoRegistry
@@ -91,6 +97,8 @@ def import_dacapo(
         step(f"run {run}")
         try:
             _import_run(source, weights, run, report, dry_run)
+        except StoreConnectionError:
+            raise
         except DacapoStoreError as exc:
             report.failed.append(("run", run, str(exc)))
     return report
@@ -181,14 +189,19 @@ def _import_run(
             report.converted.append(("checkpoint", label, "would be converted"))
             present.add(iteration)
             continue
-        weights.store_weights(run, iteration, model, optimizer)
-        stored = weights.retrieve_weights(run, iteration)  # checksums verified on the way
+        try:
+            weights.store_weights(run, iteration, model, optimizer)
+            stored = weights.retrieve_weights(run, iteration)  # checksums verified on the way
+        except StoreConnectionError:
+            raise
+        except (DacapoStoreError, ValueError, TypeError) as exc:
+            report.failed.append(("checkpoint", label, f"can't be stored in our format: {exc}"))
+            continue
         if not _same_tensors(stored.model, model):
             raise DacapoStoreError(f"checkpoint {label} did not read back equal after conversion")
         blobs = stored.metadata["blobs"] if stored.metadata else {}
-        report.converted.append(
-            ("checkpoint", label, "sha256 " + blobs.get("model", {}).get("sha256", "?")[:12])
-        )
+        digest = blobs.get("model", {}).get("sha256", "?")[:12]
+        report.converted.append(("checkpoint", label, f"sha256 {digest}"))
         present.add(iteration)
     # validation scores
     for event in source.score_events(run):
