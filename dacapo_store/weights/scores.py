@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 
-#: Which way is better for the criteria DaCapo's evaluators report (DACAPO_FORMAT.md).
+#: Which way is better for every criterion DaCapo 0.3.5's evaluators report (binary segmentation,
+#: instance and dummy evaluation scores; DACAPO_FORMAT.md), plus `loss`. Channel-prefixed names
+#: (`mito__dice`) are looked up by their criterion: see `known_direction`.
 HIGHER_IS_BETTER: frozenset[str] = frozenset(
     {
         "dice",
