@@ -22,12 +22,20 @@ from .errors import (
     InvalidNameError,
     PickleCheckpointError,
     StoreConnectionError,
+    TrainingStatsConflictError,
     UnknownConfigTypeError,
     WeightsNotFoundError,
 )
 from .options import Options
 from .start import LoadReport, Start
-from .weights import GridFSWeightsStore, LocalWeightsStore, Weights, WeightsStore, create_weights_store
+from .weights import (
+    GridFSWeightsStore,
+    LocalWeightsStore,
+    TrainingIterationStats,
+    Weights,
+    WeightsStore,
+    create_weights_store,
+)
 
 __version__ = "0.1.0"
 
@@ -53,6 +61,8 @@ __all__ = [
     "Options",
     "PickleCheckpointError",
     "Start",
+    "TrainingIterationStats",
+    "TrainingStatsConflictError",
     "Weights",
     "WeightsStore",
     "create_weights_store",

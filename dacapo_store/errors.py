@@ -70,6 +70,10 @@ class PickleCheckpointError(DacapoStoreError, ValueError):
     """A legacy DaCapo checkpoint is a pickle; reading it runs code, so it needs `allow_pickle=True`."""
 
 
+class TrainingStatsConflictError(DacapoStoreError, ValueError):
+    """Training stats given for an iteration that already has other values."""
+
+
 class CriterionNotFoundError(_NotFound):
     """A run has no validation scores for the criterion asked for."""
 

@@ -83,6 +83,7 @@ COMMANDS = [
     ["weights", "list"],
     ["weights", "best"],
     ["weights", "prune"],
+    ["import-dacapo"],
 ]
 
 
@@ -425,6 +426,10 @@ def test_the_installed_console_script_runs_the_demo(tmp_path):
     assert "loaded iteration" in done.stdout
     store = FileConfigStore(tmp_path / "demo" / "configs")
     assert store.names("runs") == ["blobs_baseline", "blobs_finetune"]
+    from dacapo_store.weights import LocalWeightsStore
+
+    stats = LocalWeightsStore(tmp_path / "demo").retrieve_training_stats("blobs_baseline")
+    assert [s.iteration for s in stats[:3]] == [0, 10, 20] and len(stats) == 50
     listed = subprocess.run(
         [script, "--store", f"files:{tmp_path / 'demo'}", "list", "runs", "--json"],
         capture_output=True,

@@ -277,8 +277,11 @@ def test_a_non_str_name_is_refused_before_a_query(config_store, name):
     assert config_store.retrieve_run_config_names() == ["run"]
 
 
-def test_a_name_of_128_characters_is_fine(config_store):
-    name = "a" * 128
+@pytest.mark.parametrize(
+    "name",
+    ["a" * 128, "hela_semantic_mito&er&nuc_8nm_[mito&er]_" + "x" * 120, "sp ace", "ü"],
+)
+def test_dacapos_generated_names_are_fine(config_store, name):
     config_store.store_array_config(DummyArrayConfig(name))
     assert config_store.retrieve_array_config_names() == [name]
 

@@ -8,11 +8,13 @@ a new run (with another head) from the best one.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import attrs
 import click
 
+from ..weights.stats import TrainingIterationStats
 from .app import command, say, table
 
 CRITERIA = ("f1_score", "loss")
@@ -97,12 +99,19 @@ def _train(run, weights_store) -> None:
     loss_fn = torch.nn.CrossEntropyLoss()
     val_raw, val_mask = _blobs(32, generator)
     rows = []
+    steps = 10  # a few real steps stand in for validation_interval iterations
     for iteration in range(run.validation_interval, run.num_iterations + 1, run.validation_interval):
-        for _ in range(10):  # a few real steps stand in for validation_interval iterations
+        stats = []
+        for step in range(steps):
+            start = time.perf_counter()
             raw, mask = _blobs(run.trainer_config.batch_size, generator)
             optimizer.zero_grad()
-            loss_fn(model(raw), mask).backward()
+            step_loss = loss_fn(model(raw), mask)
+            step_loss.backward()
             optimizer.step()
+            trained = iteration - run.validation_interval + step * (run.validation_interval // steps)
+            stats.append(TrainingIterationStats(trained, step_loss.item(), time.perf_counter() - start))
+        weights_store.store_training_stats(run, stats)
         with torch.no_grad():
             logits = model(val_raw)
             loss = float(loss_fn(logits, val_mask))
@@ -115,6 +124,8 @@ def _train(run, weights_store) -> None:
         )
         rows.append((iteration, f"{f1:.3f}", f"{loss:.4f}"))
     table(["iteration", "f1_score", "loss"], rows, title=f"{run.name}: checkpoints and validation scores")
+    stats = weights_store.retrieve_training_stats(run)
+    say(f"   training stats: {len(stats)} iterations, loss {stats[0].loss:.3f} -> {stats[-1].loss:.3f}")
 
 
 @command(
@@ -141,7 +152,10 @@ def demo(directory: Path) -> None:
         configs.store_run_config(run)
         say(f"   run {run.name}: task {run.task_config.name}, architecture {run.architecture_config.name}")
 
-    say(f"[bold]2. Training[/bold] {base.name} (a tiny CNN on synthetic blobs), storing weights and scores")
+    say(
+        f"[bold]2. Training[/bold] {base.name} (a tiny CNN on synthetic blobs), "
+        "storing weights, scores and training stats"
+    )
     if weights_store.iterations(base):
         say(f"   {base.name} already has checkpoints {weights_store.iterations(base)}; reusing them")
     else:

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import attrs
 import xxhash
@@ -31,12 +31,17 @@ from ..errors import (
     CriterionNotFoundError,
     DacapoStoreError,
     PickleCheckpointError,
+    TrainingStatsConflictError,
     WeightsNotFoundError,
 )
 from ..names import check_name
 from ..provenance import current_user, utc_now
 from .index import RunIndex
 from .scores import check_criterion, check_score, known_direction
+from .stats import TrainingIterationStats, TrainingStatsInput, same_stats, training_rows
+
+if TYPE_CHECKING:
+    from ..legacy.registry import DacapoRegistry
 
 # torch (via .serialization) is imported on first use, so scores, bests and listings stay light.
 
@@ -98,8 +103,11 @@ class WeightsStore(ABC):
     #: How to find this store, for messages (no passwords).
     where: str = "?"
 
-    def close(self) -> None:  # noqa: B027 -- backends with resources override it
-        """Release what the store holds (a MongoDB client it connected)."""
+    def close(self) -> None:
+        """Release what the store holds (a MongoDB client it connected, DaCapo's registry's)."""
+        closer = getattr(self.dacapo, "close", None)
+        if closer is not None:
+            closer()
 
     def __enter__(self) -> WeightsStore:
         return self
@@ -154,14 +162,40 @@ class WeightsStore(ABC):
     @abstractmethod
     def remove_leftover(self, leftover: Leftover) -> None:
         """Delete one leftover found by `partial_leftovers` or `gc` (absent is fine)."""
+    @abstractmethod
+    def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
+        """Our training stats of the run: iteration -> (loss, time)."""
+
+    @abstractmethod
+    def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
+        """Add stats of iterations not stored yet, durably, never rewriting what is there.
+
+        An iteration stored meanwhile with other values raises TrainingStatsConflictError.
+        """
+
+    @abstractmethod
+    def drop_training_stats(self, run: str) -> None:
+        """Remove our training stats of the run; absent is fine."""
+
+    # ------------------------------------------------------------------ DaCapo's own data
+
+    #: DaCapo's registry beside ours (its checkpoints, scores, bests, training stats), read only.
+    dacapo: DacapoRegistry | None = None
 
     def legacy_iterations(self, run: str) -> list[int]:
-        """Iterations with a legacy DaCapo checkpoint (pickle); none unless the backend has them."""
-        return []
+        """Iterations with a DaCapo checkpoint (a pickle under `checkpoints/iterations/`)."""
+        return [] if self.dacapo is None else self.dacapo.checkpoint_iterations(run)
 
     def legacy_path(self, run: str, iteration: int) -> Path | None:
-        """The legacy DaCapo checkpoint file of this iteration, if there is one."""
-        return None
+        """DaCapo's checkpoint file of this iteration, if there is one."""
+        return None if self.dacapo is None else self.dacapo.checkpoint_path(run, iteration)
+
+    def run_index(self, run: str) -> RunIndex:
+        """Our index laid over DaCapo's scores and bests of the run (ours win where both have one)."""
+        ours = self.read_index(run)
+        if self.dacapo is None:
+            return ours
+        return ours.over(self.dacapo.index(run))
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -275,12 +309,16 @@ class WeightsStore(ABC):
                 f"no weights for run {run} at iteration {iteration} in {self.where}; "
                 f"stored iterations: {_summary(self.iterations(run))}"
             )
-        if not allow_pickle:
-            raise PickleCheckpointError(
-                f"weights of run {run} at iteration {iteration} are a legacy DaCapo pickle ({path}); "
-                "loading a pickle can run arbitrary code, so pass allow_pickle=True only if you trust "
-                "the file, then store_weights() it again to convert it"
-            )
+        from ..legacy.unpickler import load_checkpoint
+
+        try:
+            model, optimizer = load_checkpoint(path)
+        except PickleCheckpointError as exc:
+            if not allow_pickle:
+                raise
+            log.warning("%s; unpickling it anyway (allow_pickle=True)", exc)
+        else:
+            return Weights(model=model, optimizer=optimizer, run=run, iteration=iteration, metadata=None)
         import torch
 
         log.warning("unpickling legacy DaCapo checkpoint %s (allow_pickle=True)", path)
@@ -343,12 +381,12 @@ class WeightsStore(ABC):
         """Record validation `scores` (criterion -> value) of `iteration` on `dataset`."""
         name = run_name(run)
         iteration = check_iteration(iteration)
-        check_name(dataset, "dataset name")
+        check_name(dataset, "dataset name", slash_ok=True)
         if not isinstance(scores, Mapping) or not scores:
             raise ValueError(f"scores must be a non-empty mapping of criterion to number, got {scores!r}")
         given = dict(higher_is_better or {})
         values = {check_criterion(c): check_score(c, v) for c, v in scores.items()}
-        stored = self.read_index(name).directions
+        stored = self.run_index(name).directions
         directions: dict[str, bool] = {}
         unknown = []
         for criterion in values:
@@ -380,11 +418,11 @@ class WeightsStore(ABC):
 
     def criteria(self, run: RunLike) -> list[str]:
         """The criteria the run has scores for."""
-        return sorted(self.read_index(run_name(run)).scores)
+        return sorted(self.run_index(run_name(run)).scores)
 
     def retrieve_validation_scores(self, run: RunLike) -> dict[str, dict[str, dict[int, float]]]:
         """All scores of a run: criterion -> dataset -> iteration -> value."""
-        scores = self.read_index(run_name(run)).scores
+        scores = self.run_index(run_name(run)).scores
         return {c: {d: dict(v) for d, v in by_d.items()} for c, by_d in scores.items()}
 
     def retrieve_best(self, run: RunLike, criterion: str, dataset: str | None = None) -> int:
@@ -395,8 +433,8 @@ class WeightsStore(ABC):
         name = run_name(run)
         check_criterion(criterion)
         if dataset is not None:
-            check_name(dataset, "dataset name")
-        index = self.read_index(name)
+            check_name(dataset, "dataset name", slash_ok=True)
+        index = self.run_index(name)
         pinned = self._pin(index, criterion, dataset)
         if pinned is not None:
             if index.has_weights(pinned) or pinned in self.legacy_iterations(name):
@@ -447,7 +485,7 @@ class WeightsStore(ABC):
         iteration = check_iteration(iteration)
         check_criterion(criterion)
         if dataset is not None:
-            check_name(dataset, "dataset name")
+            check_name(dataset, "dataset name", slash_ok=True)
         if iteration not in self.iterations(name):
             raise WeightsNotFoundError(f"can't pin iteration {iteration} of run {name}: it has no weights")
         self.append_index(
@@ -500,6 +538,44 @@ class WeightsStore(ABC):
             for meta in self.read_index(run).checkpoints.values()
             for record in meta["blobs"].values()
         }
+    # ------------------------------------------------------------------ training stats
+
+    def store_training_stats(self, run: RunLike, stats: TrainingStatsInput) -> int:
+        """Record loss and time per iteration; returns how many iterations were new.
+
+        `stats`: TrainingIterationStats items or a mapping iteration -> {"loss", "time"}. An
+        iteration already stored (by us or by DaCapo) with the same values is skipped; with other
+        values, TrainingStatsConflictError is raised and nothing is written.
+        """
+        name = run_name(run)
+        rows = training_rows(stats)
+        existing = self._training_stats(name)
+        conflicts = [it for it, row in rows.items() if it in existing and not same_stats(existing[it], row)]
+        if conflicts:
+            raise TrainingStatsConflictError(
+                f"run {name} already has other training stats at iteration(s) {_summary(sorted(conflicts))} "
+                f"(e.g. {conflicts[0]}: stored loss, time {existing[conflicts[0]]}, "
+                f"given {rows[conflicts[0]]}); "
+                "nothing was stored"
+            )
+        new = {it: row for it, row in rows.items() if it not in existing}
+        if new:
+            self.append_training_stats(name, dict(sorted(new.items())))
+        return len(new)
+
+    def retrieve_training_stats(self, run: RunLike) -> list[TrainingIterationStats]:
+        """Loss and time per iteration, ours and DaCapo's, sorted by iteration."""
+        stats = self._training_stats(run_name(run))
+        return [TrainingIterationStats(it, loss, time) for it, (loss, time) in sorted(stats.items())]
+
+    def delete_training_stats(self, run: RunLike) -> None:
+        """Remove the run's training stats that we stored (DaCapo's own files are never touched)."""
+        self.drop_training_stats(run_name(run))
+
+    def _training_stats(self, run: str) -> dict[int, tuple[float, float]]:
+        theirs = {} if self.dacapo is None else self.dacapo.training_stats(run)
+        ours = self.read_training_stats(run)
+        return {**theirs, **ours} if theirs else ours
 
     # ------------------------------------------------------------------ pruning
 
@@ -522,7 +598,7 @@ class WeightsStore(ABC):
                 starts = own.starts_from(name)
         else:
             starts = config_store.starts_from(name)
-        index = self.read_index(name)
+        index = self.run_index(name)
         ours = sorted(index.checkpoints)
         keep = set(ours[len(ours) - keep_last :]) if keep_last else set()
         keep |= set(self._bests(name, index))

@@ -8,24 +8,32 @@
   `higher_is_better` mappings; new criteria are merged in with `$set`. (DaCapo's own
   `validation_scores` collection is DaCapo's: we never write there.)
 - `weights_pins`: one document per `{run_name, dataset, criterion}` pinned by hand.
+- `weights_training_stats`: one document per `{run_name, iteration}` with `loss` and `time`.
+
+DaCapo's own collections in the same database (`validation_scores`, `training_stats`, `runs`) are
+read in place through `self.dacapo` and never written; DaCapo's checkpoints and best files are
+under its runs_base_dir (`dacapo_runs_dir`), as DaCapo keeps them whatever its config store.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 import gridfs
 from bson import ObjectId
+from pymongo.errors import BulkWriteError
 
-from ..errors import CorruptWeightsError
+from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import IndexSpec, ensure_indexes
 from .base import BlobNotFoundError, Leftover, WeightsStore
 from .index import RunIndex
+from .stats import same_stats
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,9 @@ INDEXES: tuple[IndexSpec, ...] = (
         (("run_name", 1), ("dataset", 1), ("criterion", 1)),
         unique=True,
     ),
+    IndexSpec(
+        "weights_training_stats", "run_name_iteration", (("run_name", 1), ("iteration", 1)), unique=True
+    ),
     IndexSpec(f"{_BUCKET}.files", "run_name_filename", (("run_name", 1), ("filename", 1))),
     IndexSpec(f"{_BUCKET}.files", "filename_1_uploadDate_1", (("filename", 1), ("uploadDate", 1))),
     IndexSpec(f"{_BUCKET}.chunks", "files_id_1_n_1", (("files_id", 1), ("n", 1)), unique=True),
@@ -64,17 +75,22 @@ class GridFSWeightsStore(WeightsStore):
         *,
         client: Any = None,
         timeout: float = 5.0,
+        dacapo_runs_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        from ..legacy.registry import DacapoMongo
+
         self._owns_client = client is None
         self.client, self.db = connect(db_host, db_name, client=client, timeout=timeout)
         self.where = describe(db_host, db_name)
         self._closed = False
+        self.dacapo = DacapoMongo(self.db, dacapo_runs_dir, self.where)
         self._fs = gridfs.GridFS(self.db, collection=_BUCKET)
         self._files = self.db[f"{_BUCKET}.files"]
         self._chunks = self.db[f"{_BUCKET}.chunks"]
         self._index = self.db["weights_index"]
         self._scores = self.db["weights_scores"]
         self._pins = self.db["weights_pins"]
+        self._stats = self.db["weights_training_stats"]
         with translate_errors(self.where):
             ensure_indexes(self.db, INDEXES, self.where)
 
@@ -268,6 +284,46 @@ class GridFSWeightsStore(WeightsStore):
                     self._pins.replace_one(key, {**key, "iteration": event["iteration"]}, upsert=True)
                 else:
                     raise ValueError(f"unknown index event {op!r}")
+
+    # ------------------------------------------------------------------ training stats
+
+    def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
+        """Our training stats of the run, one indexed query."""
+        out: dict[int, tuple[float, float]] = {}
+        with translate_errors(self.where):
+            for doc in self._stats.find({"run_name": run}, projection={"_id": False}):
+                try:
+                    out[doc["iteration"]] = (float(doc["loss"]), float(doc["time"]))
+                except (KeyError, TypeError, ValueError):
+                    log.warning("skipping a malformed training stats document of run %s: %.100r", run, doc)
+        return out
+
+    def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
+        """Insert one document per iteration; the unique index turns a race into a comparison."""
+        docs = [
+            {"run_name": run, "iteration": it, "loss": loss, "time": time}
+            for it, (loss, time) in rows.items()
+        ]
+        if not docs:
+            return
+        with translate_errors(self.where):
+            try:
+                self._stats.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                    raise
+                stored = self.read_training_stats(run)
+                conflicts = [it for it, row in rows.items() if not same_stats(stored.get(it, row), row)]
+                if conflicts:
+                    raise TrainingStatsConflictError(
+                        f"run {run} got other training stats at iteration(s) {sorted(conflicts)[:8]} "
+                        "meanwhile; those were not stored"
+                    ) from None
+
+    def drop_training_stats(self, run: str) -> None:
+        """Delete the run's documents."""
+        with translate_errors(self.where):
+            self._stats.delete_many({"run_name": run})
 
 
 def _timestamp(value: Any) -> float:

@@ -138,3 +138,21 @@ class RunIndex:
     def score(self, criterion: str, dataset: str, iteration: int) -> float:
         """One stored score, NaN if there is none."""
         return self.scores.get(criterion, {}).get(dataset, {}).get(iteration, math.nan)
+
+    def over(self, base: RunIndex) -> RunIndex:
+        """This index laid over `base` (DaCapo's scores and bests): where both have a value, ours wins.
+
+        Checkpoints are this index's only; `base` adds scores, directions and pins.
+        """
+        if not (base.scores or base.pins):
+            return self
+        new = RunIndex()
+        new.checkpoints = self.checkpoints
+        new.scores = {c: {d: dict(v) for d, v in by_d.items()} for c, by_d in base.scores.items()}
+        for criterion, by_dataset in self.scores.items():
+            merged = new.scores.setdefault(criterion, {})
+            for dataset, values in by_dataset.items():
+                merged[dataset] = {**merged.get(dataset, {}), **values}
+        new.directions = {**base.directions, **self.directions}
+        new.pins = {**base.pins, **self.pins}
+        return new

@@ -6,12 +6,17 @@ Layout of one run::
     checkpoints/index.jsonl.lock   filelock guarding appends
     checkpoints/blobs/<iteration>-<token>.model.safetensors
     checkpoints/blobs/<iteration>-<token>.optimizer.pt
-    checkpoints/iterations/<iteration>   legacy DaCapo pickles (read only, with allow_pickle=True)
+    checkpoints/training_stats.jsonl   our training stats: a header line, then `[iteration, loss, time]`
+    checkpoints/iterations/<iteration>   DaCapo's checkpoints (read only, see `dacapo_store.legacy`)
 
 A blob is written to a temporary file in `blobs/`, fsynced and renamed into place. The index is
 append-only: an event is one line written by one `write` under the lock and fsynced; readers take
 only complete lines, so they never see half an event. Each process keeps the parsed index of a run
 and reads only what was appended since, which keeps `retrieve_best` in microseconds on big runs.
+The training stats journal works the same way: appending never rewrites what is there.
+
+DaCapo's own files under the same `basedir` (its checkpoints, `stats/`, best files) are read in
+place through `self.dacapo` and never written.
 """
 
 from __future__ import annotations
@@ -23,20 +28,25 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
-from ..errors import CorruptWeightsError
+from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from ..fsutil import fsync_dir, write_temp
 from .base import BlobNotFoundError, Leftover, WeightsStore
 from .index import RunIndex
+from .stats import same_stats
+
+if TYPE_CHECKING:
+    from ..legacy.registry import DacapoRegistry
 
 log = logging.getLogger(__name__)
 
 _HEADER_KEY = "dacapo_store_index"
+_STATS_KEY = "dacapo_store_training_stats"
 _LOCK_TIMEOUT = 60.0
 _CACHE_SIZE = 64
 
@@ -44,15 +54,16 @@ _CACHE_SIZE = 64
 class _Cached:
     __slots__ = ("header", "identity", "index", "offset")
 
-    def __init__(self, identity: tuple[int, int], header: bytes, offset: int, index: RunIndex) -> None:
+    def __init__(self, identity: tuple[int, int], header: bytes, offset: int, index: Any) -> None:
         self.identity = identity
         self.header = header
         self.offset = offset
         self.index = index
 
 
-# Parsed journals by path, shared by every LocalWeightsStore of the process. An entry is only
-# reused for the same file (device, inode and header line), and only extended, never trusted stale.
+# Parsed journals (index: a RunIndex; training stats: a dict) by path, shared by every
+# LocalWeightsStore of the process. An entry is only reused for the same file (device, inode
+# and header line), and only extended, never trusted stale.
 _cache: OrderedDict[str, _Cached] = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -60,9 +71,13 @@ _cache_lock = threading.Lock()
 class LocalWeightsStore(WeightsStore):
     """Weights, scores and pins of runs in folders under `basedir` (DaCapo's `runs_base_dir`)."""
 
-    def __init__(self, basedir: str | os.PathLike[str]) -> None:
+    def __init__(self, basedir: str | os.PathLike[str], *, dacapo: DacapoRegistry | None = None) -> None:
+        """`dacapo`: where DaCapo's own data of these runs is; default: DaCapo's files under `basedir`."""
+        from ..legacy.registry import DacapoFiles
+
         self.basedir = Path(basedir).expanduser().absolute()
         self.where = str(self.basedir)
+        self.dacapo = dacapo if dacapo is not None else DacapoFiles(self.basedir)
 
     def _checkpoints(self, run: str) -> Path:
         return self.basedir / run / "checkpoints"
@@ -154,24 +169,6 @@ class LocalWeightsStore(WeightsStore):
         else:
             Path(leftover.key).unlink(missing_ok=True)
 
-    # ------------------------------------------------------------------ legacy DaCapo files
-
-    def legacy_iterations(self, run: str) -> list[int]:
-        """Iterations under `checkpoints/iterations/` (DaCapo's own pickles)."""
-        try:
-            entries = os.scandir(self._checkpoints(run) / "iterations")
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        with entries:
-            return sorted(
-                int(e.name) for e in entries if e.name.isascii() and e.name.isdigit() and e.is_file()
-            )
-
-    def legacy_path(self, run: str, iteration: int) -> Path | None:
-        """`checkpoints/iterations/<iteration>` if it is a file."""
-        path = self._checkpoints(run) / "iterations" / str(iteration)
-        return path if path.is_file() else None
-
     # ------------------------------------------------------------------ the index journal
 
     def append_index(self, run: str, events: list[dict[str, Any]]) -> None:
@@ -182,82 +179,151 @@ class LocalWeightsStore(WeightsStore):
             json.dumps(e, separators=(",", ":"), allow_nan=True).encode() + b"\n" for e in events
         )
         path = self._journal(run)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT):
-            if not path.exists():
-                self._create_journal(path)
-            fd = os.open(path, os.O_RDWR | os.O_APPEND)
-            try:
-                _drop_torn_tail(fd, path)
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-    @staticmethod
-    def _create_journal(path: Path) -> None:
-        header = json.dumps({_HEADER_KEY: 1, "id": secrets.token_hex(16)}).encode() + b"\n"
-        tmp = write_temp(path.parent, path.name, [header])
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        with _locked(path):
+            _append(path, _HEADER_KEY, payload)
 
     def read_index(self, run: str) -> RunIndex:
         """The run's index, read incrementally: only lines appended since the last call are parsed."""
-        path = str(self._journal(run))
+        return _read_journal(self._journal(run), _HEADER_KEY, RunIndex, _fold_events)
+
+    # ------------------------------------------------------------------ training stats journal
+
+    def _stats_journal(self, run: str) -> Path:
+        return self._checkpoints(run) / "training_stats.jsonl"
+
+    def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
+        """Our training stats, read incrementally like the index."""
+        return _read_journal(self._stats_journal(run), _STATS_KEY, dict, _fold_stats)
+
+    def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
+        """Append the rows not stored yet, under the journal's lock, in one write, fsynced."""
+        path = self._stats_journal(run)
+        with _locked(path):
+            stored = self.read_training_stats(run)
+            conflicts = [it for it, row in rows.items() if it in stored and not same_stats(stored[it], row)]
+            if conflicts:
+                raise TrainingStatsConflictError(
+                    f"run {run} got other training stats at iteration(s) {sorted(conflicts)[:8]} meanwhile; "
+                    "nothing was stored"
+                )
+            payload = b"".join(
+                json.dumps([it, loss, time], allow_nan=True).encode() + b"\n"
+                for it, (loss, time) in rows.items()
+                if it not in stored
+            )
+            if payload:
+                _append(path, _STATS_KEY, payload)
+
+    def drop_training_stats(self, run: str) -> None:
+        """Remove the journal (under its lock)."""
+        path = self._stats_journal(run)
+        if not path.exists():
+            return
+        with _locked(path):
+            path.unlink(missing_ok=True)
+            fsync_dir(path.parent)
+
+
+def _locked(path: Path) -> FileLock:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT)
+
+
+def _append(path: Path, header_key: str, payload: bytes) -> None:
+    """Append `payload` (whole lines) to a journal in one write, fsynced; the caller holds its lock."""
+    if not path.exists():
+        header = json.dumps({header_key: 1, "id": secrets.token_hex(16)}).encode() + b"\n"
+        tmp = write_temp(path.parent, path.name, [header])
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND)
+    try:
+        _drop_torn_tail(fd, path)
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _parse_lines(path: str, lines: list[bytes]) -> list[Any]:
+    try:  # one parse for all the new lines; line by line only if one is damaged
+        return json.loads(b"[" + b",".join(lines) + b"]") if lines else []
+    except ValueError:
+        parsed = []
+        for line in lines:
+            try:
+                parsed.append(json.loads(line))
+            except ValueError:
+                log.warning("skipping a damaged line in %s: %.80r", path, line)
+        return parsed
+
+
+def _fold_events(index: RunIndex, path: str, lines: list[bytes]) -> RunIndex:
+    return index.with_events(_parse_lines(path, lines))
+
+
+def _fold_stats(
+    stats: dict[int, tuple[float, float]], path: str, lines: list[bytes]
+) -> dict[int, tuple[float, float]]:
+    new = dict(stats)  # a reader may still hold the old one
+    for row in _parse_lines(path, lines):
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return RunIndex()
-        try:
-            st = os.fstat(fd)
-            identity = (st.st_dev, st.st_ino)
-            head = os.pread(fd, 256, 0)
-            header = head[: head.find(b"\n") + 1]
-            if not header:
-                raise CorruptWeightsError(f"{path} has no header line")
-            with _cache_lock:
-                cached = _cache.get(path)
-                if cached is not None:
-                    _cache.move_to_end(path)
-            if (
-                cached is not None
-                and cached.identity == identity
-                and cached.header == header
-                and cached.offset <= st.st_size
-            ):
-                if cached.offset == st.st_size:
-                    return cached.index
-                start, index = cached.offset, cached.index
-            else:
-                try:
-                    if json.loads(header).get(_HEADER_KEY) != 1:
-                        raise ValueError
-                except (ValueError, AttributeError):
-                    raise CorruptWeightsError(f"{path} is not a dacapo_store weights index") from None
-                start, index = len(header), RunIndex()
-            data = _pread_all(fd, start, st.st_size - start)
-        finally:
-            os.close(fd)
-        end = data.rfind(b"\n") + 1  # only complete lines
-        lines = data[:end].splitlines()
-        try:  # one parse for all the new lines; line by line only if one is damaged
-            events = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
-        except ValueError:
-            events = []
-            for line in lines:
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    log.warning("skipping a damaged line in %s: %.80r", path, line)
-        index = index.with_events(events)
+            iteration, loss, time = row
+            if type(iteration) is not int or iteration < 0:
+                raise ValueError
+            new[iteration] = (float(loss), float(time))
+        except (TypeError, ValueError):
+            log.warning("skipping a malformed training stats line in %s: %.80r", path, row)
+    return new
+
+
+def _read_journal(path_: Path, header_key: str, empty: Callable[[], Any], fold: Callable[..., Any]) -> Any:
+    """A journal's folded value, parsing only the complete lines appended since the last read."""
+    path = str(path_)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return empty()
+    try:
+        st = os.fstat(fd)
+        identity = (st.st_dev, st.st_ino)
+        head = os.pread(fd, 256, 0)
+        header = head[: head.find(b"\n") + 1]
+        if not header:
+            raise CorruptWeightsError(f"{path} has no header line")
         with _cache_lock:
-            _cache[path] = _Cached(identity, header, start + end, index)
-            _cache.move_to_end(path)
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
-        return index
+            cached = _cache.get(path)
+            if cached is not None:
+                _cache.move_to_end(path)
+        if (
+            cached is not None
+            and cached.identity == identity
+            and cached.header == header
+            and cached.offset <= st.st_size
+        ):
+            if cached.offset == st.st_size:
+                return cached.index
+            start, value = cached.offset, cached.index
+        else:
+            try:
+                if json.loads(header).get(header_key) != 1:
+                    raise ValueError
+            except (ValueError, AttributeError):
+                raise CorruptWeightsError(f"{path} is not a dacapo_store journal ({header_key})") from None
+            start, value = len(header), empty()
+        data = _pread_all(fd, start, st.st_size - start)
+    finally:
+        os.close(fd)
+    end = data.rfind(b"\n") + 1  # only complete lines
+    value = fold(value, path, data[:end].splitlines())
+    with _cache_lock:
+        _cache[path] = _Cached(identity, header, start + end, value)
+        _cache.move_to_end(path)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return value
 
 
 def _pread_all(fd: int, offset: int, size: int) -> bytes:

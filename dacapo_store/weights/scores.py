@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 
-#: Which way is better for the criteria DaCapo's evaluators report (DACAPO_FORMAT.md).
+#: Which way is better for every criterion DaCapo 0.3.5's evaluators report (binary segmentation,
+#: instance and dummy evaluation scores; DACAPO_FORMAT.md), plus `loss`. Channel-prefixed names
+#: (`mito__dice`) are looked up by their criterion: see `known_direction`.
 HIGHER_IS_BETTER: frozenset[str] = frozenset(
     {
         "dice",
@@ -60,7 +62,13 @@ def check_criterion(criterion: object) -> str:
 
 
 def known_direction(criterion: str) -> bool | None:
-    """True if higher is better, False if lower is better, None if the table does not know it."""
+    """True if higher is better, False if lower is better, None if the table does not know it.
+
+    A channel-prefixed criterion (`mito__dice`, as DaCapo's multi-channel evaluators report it)
+    takes the direction of its criterion.
+    """
+    if "__" in criterion and criterion not in HIGHER_IS_BETTER | LOWER_IS_BETTER:
+        criterion = criterion.rsplit("__", 1)[1]
     if criterion in HIGHER_IS_BETTER:
         return True
     if criterion in LOWER_IS_BETTER:

@@ -261,3 +261,12 @@ def test_prune_uses_the_options_config_store_by_default(store, model, tmp_path, 
     )
     with_weights(store, model, 1, 2, 3)
     assert store.prune("run", keep_last=1) == [2]
+
+
+def test_dataset_names_may_hold_a_slash_as_dacapos_do(store):
+    # datasets name scores and pins, never files: DaCapo's "crop1/mito" style names are fine
+    store.store_weights("run", 1, {"w": torch.zeros(1)})
+    store.store_validation_scores("run", 1, {"voi": 0.5}, dataset="jrc_hela-2/crop1")
+    assert store.retrieve_best("run", "voi", "jrc_hela-2/crop1") == 1
+    store.store_best("run", 1, "jrc_hela-2/crop1", "voi")
+    assert store.retrieve_best("run", "voi") == 1

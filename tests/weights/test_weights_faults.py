@@ -231,13 +231,20 @@ def write_legacy(tmp_path: Path, iteration: int, payload) -> Path:
     return path
 
 
-def test_a_legacy_pickle_is_refused_without_allow_pickle(tmp_path):
+def test_a_legacy_pickle_of_state_dicts_loads_without_allow_pickle(tmp_path):
     model, optimizer = trained()
     write_legacy(tmp_path, 5, {"model": model.state_dict(), "optimizer": optimizer.state_dict()})
     store = LocalWeightsStore(tmp_path)
     assert store.iterations("run") == [5]
-    with pytest.raises(PickleCheckpointError, match=r"legacy DaCapo pickle.*allow_pickle=True"):
-        store.retrieve_weights("run", 5)
+    weights = store.retrieve_weights("run", 5)
+    assert_same_state(dict(weights.model), dict(model.state_dict()))
+    assert_same_state(weights.optimizer, optimizer.state_dict())
+
+
+def test_a_legacy_pickle_beyond_the_allow_list_is_refused_without_allow_pickle(tmp_path):
+    write_legacy(tmp_path, 5, {"model": {}, "extra": Path("x")})
+    with pytest.raises(PickleCheckpointError, match=r"pathlib\.PosixPath.*allow_pickle=True"):
+        LocalWeightsStore(tmp_path).retrieve_weights("run", 5)
 
 
 def test_a_refused_legacy_pickle_runs_no_code(tmp_path):

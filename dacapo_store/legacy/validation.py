@@ -1,0 +1,152 @@
+"""DaCapo's validation scores as our score events: labelled, and reduced over post-processing parameters.
+
+DaCapo stores each validated iteration as `{"iteration": i, "scores": [dataset][parameter][criterion]}`
+with no names: the datasets are the run's validation datasets (its datasplit's `validate_configs`,
+in order) and the criteria those of its task's evaluator (in the evaluator's order). Per iteration,
+dataset and criterion we keep the best value over the parameter sets, as DaCapo's own `get_best`
+does along the "parameters" dimension (NaN skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..weights.scores import known_direction
+
+log = logging.getLogger(__name__)
+
+#: BinarySegmentationEvaluationScores.criteria of DaCapo 0.3.5, in its order.
+BINARY_SEGMENTATION_CRITERIA = (
+    "dice",
+    "jaccard",
+    "hausdorff",
+    "false_negative_rate",
+    "false_negative_rate_with_tolerance",
+    "false_positive_rate",
+    "false_discovery_rate",
+    "false_positive_rate_with_tolerance",
+    "voi",
+    "mean_false_distance",
+    "mean_false_negative_distance",
+    "mean_false_positive_distance",
+    "mean_false_distance_clipped",
+    "mean_false_negative_distance_clipped",
+    "mean_false_positive_distance_clipped",
+    "precision_with_tolerance",
+    "recall_with_tolerance",
+    "f1_score_with_tolerance",
+    "precision",
+    "recall",
+    "f1_score",
+)
+INSTANCE_CRITERIA = ("voi_split", "voi_merge", "voi")
+DUMMY_CRITERIA = ("frizz_level", "blipp_score")
+
+# task __type__ -> how its evaluator names its criteria
+_CHANNEL_TASKS = {"DistanceTaskConfig", "HotDistanceTaskConfig", "InnerDistanceTaskConfig"}
+_FIXED_TASKS = {
+    "AffinitiesTaskConfig": INSTANCE_CRITERIA,
+    "DummyTaskConfig": DUMMY_CRITERIA,
+    "OneHotTaskConfig": DUMMY_CRITERIA,
+}
+
+
+def task_criteria(task: Any) -> list[str] | None:
+    """The criteria DaCapo 0.3.5 reports for a task document, in order; None if the task is unknown."""
+    if not isinstance(task, Mapping):
+        return None
+    kind = task.get("__type__")
+    if kind in _CHANNEL_TASKS:
+        channels = task.get("channels")
+        if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+            return None
+        # DaCapo's binary segmentation evaluator always reports per channel: "<channel>__<criterion>"
+        return [
+            f"{channel}__{criterion}" for channel in channels for criterion in BINARY_SEGMENTATION_CRITERIA
+        ]
+    if kind in _FIXED_TASKS:
+        return list(_FIXED_TASKS[kind])
+    if kind == "PretrainedTaskConfig":
+        return task_criteria(task.get("sub_task_config"))
+    return None
+
+
+def validation_datasets(run: Any) -> list[str]:
+    """Names of a run document's validation datasets, in DaCapo's order (empty if it has none)."""
+    split = run.get("datasplit_config") if isinstance(run, Mapping) else None
+    validate = split.get("validate_configs") if isinstance(split, Mapping) else None
+    if not isinstance(validate, list):
+        return []
+    return [d.get("name") for d in validate if isinstance(d, Mapping) and isinstance(d.get("name"), str)]
+
+
+def score_events(
+    run_name: str, run: Mapping[str, Any] | None, documents: Iterable[Any]
+) -> list[dict[str, Any]]:
+    """Our `scores` index events for DaCapo's validation score documents of one run.
+
+    Documents that can't be labelled (unknown task, shapes that don't fit the run's datasets and
+    criteria) are logged and skipped: they stay DaCapo's, unread.
+    """
+    documents = list(documents)
+    if not documents:
+        return []
+    criteria = task_criteria(run.get("task_config")) if run else None
+    datasets = validation_datasets(run) if run else []
+    if criteria is None or not datasets:
+        log.warning(
+            "run %s: DaCapo validation scores can't be labelled (%s); skipped",
+            run_name,
+            "no run config" if run is None else "unknown task or no validation datasets",
+        )
+        return []
+    directions = {c: known_direction(c) for c in criteria}
+    events = []
+    for doc in documents:
+        iteration = doc.get("iteration") if isinstance(doc, Mapping) else None
+        array = doc.get("scores") if isinstance(doc, Mapping) else None
+        if type(iteration) is not int or iteration < 0 or not _fits(array, len(datasets), len(criteria)):
+            log.warning("run %s: skipping a DaCapo validation score document that does not fit", run_name)
+            continue
+        for dataset, per_parameter in zip(datasets, array, strict=True):
+            best: dict[str, float] = {}
+            for index, criterion in enumerate(criteria):
+                values = [_number(p[index]) for p in per_parameter]
+                values = [v for v in values if v is not None and not math.isnan(v)]
+                if not values:
+                    continue
+                higher = directions[criterion]
+                best[criterion] = max(values) if higher or higher is None else min(values)
+            if best:
+                events.append(
+                    {
+                        "op": "scores",
+                        "iteration": iteration,
+                        "dataset": dataset,
+                        "scores": best,
+                        "higher_is_better": {c: directions[c] for c in best if directions[c] is not None},
+                    }
+                )
+    return events
+
+
+def _fits(array: Any, datasets: int, criteria: int) -> bool:
+    return (
+        isinstance(array, list)
+        and len(array) == datasets
+        and all(
+            isinstance(per_parameter, list)
+            and per_parameter
+            and all(isinstance(p, list) and len(p) == criteria for p in per_parameter)
+            for per_parameter in array
+        )
+    )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
