@@ -180,6 +180,92 @@ CLASSES: dict[str, tuple[str | None, dict[str, object]]] = {
         },
     ),
     "DummyArrayConfig": ("ArrayConfig", NAME),
+    # The rest of DaCapo 0.3.5's classes, fields in DaCapo's order (its documents' order).
+    "TiffArrayConfig": (
+        "ArrayConfig",
+        {
+            **NAME,
+            "file_name": REQUIRED,
+            "offset": REQUIRED,
+            "voxel_size": REQUIRED,
+            "axis_names": REQUIRED,
+            "units": REQUIRED,
+        },
+    ),
+    "DVIDArrayConfig": ("ArrayConfig", {**NAME, "source": REQUIRED}),
+    "BinarizeArrayConfig": (
+        "ArrayConfig",
+        {**NAME, "source_array_config": REQUIRED, "groupings": REQUIRED, "background": 0},
+    ),
+    "ConcatArrayConfig": (
+        "ArrayConfig",
+        {**NAME, "channels": REQUIRED, "source_array_configs": REQUIRED, "default_config": None},
+    ),
+    "ConstantArrayConfig": ("ArrayConfig", {**NAME, "source_array_config": REQUIRED, "constant": 1}),
+    "CropArrayConfig": ("ArrayConfig", {**NAME, "source_array_config": REQUIRED, "roi": REQUIRED}),
+    "IntensitiesArrayConfig": (
+        "ArrayConfig",
+        {**NAME, "source_array_config": REQUIRED, "min": REQUIRED, "max": REQUIRED},
+    ),
+    "LogicalOrArrayConfig": ("ArrayConfig", {**NAME, "source_array_config": REQUIRED}),
+    "MergeInstancesArrayConfig": ("ArrayConfig", {**NAME, "source_array_configs": REQUIRED}),
+    "MissingAnnotationsMaskConfig": (
+        "ArrayConfig",
+        {**NAME, "source_array_config": REQUIRED, "groupings": REQUIRED},
+    ),
+    "OnesArrayConfig": ("ArrayConfig", {**NAME, "source_array_config": REQUIRED}),
+    "ResampledArrayConfig": (
+        "ArrayConfig",
+        {
+            **NAME,
+            "source_array_config": REQUIRED,
+            "upsample": REQUIRED,
+            "downsample": REQUIRED,
+            "interp_order": REQUIRED,
+        },
+    ),
+    "SumArrayConfig": ("ArrayConfig", {**NAME, "source_array_configs": REQUIRED}),
+    "SimpleDataset": (
+        "DatasetConfig",
+        {**NAME, "path": REQUIRED, "weight": 1, "raw_name": "raw", "gt_name": "labels", "mask_name": "mask"},
+    ),
+    "SimpleDataSplitConfig": (
+        "DataSplitConfig",
+        {
+            "path": REQUIRED,
+            **NAME,
+            "train_group_name": "train",
+            "validate_group_name": "test",
+            "raw_name": "raw",
+            "gt_name": "labels",
+            "mask_name": "mask",
+        },
+    ),
+    "HotDistanceTaskConfig": (
+        "TaskConfig",
+        {
+            **NAME,
+            "channels": REQUIRED,
+            "clip_distance": REQUIRED,
+            "tol_distance": REQUIRED,
+            "scale_factor": 1,
+            "mask_distances": False,
+            "kernel_size": None,
+        },
+    ),
+    "InnerDistanceTaskConfig": (
+        "TaskConfig",
+        {
+            **NAME,
+            "channels": REQUIRED,
+            "clip_distance": REQUIRED,
+            "tol_distance": REQUIRED,
+            "scale_factor": 1,
+        },
+    ),
+    "PretrainedTaskConfig": ("TaskConfig", {**NAME, "sub_task_config": REQUIRED, "weights": REQUIRED}),
+    "IntensityScaleShiftAugmentConfig": ("AugmentConfig", {"scale": REQUIRED, "shift": REQUIRED}),
+    "CosemStartConfig": ("StartConfig", {"run": REQUIRED, "criterion": REQUIRED}),
 }
 
 

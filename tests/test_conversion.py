@@ -206,15 +206,16 @@ def unet() -> CNNectomeUNetConfig:
 UNET_DOC = {
     "__type__": "CNNectomeUNetConfig",
     "name": "unet",
-    "input_shape": [132, 132, 132],
+    # Coordinates are tuples in DaCapo's documents (`!!python/tuple` in its YAML).
+    "input_shape": (132, 132, 132),
     "fmaps_out": 12,
     "fmaps_in": 1,
     "num_fmaps": 12,
     "fmap_inc_factor": 6,
-    "downsample_factors": [[2, 2, 2], [3, 3, 3]],
-    "kernel_size_down": [[[3, 3, 3], [3, 3, 3]]],
+    "downsample_factors": [(2, 2, 2), (3, 3, 3)],
+    "kernel_size_down": [[(3, 3, 3), (3, 3, 3)]],
     "kernel_size_up": None,
-    "_eval_shape_increase": [72, 72, 72],
+    "_eval_shape_increase": (72, 72, 72),
     "upsample_factors": None,
     "constant_upsample": True,
     "padding": "valid",
@@ -360,20 +361,27 @@ def test_dummy_architecture_document():
     }
 
 
-def test_unet_document_has_lists_and_the_private_field_with_its_underscore():
-    assert converter.unstructure(unet()) == UNET_DOC
+def test_unet_document_has_tuples_and_the_private_field_with_its_underscore():
+    doc = converter.unstructure(unet())
+    assert doc == UNET_DOC
+    assert list(doc) == list(UNET_DOC)  # DaCapo's key order: __type__ first, then the fields
+    assert type(doc["input_shape"]) is tuple and type(doc["downsample_factors"]) is list
+
+
+# The documents below are written with lists; where DaCapo has tuples is checked above and
+# over every document of a real DaCapo registry in test_dacapo_pack.py.
 
 
 def test_gunpowder_trainer_document_tags_each_augment():
-    assert converter.unstructure(gunpowder()) == GUNPOWDER_DOC
+    assert as_lists(converter.unstructure(gunpowder())) == GUNPOWDER_DOC
 
 
 def test_datasplit_document_nests_tagged_datasets_and_arrays():
-    assert converter.unstructure(datasplit()) == DATASPLIT_DOC
+    assert as_lists(converter.unstructure(datasplit())) == DATASPLIT_DOC
 
 
 def test_run_document_is_dacapos():
-    assert converter.unstructure(full_run()) == RUN_DOC
+    assert as_lists(converter.unstructure(full_run())) == as_lists(RUN_DOC)
 
 
 def test_run_document_has_no_type_at_top_level():
@@ -597,7 +605,7 @@ def test_int_for_a_float_field_stays_an_int():
     doc = run_doc({"trainer_config/learning_rate": 1})
     run = converter.structure(doc, RunConfig)
     assert type(run.trainer_config.learning_rate) is int
-    assert converter.unstructure(run) == doc
+    assert as_lists(converter.unstructure(run)) == as_lists(doc)
 
 
 def test_int_for_a_str_field_is_refused():
@@ -634,7 +642,7 @@ def test_registered_plugin_task_round_trips_inside_a_run():
         "__type__": "PluginRegisteredTaskConfig",
         "name": "mine",
         "sigma": 2.5,
-        "offsets": [[1, 0, 0]],
+        "offsets": [(1, 0, 0)],
     }
     assert converter.structure(doc, RunConfig) == run
 

@@ -110,3 +110,28 @@ def test_dacapo_re_storing_what_we_wrote_to_mongodb_is_a_no_op(tmp_path):
         "documents": [{"kind": kind, "document": canonical(doc)} for kind, doc in documents],
     }
     assert_no_op(run_dacapo(tmp_path, request), 72)
+
+
+def test_dacapo_re_storing_what_we_copied_from_mongodb_into_a_folder_is_a_no_op(tmp_path):
+    # MongoDB gives tuples back as lists: the copy must write DaCapo's tuples again.
+    from test_dacapo_pack import load_mongo_pack
+
+    from dacapo_store.config_store.transfer import copy_documents
+
+    client = mongomock.MongoClient()
+    load_mongo_pack(client)
+    source = MongoConfigStore(client=client, db_name="dacapo_public")
+    target = FileConfigStore(tmp_path / "configs")
+    report = copy_documents(source, target, [k for k in KIND_CLASSES if k != "datasets"])
+    # What a folder can't hold is reported, not copied: names with '/', a second repetition.
+    assert {name for _, name, _ in report.failed} | {name for _, name, _ in report.conflicts} == {
+        *(d["name"] for d in mongo_documents("arrays") if "/" in d["name"]),
+        "lab_inner_mito",
+    }
+    documents = dacapo_pack_documents("files")
+    request = {
+        "backend": "files",
+        "path": str(target.path),
+        "documents": [{"kind": kind, "document": canonical(doc)} for kind, doc in documents],
+    }
+    assert_no_op(run_dacapo(tmp_path, request), 56)

@@ -7,7 +7,7 @@ from pathlib import Path
 import attrs
 
 from ._base import Coordinate, Verifiable, family_base, field, register_config, to_optional_coordinates
-from .arrays import ArrayConfig, DummyArrayConfig
+from .arrays import ArrayConfig
 
 
 @family_base
@@ -45,9 +45,7 @@ class RawGTDatasetConfig(DatasetConfig):
 class DummyDatasetConfig(DatasetConfig):
     """A small dataset for demos and tests."""
 
-    raw_config: ArrayConfig = field(
-        "The raw input data.", factory=lambda: DummyArrayConfig(name="dummy_array")
-    )
+    raw_config: ArrayConfig = field("The raw input data.")
 
 
 @register_config
