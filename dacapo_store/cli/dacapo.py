@@ -18,14 +18,16 @@ def open_source(spec: str, db: str | None, runs_dir: Path | None):
         path = Path(spec[len("files:") :]).expanduser()
         if not spec[len("files:") :] or not path.is_dir():
             raise click.BadParameter(f"{path} is not a folder", param_hint="--from")
-        return DacapoFiles(path), None
+        return DacapoFiles(path)
     if spec.startswith(("mongodb://", "mongodb+srv://")):
-        from ..mongo import connect, describe
-
-        client, database = connect(
-            spec, db or "dacapo", timeout=settings().options().server_selection_timeout
+        registry = DacapoMongo(
+            runs_dir=runs_dir,
+            db_host=spec,
+            db_name=db or "dacapo",
+            timeout=settings().options().server_selection_timeout,
         )
-        return DacapoMongo(database, runs_dir, describe(spec, db or "dacapo")), client
+        _ = registry.db  # connect now: an unreachable source fails before anything is opened
+        return registry
     raise click.BadParameter("expected files:PATH or a mongodb:// URI", param_hint="--from")
 
 
@@ -79,7 +81,8 @@ def import_dacapo(
     from ..legacy.importer import import_steps
     from ..weights import create_weights_store
 
-    registry, client = open_source(source, db, runs_dir)
+    registry = open_source(source, db, runs_dir)
+    weights = None
     try:
         options = settings().options(target, db_to)
         weights = create_weights_store(options)
@@ -90,8 +93,9 @@ def import_dacapo(
                 report = run_import(registry, configs, weights, runs=chosen, dry_run=dry_run, on_step=advance)
             where = f"{registry.where} -> {configs.describe()} + {weights.where}"
     finally:
-        if client is not None:
-            client.close()
+        if weights is not None:
+            weights.close()
+        registry.close()
     if as_json:
         print_json(report.as_dict())
     else:

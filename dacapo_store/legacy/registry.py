@@ -41,6 +41,9 @@ class DacapoRegistry(ABC):
         self._cache: dict[str, tuple[Any, RunIndex]] = {}
         self._lock = threading.Lock()
 
+    def close(self) -> None:  # noqa: B027 -- only a layout with a connection overrides it
+        """Release what the registry holds."""
+
     # ------------------------------------------------------------------ per layout
 
     @abstractmethod

@@ -105,9 +105,8 @@ class WeightsStore(ABC):
 
     def close(self) -> None:
         """Release what the store holds (a MongoDB client it connected, DaCapo's registry's)."""
-        closer = getattr(self.dacapo, "close", None)
-        if closer is not None:
-            closer()
+        if self.dacapo is not None:
+            self.dacapo.close()
 
     def __enter__(self) -> WeightsStore:
         return self
@@ -162,6 +161,7 @@ class WeightsStore(ABC):
     @abstractmethod
     def remove_leftover(self, leftover: Leftover) -> None:
         """Delete one leftover found by `partial_leftovers` or `gc` (absent is fine)."""
+
     @abstractmethod
     def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
         """Our training stats of the run: iteration -> (loss, time)."""
@@ -538,6 +538,7 @@ class WeightsStore(ABC):
             for meta in self.read_index(run).checkpoints.values()
             for record in meta["blobs"].values()
         }
+
     # ------------------------------------------------------------------ training stats
 
     def store_training_stats(self, run: RunLike, stats: TrainingStatsInput) -> int:

@@ -102,7 +102,7 @@ def test_dacapo_on_mongodb_with_weights_on_disk_opens_through_the_options(tmp_pa
     options = Options.instance(
         type="mongo", mongo_db_host="mongodb://db:27017", mongo_db_name=DB_NAME, runs_base_dir=root
     )
-    store = create_weights_store(options)
-    assert store.retrieve_best(RUN, "mito__dice", DATASET) == 10
-    assert len(store.retrieve_training_stats(RUN)) == 20
-    assert store.latest_iteration(RUN) == 20
+    with create_weights_store(options) as store:
+        assert store.retrieve_best(RUN, "mito__dice", DATASET) == 10
+        assert len(store.retrieve_training_stats(RUN)) == 20
+        assert store.latest_iteration(RUN) == 20
