@@ -4,9 +4,12 @@
   GridFS writes the chunks first and the file document last, so a blob is whole or absent.
 - `weights_index`: one document per checkpoint, `{run_name, iteration, meta}`, written after its
   blobs: this document is what makes a checkpoint visible.
-- `validation_scores`: one document per `{run_name, iteration, dataset}` (DaCapo's collection),
-  with `scores` and `higher_is_better` mappings; new criteria are merged in with `$set`.
+- `weights_scores`: one document per `{run_name, iteration, dataset}`, with `scores` and
+  `higher_is_better` mappings; new criteria are merged in with `$set`.
 - `weights_pins`: one document per `{run_name, dataset, criterion}` pinned by hand.
+- `weights_bests`: a summary, one document per run: `{run_name, bests: [["<criterion>/<dataset>",
+  iteration, value, pinned], ...]}`, rewritten after every index write of the run, so a leaderboard
+  across thousands of runs is one query.
 """
 
 from __future__ import annotations
@@ -45,13 +48,15 @@ class GridFSWeightsStore(WeightsStore):
         self._fs = gridfs.GridFS(self.db, collection=_BUCKET)
         self._files = self.db[f"{_BUCKET}.files"]
         self._index = self.db["weights_index"]
-        self._scores = self.db["validation_scores"]
+        self._scores = self.db["weights_scores"]
         self._pins = self.db["weights_pins"]
+        self._summary = self.db["weights_bests"]
         with translate_errors(self.where):
             for collection, keys in [
                 (self._index, ["run_name", "iteration"]),
                 (self._scores, ["run_name", "iteration", "dataset"]),
                 (self._pins, ["run_name", "dataset", "criterion"]),
+                (self._summary, ["run_name"]),
             ]:
                 try:
                     collection.create_index([(k, 1) for k in keys], unique=True, name="_".join(keys))
@@ -124,6 +129,8 @@ class GridFSWeightsStore(WeightsStore):
                 events.append(
                     {"op": "checkpoint", "iteration": doc.get("iteration"), "meta": doc.get("meta")}
                 )
+                if doc.get("damaged"):
+                    events.append({"op": "damaged", "iteration": doc.get("iteration"), "problem": doc["damaged"]})
             for doc in self._scores.find({"run_name": run}, projection={"_id": False}):
                 events.append(
                     {
@@ -171,5 +178,40 @@ class GridFSWeightsStore(WeightsStore):
                 elif op == "pin":
                     key = {"run_name": run, "dataset": event["dataset"], "criterion": event["criterion"]}
                     self._pins.replace_one(key, {**key, "iteration": event["iteration"]}, upsert=True)
+                elif op == "unpin":
+                    key = {"run_name": run, "dataset": event["dataset"], "criterion": event["criterion"]}
+                    self._pins.delete_one(key)
+                elif op == "damaged":
+                    key = {"run_name": run, "iteration": event["iteration"]}
+                    self._index.update_one(key, {"$set": {"damaged": event["problem"]}})
                 else:
                     raise ValueError(f"unknown index event {op!r}")
+            self._refresh_bests(run)
+
+    # ------------------------------------------------------------------ across runs
+
+    def _refresh_bests(self, run: str) -> None:
+        """Rewrite the run's summary from its index as it is now (after this writer's events)."""
+        # a list, not a mapping: dataset names may hold dots, which MongoDB keys can't
+        bests = [[key, *best] for key, best in self.compute_bests(run).items()]
+        with translate_errors(self.where):
+            self._summary.replace_one({"run_name": run}, {"run_name": run, "bests": bests}, upsert=True)
+
+    def run_names(self) -> list[str]:
+        """Runs with checkpoints, scores or pins."""
+        with translate_errors(self.where):
+            names: set[str] = set()
+            for collection in (self._index, self._scores, self._pins):
+                names.update(n for n in collection.distinct("run_name") if isinstance(n, str))
+        return sorted(names)
+
+    def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
+        """Each run's bests from the `weights_bests` summary (one query)."""
+        query: dict[str, Any] = {} if runs is None else {"run_name": {"$in": list(runs)}}
+        with translate_errors(self.where):
+            docs = list(self._summary.find(query, projection={"_id": False}))
+        return {
+            d["run_name"]: {b[0]: b[1:] for b in d.get("bests") or []}
+            for d in docs
+            if isinstance(d.get("run_name"), str)
+        }

@@ -37,6 +37,9 @@ from .index import RunIndex
 log = logging.getLogger(__name__)
 
 _HEADER_KEY = "dacapo_store_index"
+#: Our registry-wide bookkeeping beside the run folders, where DaCapo never looks.
+PRIVATE_DIR = ".dacapo_store"
+_BESTS_FILE = "run-bests.json"
 _LOCK_TIMEOUT = 60.0
 _CACHE_SIZE = 64
 
@@ -209,6 +212,119 @@ class LocalWeightsStore(WeightsStore):
             while len(_cache) > _CACHE_SIZE:
                 _cache.popitem(last=False)
         return index
+
+
+    # ------------------------------------------------------------------ across runs
+
+    def run_names(self) -> list[str]:
+        """Run folders that hold our index journal."""
+        return sorted(name for name, _ in self._journal_sigs())
+
+    def _journal_sigs(self) -> list[tuple[str, list[int]]]:
+        found = []
+        try:
+            entries = os.listdir(self.basedir)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        for name in entries:
+            if name[0] == ".":
+                continue
+            try:
+                st = os.stat(self.basedir / name / "checkpoints" / "index.jsonl")
+            except OSError:
+                continue
+            found.append((name, [st.st_size, st.st_mtime_ns, st.st_ino]))
+        return found
+
+    def _legacy_sig(self, run: str) -> int | None:
+        try:
+            return os.stat(self._checkpoints(run) / "iterations").st_mtime_ns
+        except OSError:
+            return None
+
+    def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
+        """Each run's bests, from a registry-wide cache checked against every journal's stat.
+
+        The cache (`<basedir>/.dacapo_store/run-bests.json`) is rebuilt for a run whenever its
+        journal changed size, mtime or inode, or, for runs whose bests may fall on a DaCapo
+        checkpoint, its `checkpoints/iterations/` folder changed; saving it is best-effort.
+        """
+        if runs is None:
+            sigs = self._journal_sigs()
+        else:
+            sigs = []
+            for name in runs:
+                try:
+                    st = os.stat(self._journal(name))
+                except OSError:
+                    continue
+                sigs.append((name, [st.st_size, st.st_mtime_ns, st.st_ino]))
+        cache = self._load_bests()
+        out: dict[str, dict[str, list]] = {}
+        changed = False
+        for name, sig in sigs:
+            entry = cache.get(name)
+            if entry is not None and entry["sig"] == sig and (
+                entry["legacy"] is False or entry["legacy"] == self._legacy_sig(name)
+            ):
+                out[name] = entry["bests"]
+                continue
+            try:
+                index = self.read_index(name)
+            except CorruptWeightsError as exc:
+                log.warning("leaderboard: skipping run %s: %s", name, exc)
+                continue
+            scored = {it for by_d in index.scores.values() for v in by_d.values() for it in v}
+            needs_legacy = any(not index.has_weights(it) for it in scored)
+            legacy = self._legacy_sig(name) if needs_legacy else False
+            bests = self.compute_bests(name, index)
+            cache[name] = {"sig": sig, "legacy": legacy, "bests": bests}
+            out[name] = bests
+            changed = True
+        if changed:
+            self._save_bests(cache)
+        return out
+
+    def _bests_file(self) -> Path:
+        return self.basedir / PRIVATE_DIR / _BESTS_FILE
+
+    def _load_bests(self) -> dict[str, Any]:
+        file = self._bests_file()
+        try:
+            st = file.stat()
+        except OSError:
+            return {}
+        key = (str(file), st.st_mtime_ns, st.st_size, st.st_ino)
+        with _cache_lock:
+            cached = _bests_cache.get(str(file))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            data = json.loads(file.read_bytes())
+            runs = data["runs"] if data.get("version") == 1 else {}
+        except (ValueError, KeyError, TypeError, AttributeError, OSError):
+            log.warning("%s is unreadable; rebuilding it", file)
+            runs = {}
+        with _cache_lock:
+            _bests_cache[str(file)] = (key, runs)
+        return runs
+
+    def _save_bests(self, runs: dict[str, Any]) -> None:
+        # A cache validated on every read: racing savers are harmless, the last rename wins.
+        file = self._bests_file()
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            text = json.dumps({"version": 1, "runs": runs}, separators=(",", ":")).encode()
+            os.replace(write_temp(file.parent, file.name, [text], fsync=False), file)
+            st = file.stat()
+        except OSError as exc:
+            log.debug("run bests not saved in %s: %s", file.parent, exc)
+            return
+        with _cache_lock:
+            _bests_cache[str(file)] = ((str(file), st.st_mtime_ns, st.st_size, st.st_ino), runs)
+
+
+_bests_cache: dict[str, tuple[tuple, dict[str, Any]]] = {}
 
 
 def _pread_all(fd: int, offset: int, size: int) -> bytes:
