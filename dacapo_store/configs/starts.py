@@ -27,7 +27,7 @@ class StartConfig(Verifiable):
         from ..weights.scores import check_criterion
 
         criterion = self.criterion
-        if type(criterion) is str and (criterion == "latest" or (criterion.isascii() and criterion.isdigit())):
+        if criterion == "latest" or (type(criterion) is str and criterion.isascii() and criterion.isdigit()):
             return True, "ok"
         try:
             check_criterion(criterion)

@@ -361,7 +361,7 @@ class WeightsStore(ABC):
             if dataset is not None and dataset in index.scores and criterion not in index.scores:
                 raise CriterionNotFoundError(
                     f"run {name} has no scores for criterion {criterion!r}, but has criterion {dataset!r}: "
-                    "retrieve_best takes (run, criterion, dataset), DaCapo's takes (run, dataset, criterion); "
+                    "retrieve_best takes (run, criterion, dataset), DaCapo's (run, dataset, criterion); "
                     f"call retrieve_best({name!r}, {dataset!r}, {criterion!r})"
                 )
             raise CriterionNotFoundError(
@@ -529,8 +529,9 @@ class WeightsStore(ABC):
             except ValueError:  # no direction known for the criterion
                 continue
             if chosen is not None:
-                value = index.mean_score(criterion, dataset, chosen[0])
-                out[f"{criterion}/{dataset or ''}"] = [chosen[0], None if value != value else value, chosen[1]]
+                value: float | None = index.mean_score(criterion, dataset, chosen[0])
+                value = None if value != value else value  # NaN: a pin without a score
+                out[f"{criterion}/{dataset or ''}"] = [chosen[0], value, chosen[1]]
         return out
 
     def leaderboard(
@@ -638,9 +639,9 @@ __all__ = [
     "BestChoice",
     "BlobNotFoundError",
     "LeaderboardEntry",
-    "WeightsProblem",
     "PickleCheckpointError",
     "Weights",
+    "WeightsProblem",
     "WeightsStore",
     "check_iteration",
     "run_name",

@@ -130,7 +130,9 @@ class GridFSWeightsStore(WeightsStore):
                     {"op": "checkpoint", "iteration": doc.get("iteration"), "meta": doc.get("meta")}
                 )
                 if doc.get("damaged"):
-                    events.append({"op": "damaged", "iteration": doc.get("iteration"), "problem": doc["damaged"]})
+                    events.append(
+                        {"op": "damaged", "iteration": doc.get("iteration"), "problem": doc["damaged"]}
+                    )
             for doc in self._scores.find({"run_name": run}, projection={"_id": False}):
                 events.append(
                     {

@@ -141,11 +141,11 @@ class RunIndex:
         return iteration in self.checkpoints and iteration not in self.damaged
 
     def mean_score(self, criterion: str, dataset: str | None, iteration: int) -> float:
-        """The score of `iteration` on `dataset`, or its mean over the datasets that scored it; NaN if none."""
+        """The score of `iteration` on `dataset`, else its mean over the datasets scoring it; NaN if none."""
         by_dataset = self.scores.get(criterion, {})
         if dataset is not None:
             return by_dataset.get(dataset, {}).get(iteration, math.nan)
-        values = [v[iteration] for v in by_dataset.values() if iteration in v and v[iteration] == v[iteration]]
+        values = [v[iteration] for v in by_dataset.values() if v.get(iteration, math.nan) == v.get(iteration)]
         return sum(values) / len(values) if values else math.nan
 
     def ranking(self, criterion: str, dataset: str | None) -> list[int]:

@@ -213,7 +213,6 @@ class LocalWeightsStore(WeightsStore):
                 _cache.popitem(last=False)
         return index
 
-
     # ------------------------------------------------------------------ across runs
 
     def run_names(self) -> list[str]:
@@ -264,8 +263,10 @@ class LocalWeightsStore(WeightsStore):
         changed = False
         for name, sig in sigs:
             entry = cache.get(name)
-            if entry is not None and entry["sig"] == sig and (
-                entry["legacy"] is False or entry["legacy"] == self._legacy_sig(name)
+            if (
+                entry is not None
+                and entry["sig"] == sig
+                and (entry["legacy"] is False or entry["legacy"] == self._legacy_sig(name))
             ):
                 out[name] = entry["bests"]
                 continue
