@@ -163,20 +163,25 @@ class ConfigStore(ABC):
         return self._names(kind, where or None)
 
     def delete(self, kind: str, name: str, *, force: bool = False) -> None:
-        """Remove a document; a run that other stored runs start from needs `force=True`."""
+        """Remove a document; a run other stored runs start from, or a part stored runs use, needs
+        `force=True`."""
         check_kind(kind)
         check_name(name)
         if not force:
-            users = self.used_by(kind, name)
-            if users:
-                how = "is the start of" if kind == "runs" else "is used by"
-                raise ConfigInUseError(
-                    f"{kind[:-1]} {name!r} {how} run(s) {_names_summary(users)}; "
-                    "delete those first, or force it (force=True, --force)"
-                )
+            self.check_deletable(kind, name)
         if not self._delete(kind, name):
             raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
         log.info("deleted %s/%s from %s", kind, name, self.describe())
+
+    def check_deletable(self, kind: str, name: str) -> None:
+        """ConfigInUseError if stored runs start from this run or use this part."""
+        users = self.used_by(kind, name)
+        if users:
+            how = "is the start of" if kind == "runs" else "is used by"
+            raise ConfigInUseError(
+                f"{kind[:-1]} {name!r} {how} run(s) {_names_summary(users)}; "
+                "delete those first, or force it (force=True, --force)"
+            )
 
     def used_by(self, kind: str, name: str) -> list[str]:
         """The other stored runs that need this config: runs starting from a run, runs using a part."""

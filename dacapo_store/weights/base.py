@@ -210,6 +210,10 @@ class WeightsStore(ABC):
         public["blobs"] = {part: dict(record) for part, record in records.items()}
         return Weights(model=model, optimizer=optimizer, run=run, iteration=iteration, metadata=public)
 
+    def verified_blob(self, run: str, iteration: int, record: Mapping[str, Any]) -> Any:
+        """A blob's bytes after checking its size and checksum against `record` (CorruptWeightsError)."""
+        return self._verified(run, iteration, record)
+
     def _verified(self, run: str, iteration: int, record: Mapping[str, Any]) -> Any:
         buffer = self.get_blob(run, record["name"])
         size = memoryview(buffer).nbytes
@@ -281,6 +285,23 @@ class WeightsStore(ABC):
         self.append_index(name, [{"op": "remove", "iteration": iteration}])
         for record in meta["blobs"].values():
             self._delete_quietly(name, record["name"])
+
+    def forget_run(self, run: str) -> None:
+        """Drop the run's index (scores, pins, checkpoint entries); its blobs are deleted first."""
+        raise NotImplementedError
+
+    def delete_run(self, run: RunLike) -> list[int]:
+        """Delete every checkpoint, score and pin of the run; DaCapo's own files stay. Returns the
+        iterations whose checkpoints were deleted."""
+        name = run_name(run)
+        removed = sorted(self.read_index(name).checkpoints)
+        for iteration in removed:
+            self.remove(name, iteration)
+        for blob in self.list_blobs(name):
+            self._delete_quietly(name, blob)
+        self.forget_run(name)
+        log.info("deleted the weights and scores of run %s from %s", name, self.where)
+        return removed
 
     def _delete_quietly(self, run: str, blob: str) -> None:
         try:

@@ -190,6 +190,12 @@ class GridFSWeightsStore(WeightsStore):
                     raise ValueError(f"unknown index event {op!r}")
             self._refresh_bests(run)
 
+    def forget_run(self, run: str) -> None:
+        """Delete the run's checkpoint entries, scores, pins and summary."""
+        with translate_errors(self.where):
+            for collection in (self._index, self._scores, self._pins, self._summary):
+                collection.delete_many({"run_name": run})
+
     # ------------------------------------------------------------------ across runs
 
     def _refresh_bests(self, run: str) -> None:

@@ -213,6 +213,21 @@ class LocalWeightsStore(WeightsStore):
                 _cache.popitem(last=False)
         return index
 
+    def forget_run(self, run: str) -> None:
+        """Remove the run's journal (under its lock) and the emptied blobs folder."""
+        path = self._journal(run)
+        if not path.exists():
+            return
+        with FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT):
+            path.unlink(missing_ok=True)
+        Path(str(path) + ".lock").unlink(missing_ok=True)
+        for folder in (self._checkpoints(run) / "blobs", self._checkpoints(run)):
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty: DaCapo's own files or leftovers stay
+        fsync_dir(self.basedir / run)
+
     # ------------------------------------------------------------------ across runs
 
     def run_names(self) -> list[str]:
