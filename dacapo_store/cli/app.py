@@ -134,7 +134,18 @@ def settings() -> Settings:
 @click.group(
     name="dacapo-store",
     context_settings=CONTEXT,
-    epilog="Example: dacapo-store --store files:/data/dacapo list runs --architecture unet",
+    epilog="""\b
+Examples:
+  dacapo-store --store files:/data/dacapo list runs --architecture unet
+  dacapo-store init /data/dacapo
+  dacapo-store scores my_run --criterion voi
+  dacapo-store leaderboard voi --architecture unet --top 10
+  dacapo-store weights verify my_run
+  dacapo-store weights pin my_run 4000 voi
+  dacapo-store weights unpin my_run voi
+  dacapo-store weights remove my_run 2000 --yes
+  dacapo-store copy --from files:/data/dacapo --to mongodb://db:27017 --db-to dacapo
+  dacapo-store check --weights --json""",
 )
 @click.option(
     "--store",
