@@ -25,8 +25,7 @@ def leaderboard(
         if configs is None:
             raise ValueError("filtering runs by their parts needs a config store")
         runs = configs.names("runs", **{k: list(v) for k, v in filters.items() if v})
-    entries = weights.leaderboard(criterion, runs=runs, dataset=dataset)
-    return entries if top is None else entries[:top]
+    return weights.leaderboard(criterion, runs=runs, dataset=dataset, top=top)
 
 
 __all__ = ["LeaderboardEntry", "leaderboard"]

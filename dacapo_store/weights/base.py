@@ -31,7 +31,7 @@ from ..errors import (
 from ..names import check_name
 from ..provenance import current_user, utc_now
 from .index import RunIndex
-from .leaderboard import LeaderboardEntry, sort_entries
+from .leaderboard import LeaderboardEntry, rank_entries
 from .scores import check_criterion, check_score, known_direction
 
 # torch (via .serialization) is imported on first use, so scores, bests and listings stay light.
@@ -556,25 +556,26 @@ class WeightsStore(ABC):
         return out
 
     def leaderboard(
-        self, criterion: str, runs: Iterable[RunLike] | None = None, dataset: str | None = None
+        self,
+        criterion: str,
+        runs: Iterable[RunLike] | None = None,
+        dataset: str | None = None,
+        *,
+        top: int | None = None,
     ) -> list[LeaderboardEntry]:
         """Each run's best checkpoint by `criterion`, best run first (by the criterion's direction).
 
         `runs` limits it to those runs; `dataset=None` ranks by the mean over datasets, as
-        `retrieve_best` does. Runs without a sound scored checkpoint are left out.
+        `retrieve_best` does; `top` keeps only the first so many. Runs without a sound scored
+        checkpoint are left out.
         """
         check_criterion(criterion)
         if dataset is not None:
             check_name(dataset, "dataset name")
         names = None if runs is None else [run_name(r) for r in runs]
         key = f"{criterion}/{dataset or ''}"
-        entries = []
-        for name, bests in self.run_bests(names).items():
-            best = bests.get(key)
-            if best is not None:
-                entries.append(LeaderboardEntry(name, best[0], best[1], best[2]))
-        higher = self.direction(criterion, names)
-        return sort_entries(entries, higher)
+        found = [(name, best) for name, bests in self.run_bests(names).items() if (best := bests.get(key))]
+        return rank_entries(found, self.direction(criterion, names), top)
 
     def direction(self, criterion: str, runs: list[str] | None = None) -> bool:
         """Whether higher is better for `criterion`: DaCapo's table, else the first run that stores it."""

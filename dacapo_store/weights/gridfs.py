@@ -7,9 +7,9 @@
 - `weights_scores`: one document per `{run_name, iteration, dataset}`, with `scores` and
   `higher_is_better` mappings; new criteria are merged in with `$set`.
 - `weights_pins`: one document per `{run_name, dataset, criterion}` pinned by hand.
-- `weights_bests`: a summary, one document per run: `{run_name, bests: [["<criterion>/<dataset>",
-  iteration, value, pinned], ...]}`, rewritten after every index write of the run, so a leaderboard
-  across thousands of runs is one query.
+- `weights_bests`: a summary, one document per run and `key` ("<criterion>/<dataset or ''>"):
+  `{run_name, key, iteration, value, pinned}`, the run's best by that key, rewritten after every
+  index write of the run, so a leaderboard across thousands of runs is one indexed query.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import gridfs
 from pymongo.errors import OperationFailure
 
 from ..mongo import connect, describe, translate_errors
-from .base import BlobNotFoundError, WeightsStore
+from ..names import check_name
+from .base import BlobNotFoundError, LeaderboardEntry, WeightsStore, run_name
 from .index import RunIndex
+from .scores import check_criterion
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class GridFSWeightsStore(WeightsStore):
                 (self._index, ["run_name", "iteration"]),
                 (self._scores, ["run_name", "iteration", "dataset"]),
                 (self._pins, ["run_name", "dataset", "criterion"]),
-                (self._summary, ["run_name"]),
+                (self._summary, ["run_name", "key"]),
             ]:
                 try:
                     collection.create_index([(k, 1) for k in keys], unique=True, name="_".join(keys))
@@ -64,6 +66,7 @@ class GridFSWeightsStore(WeightsStore):
                     # e.g. DaCapo's own validation_scores documents: work on without the guarantee
                     log.warning("no unique index on %s%s in %s: %s", collection.name, keys, self.where, exc)
             self._files.create_index([("run_name", 1), ("filename", 1)], name="run_name_filename")
+            self._summary.create_index([("key", 1), ("value", 1)], name="key_value")
 
     def __repr__(self) -> str:
         return f"GridFSWeightsStore({self.where!r})"
@@ -199,11 +202,17 @@ class GridFSWeightsStore(WeightsStore):
     # ------------------------------------------------------------------ across runs
 
     def _refresh_bests(self, run: str) -> None:
-        """Rewrite the run's summary from its index as it is now (after this writer's events)."""
-        # a list, not a mapping: dataset names may hold dots, which MongoDB keys can't
-        bests = [[key, *best] for key, best in self.compute_bests(run).items()]
+        """Rewrite the run's summary from its index as it is now (after this writer's events):
+        one document per (criterion, dataset) key, upserted, then keys that are gone removed."""
+        bests = self.compute_bests(run)
         with translate_errors(self.where):
-            self._summary.replace_one({"run_name": run}, {"run_name": run, "bests": bests}, upsert=True)
+            for key, (iteration, value, pinned) in bests.items():
+                self._summary.replace_one(
+                    {"run_name": run, "key": key},
+                    {"run_name": run, "key": key, "iteration": iteration, "value": value, "pinned": pinned},
+                    upsert=True,
+                )
+            self._summary.delete_many({"run_name": run, "key": {"$nin": list(bests)}})
 
     def run_names(self) -> list[str]:
         """Runs with checkpoints, scores or pins."""
@@ -216,10 +225,35 @@ class GridFSWeightsStore(WeightsStore):
     def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
         """Each run's bests from the `weights_bests` summary (one query)."""
         query: dict[str, Any] = {} if runs is None else {"run_name": {"$in": list(runs)}}
+        out: dict[str, dict[str, list]] = {}
         with translate_errors(self.where):
-            docs = list(self._summary.find(query, projection={"_id": False}))
-        return {
-            d["run_name"]: {b[0]: b[1:] for b in d.get("bests") or []}
-            for d in docs
-            if isinstance(d.get("run_name"), str)
-        }
+            for d in self._summary.find(query, projection={"_id": False}):
+                out.setdefault(d["run_name"], {})[d["key"]] = [d["iteration"], d["value"], d["pinned"]]
+        return out
+
+    def leaderboard(
+        self,
+        criterion: str,
+        runs: Iterable[Any] | None = None,
+        dataset: str | None = None,
+        *,
+        top: int | None = None,
+    ) -> list[LeaderboardEntry]:
+        """As `WeightsStore.leaderboard`, sorted and cut to `top` by the server over `weights_bests`."""
+        check_criterion(criterion)
+        if dataset is not None:
+            check_name(dataset, "dataset name")
+        names = None if runs is None else [run_name(r) for r in runs]
+        query: dict[str, Any] = {"key": f"{criterion}/{dataset or ''}", "value": {"$ne": None}}
+        if names is not None:
+            query["run_name"] = {"$in": names}
+        order = -1 if self.direction(criterion, names) else 1
+        fields = {"_id": False, "run_name": True, "iteration": True, "value": True, "pinned": True}
+        with translate_errors(self.where):
+            cursor = self._summary.find(query, projection=fields).sort([("value", order), ("run_name", 1)])
+            docs = list(cursor if top is None else cursor.limit(top))
+            if top is None or len(docs) < top:  # pins without a score come last
+                query["value"] = None
+                rest = self._summary.find(query, projection=fields).sort("run_name", 1)
+                docs += list(rest if top is None else rest.limit(top - len(docs)))
+        return [LeaderboardEntry(d["run_name"], d["iteration"], d["value"], d["pinned"]) for d in docs]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+
 import attrs
 
 
@@ -17,9 +19,16 @@ class LeaderboardEntry:
     pinned: bool
 
 
-def sort_entries(entries: list[LeaderboardEntry], higher_is_better: bool) -> list[LeaderboardEntry]:
-    """Best first by the criterion's direction; runs without a value last; ties by run name."""
+def rank_entries(
+    bests: list[tuple[str, list]], higher_is_better: bool, top: int | None = None
+) -> list[LeaderboardEntry]:
+    """(run, [iteration, value, pinned]) as entries, best first by the criterion's direction; runs
+    without a value last; ties by run name. With `top`, only the first `top` are built."""
     sign = -1.0 if higher_is_better else 1.0
-    return sorted(
-        entries, key=lambda e: (e.value is None, sign * e.value if e.value is not None else 0.0, e.run)
-    )
+
+    def key(item: tuple[str, list]) -> tuple[bool, float, str]:
+        value = item[1][1]
+        return (value is None, sign * value if value is not None else 0.0, item[0])
+
+    chosen = sorted(bests, key=key) if top is None else heapq.nsmallest(top, bests, key=key)
+    return [LeaderboardEntry(run, best[0], best[1], best[2]) for run, best in chosen]

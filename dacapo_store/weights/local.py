@@ -234,45 +234,40 @@ class LocalWeightsStore(WeightsStore):
         """Run folders that hold our index journal."""
         return sorted(name for name, _ in self._journal_sigs())
 
-    def _journal_sigs(self) -> list[tuple[str, list[int]]]:
-        found = []
-        try:
-            entries = os.listdir(self.basedir)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        for name in entries:
-            if name[0] == ".":
-                continue
+    def _journal_sigs(self, runs: Iterable[str] | None = None) -> list[tuple[str, tuple[int, int, int]]]:
+        """(run, (size, mtime_ns, inode) of its journal) for every run with one (or those of `runs`)."""
+        base = str(self.basedir)
+        if runs is None:
             try:
-                st = os.stat(self.basedir / name / "checkpoints" / "index.jsonl")
+                runs = [name for name in os.listdir(base) if name[0] != "."]
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        found = []
+        stat = os.stat
+        for name in runs:  # string paths: this loop is the leaderboard's cost at 10k runs
+            try:
+                st = stat(f"{base}/{name}/checkpoints/index.jsonl")
             except OSError:
                 continue
-            found.append((name, [st.st_size, st.st_mtime_ns, st.st_ino]))
+            found.append((name, (st.st_size, st.st_mtime_ns, st.st_ino)))
         return found
 
-    def _legacy_sig(self, run: str) -> int | None:
+    def _legacy_sig(self, run: str) -> int | bool:
+        """The mtime of the run's DaCapo checkpoint folder, False if there is none."""
         try:
-            return os.stat(self._checkpoints(run) / "iterations").st_mtime_ns
+            return os.stat(f"{self.basedir}/{run}/checkpoints/iterations").st_mtime_ns
         except OSError:
-            return None
+            return False
 
     def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
         """Each run's bests, from a registry-wide cache checked against every journal's stat.
 
         The cache (`<basedir>/.dacapo_store/run-bests.json`) is rebuilt for a run whenever its
-        journal changed size, mtime or inode, or, for runs whose bests may fall on a DaCapo
-        checkpoint, its `checkpoints/iterations/` folder changed; saving it is best-effort.
+        journal changed size, mtime or inode, or, for a run that had DaCapo checkpoints
+        (`checkpoints/iterations/`) when its entry was built, that folder changed; saving it is
+        best-effort. One stat per run is the whole cost of a warm leaderboard.
         """
-        if runs is None:
-            sigs = self._journal_sigs()
-        else:
-            sigs = []
-            for name in runs:
-                try:
-                    st = os.stat(self._journal(name))
-                except OSError:
-                    continue
-                sigs.append((name, [st.st_size, st.st_mtime_ns, st.st_ino]))
+        sigs = self._journal_sigs(runs)
         cache = self._load_bests()
         out: dict[str, dict[str, list]] = {}
         changed = False
@@ -290,9 +285,7 @@ class LocalWeightsStore(WeightsStore):
             except CorruptWeightsError as exc:
                 log.warning("leaderboard: skipping run %s: %s", name, exc)
                 continue
-            scored = {it for by_d in index.scores.values() for v in by_d.values() for it in v}
-            needs_legacy = any(not index.has_weights(it) for it in scored)
-            legacy = self._legacy_sig(name) if needs_legacy else False
+            legacy = self._legacy_sig(name)
             bests = self.compute_bests(name, index)
             cache[name] = {"sig": sig, "legacy": legacy, "bests": bests}
             out[name] = bests
@@ -318,6 +311,8 @@ class LocalWeightsStore(WeightsStore):
         try:
             data = json.loads(file.read_bytes())
             runs = data["runs"] if data.get("version") == 1 else {}
+            for entry in runs.values():
+                entry["sig"] = tuple(entry["sig"])
         except (ValueError, KeyError, TypeError, AttributeError, OSError):
             log.warning("%s is unreadable; rebuilding it", file)
             runs = {}
