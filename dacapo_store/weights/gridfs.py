@@ -7,14 +7,17 @@
 - `weights_scores`: one document per `{run_name, iteration, dataset}`, with `scores` and
   `higher_is_better` mappings; new criteria are merged in with `$set`.
 - `weights_pins`: one document per `{run_name, dataset, criterion}` pinned by hand.
-- `weights_bests`: a summary, one document per run and `key` ("<criterion>/<dataset or ''>"):
-  `{run_name, key, iteration, value, pinned}`, the run's best by that key, rewritten after every
-  index write of the run, so a leaderboard across thousands of runs is one indexed query.
+- `weights_bests`: a summary of each run's bests, rewritten after every index write of the run:
+  one document per `key` ("<criterion>/<dataset or ''>") and `bucket` (a hash of the run name,
+  0-63), `{key, bucket, entries: {<run name, '%', '.', '$' escaped>: [iteration, value, pinned]}}`.
+  A run's entry changes with one single-field `$set`; a leaderboard reads the 64 documents of
+  its key, whatever the number of runs (a few hundred entries per document at 10,000 runs).
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +28,7 @@ from ..mongo import connect, describe, translate_errors
 from ..names import check_name
 from .base import BlobNotFoundError, LeaderboardEntry, WeightsStore, run_name
 from .index import RunIndex
+from .leaderboard import rank_entries
 from .scores import check_criterion
 
 log = logging.getLogger(__name__)
@@ -58,7 +62,7 @@ class GridFSWeightsStore(WeightsStore):
                 (self._index, ["run_name", "iteration"]),
                 (self._scores, ["run_name", "iteration", "dataset"]),
                 (self._pins, ["run_name", "dataset", "criterion"]),
-                (self._summary, ["run_name", "key"]),
+                (self._summary, ["key", "bucket"]),
             ]:
                 try:
                     collection.create_index([(k, 1) for k in keys], unique=True, name="_".join(keys))
@@ -66,7 +70,6 @@ class GridFSWeightsStore(WeightsStore):
                     # e.g. DaCapo's own validation_scores documents: work on without the guarantee
                     log.warning("no unique index on %s%s in %s: %s", collection.name, keys, self.where, exc)
             self._files.create_index([("run_name", 1), ("filename", 1)], name="run_name_filename")
-            self._summary.create_index([("key", 1), ("value", 1)], name="key_value")
 
     def __repr__(self) -> str:
         return f"GridFSWeightsStore({self.where!r})"
@@ -196,23 +199,27 @@ class GridFSWeightsStore(WeightsStore):
     def forget_run(self, run: str) -> None:
         """Delete the run's checkpoint entries, scores, pins and summary."""
         with translate_errors(self.where):
-            for collection in (self._index, self._scores, self._pins, self._summary):
+            for collection in (self._index, self._scores, self._pins):
                 collection.delete_many({"run_name": run})
+            field = f"entries.{_field(run)}"
+            self._summary.update_many(
+                {"bucket": _bucket(run), field: {"$exists": True}}, {"$unset": {field: ""}}
+            )
 
     # ------------------------------------------------------------------ across runs
 
     def _refresh_bests(self, run: str) -> None:
-        """Rewrite the run's summary from its index as it is now (after this writer's events):
-        one document per (criterion, dataset) key, upserted, then keys that are gone removed."""
+        """Rewrite the run's entries in the summary from its index as it is now (after this
+        writer's events): one `$set` per key it has, one `$unset` where it has no best any more."""
         bests = self.compute_bests(run)
+        bucket, field = _bucket(run), f"entries.{_field(run)}"
         with translate_errors(self.where):
-            for key, (iteration, value, pinned) in bests.items():
-                self._summary.replace_one(
-                    {"run_name": run, "key": key},
-                    {"run_name": run, "key": key, "iteration": iteration, "value": value, "pinned": pinned},
-                    upsert=True,
-                )
-            self._summary.delete_many({"run_name": run, "key": {"$nin": list(bests)}})
+            for key, best in bests.items():
+                self._summary.update_one({"key": key, "bucket": bucket}, {"$set": {field: best}}, upsert=True)
+            self._summary.update_many(
+                {"bucket": bucket, "key": {"$nin": list(bests)}, field: {"$exists": True}},
+                {"$unset": {field: ""}},
+            )
 
     def run_names(self) -> list[str]:
         """Runs with checkpoints, scores or pins."""
@@ -223,12 +230,18 @@ class GridFSWeightsStore(WeightsStore):
         return sorted(names)
 
     def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
-        """Each run's bests from the `weights_bests` summary (one query)."""
-        query: dict[str, Any] = {} if runs is None else {"run_name": {"$in": list(runs)}}
+        """Each run's bests from the `weights_bests` summary."""
+        wanted = None if runs is None else set(runs)
+        query: dict[str, Any] = (
+            {} if wanted is None else {"bucket": {"$in": sorted({_bucket(r) for r in wanted})}}
+        )
         out: dict[str, dict[str, list]] = {}
         with translate_errors(self.where):
-            for d in self._summary.find(query, projection={"_id": False}):
-                out.setdefault(d["run_name"], {})[d["key"]] = [d["iteration"], d["value"], d["pinned"]]
+            for doc in self._summary.find(query, projection={"_id": False}):
+                for encoded, best in (doc.get("entries") or {}).items():
+                    name = _unfield(encoded)
+                    if wanted is None or name in wanted:
+                        out.setdefault(name, {})[doc["key"]] = best
         return out
 
     def leaderboard(
@@ -239,21 +252,37 @@ class GridFSWeightsStore(WeightsStore):
         *,
         top: int | None = None,
     ) -> list[LeaderboardEntry]:
-        """As `WeightsStore.leaderboard`, sorted and cut to `top` by the server over `weights_bests`."""
+        """As `WeightsStore.leaderboard`, reading only the summary documents of one key."""
         check_criterion(criterion)
         if dataset is not None:
             check_name(dataset, "dataset name")
-        names = None if runs is None else [run_name(r) for r in runs]
-        query: dict[str, Any] = {"key": f"{criterion}/{dataset or ''}", "value": {"$ne": None}}
+        names = None if runs is None else {run_name(r) for r in runs}
+        query: dict[str, Any] = {"key": f"{criterion}/{dataset or ''}"}
         if names is not None:
-            query["run_name"] = {"$in": names}
-        order = -1 if self.direction(criterion, names) else 1
-        fields = {"_id": False, "run_name": True, "iteration": True, "value": True, "pinned": True}
+            query["bucket"] = {"$in": sorted({_bucket(n) for n in names})}
+        found = []
         with translate_errors(self.where):
-            cursor = self._summary.find(query, projection=fields).sort([("value", order), ("run_name", 1)])
-            docs = list(cursor if top is None else cursor.limit(top))
-            if top is None or len(docs) < top:  # pins without a score come last
-                query["value"] = None
-                rest = self._summary.find(query, projection=fields).sort("run_name", 1)
-                docs += list(rest if top is None else rest.limit(top - len(docs)))
-        return [LeaderboardEntry(d["run_name"], d["iteration"], d["value"], d["pinned"]) for d in docs]
+            for doc in self._summary.find(query, projection={"_id": False, "entries": True}):
+                for encoded, best in (doc.get("entries") or {}).items():
+                    name = _unfield(encoded)
+                    if names is None or name in names:
+                        found.append((name, best))
+        higher = self.direction(criterion, None if names is None else sorted(names))
+        return rank_entries(found, higher, top)
+
+
+_BUCKETS = 64
+
+
+def _bucket(run: str) -> int:
+    """The summary bucket of a run: stable across processes and machines."""
+    return zlib.crc32(run.encode()) % _BUCKETS
+
+
+def _field(run: str) -> str:
+    """A run name as a MongoDB field name: `%`, `.` and `$` escaped."""
+    return run.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def _unfield(field: str) -> str:
+    return field.replace("%24", "$").replace("%2E", ".").replace("%25", "%")

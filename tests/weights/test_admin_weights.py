@@ -159,3 +159,14 @@ def test_copy_run_weights_refuses_a_damaged_blob_and_reports_conflicts(store, tm
     assert any("score voi on validate at 200" in c for c in report.conflicts)
     assert target.iterations("run") == [200, 300]
     assert target.retrieve_validation_scores("run")["voi"]["validate"][200] == 0.25
+
+
+def test_leaderboard_keeps_run_names_with_dots_dollars_and_percents(store):
+    odd = "v1.2_$x_%2E_%24"
+    scored(store, odd, [(100, 0.1)])
+    scored(store, "plain", [(100, 0.2)])
+    assert [e.run for e in store.leaderboard("voi")] == [odd, "plain"]
+    assert [e.run for e in store.leaderboard("voi", runs=[odd])] == [odd]
+    assert set(store.run_bests()) == {odd, "plain"}
+    store.delete_run(odd)
+    assert [e.run for e in store.leaderboard("voi")] == ["plain"]
