@@ -577,9 +577,12 @@ class WeightsStore(ABC):
         if dataset is not None:
             check_name(dataset, "dataset name")
         names = None if runs is None else [run_name(r) for r in runs]
-        key = f"{criterion}/{dataset or ''}"
-        found = [(name, best) for name, bests in self.run_bests(names).items() if (best := bests.get(key))]
+        found = self.bests_for(f"{criterion}/{dataset or ''}", names)
         return rank_entries(found, self.direction(criterion, names), top)
+
+    def bests_for(self, key: str, runs: Iterable[str] | None = None) -> list[tuple[str, list]]:
+        """(run, [iteration, value, pinned]) of the runs with a best by `key` (see `run_bests`)."""
+        return [(name, bests[key]) for name, bests in self.run_bests(runs).items() if key in bests]
 
     def direction(self, criterion: str, runs: list[str] | None = None) -> bool:
         """Whether higher is better for `criterion`: DaCapo's table, else the first run that stores it."""

@@ -33,13 +33,14 @@ from ..errors import CorruptWeightsError
 from ..fsutil import fsync_dir, write_temp
 from .base import BlobNotFoundError, WeightsStore
 from .index import RunIndex
+from .summary import NO_LEGACY, BestsSummary
 
 log = logging.getLogger(__name__)
 
 _HEADER_KEY = "dacapo_store_index"
 #: Our registry-wide bookkeeping beside the run folders, where DaCapo never looks.
 PRIVATE_DIR = ".dacapo_store"
-_BESTS_FILE = "run-bests.json"
+_BESTS_FILE = "run-bests.jsonl"
 _LOCK_TIMEOUT = 60.0
 _CACHE_SIZE = 64
 
@@ -252,90 +253,99 @@ class LocalWeightsStore(WeightsStore):
             found.append((name, (st.st_size, st.st_mtime_ns, st.st_ino)))
         return found
 
-    def _legacy_sig(self, run: str) -> int | bool:
-        """The mtime of the run's DaCapo checkpoint folder, False if there is none."""
+    def _legacy_sig(self, run: str) -> int:
+        """The mtime of the run's DaCapo checkpoint folder, NO_LEGACY if there is none."""
         try:
             return os.stat(f"{self.basedir}/{run}/checkpoints/iterations").st_mtime_ns
         except OSError:
-            return False
+            return NO_LEGACY
 
     def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
-        """Each run's bests, from a registry-wide cache checked against every journal's stat.
+        """Each run's bests by key, from the validated summary (see `bests_for`)."""
+        summary, present = self._summary(runs)
+        return {name: summary.run_bests(name) for name in present}
 
-        The cache (`<basedir>/.dacapo_store/run-bests.json`) is rebuilt for a run whenever its
-        journal changed size, mtime or inode, or, for a run that had DaCapo checkpoints
-        (`checkpoints/iterations/`) when its entry was built, that folder changed; saving it is
-        best-effort. One stat per run is the whole cost of a warm leaderboard.
+    def bests_for(self, key: str, runs: Iterable[str] | None = None) -> list[tuple[str, list]]:
+        """(run, [iteration, value, pinned]) of every run with a best by `key`, from a registry-wide
+        summary checked against every journal's stat.
+
+        The summary (`<basedir>/.dacapo_store/run-bests.jsonl`, see `summary.py`) is rebuilt for a
+        run whenever its journal changed size, mtime or inode, or, for a run that had DaCapo
+        checkpoints (`checkpoints/iterations/`) when its entry was built, that folder changed;
+        saving it is best-effort. One stat per run is the whole cost of a warm leaderboard.
         """
+        summary, present = self._summary(runs)
+        table = summary.key(key)
+        return [(name, table[name]) for name in present if name in table]
+
+    def _summary(self, runs: Iterable[str] | None) -> tuple[BestsSummary, list[str]]:
         sigs = self._journal_sigs(runs)
-        cache = self._load_bests()
-        out: dict[str, dict[str, list]] = {}
+        summary = self._load_summary()
+        present = []
         changed = False
         for name, sig in sigs:
-            entry = cache.get(name)
+            cached = summary.sigs.get(name)
             if (
-                entry is not None
-                and entry["sig"] == sig
-                and (entry["legacy"] is False or entry["legacy"] == self._legacy_sig(name))
+                cached is not None
+                and cached[:3] == sig
+                and (cached[3] == NO_LEGACY or cached[3] == self._legacy_sig(name))
             ):
-                out[name] = entry["bests"]
+                present.append(name)
                 continue
             try:
                 index = self.read_index(name)
             except CorruptWeightsError as exc:
                 log.warning("leaderboard: skipping run %s: %s", name, exc)
                 continue
-            legacy = self._legacy_sig(name)
-            bests = self.compute_bests(name, index)
-            cache[name] = {"sig": sig, "legacy": legacy, "bests": bests}
-            out[name] = bests
+            summary.set_run(name, (*sig, self._legacy_sig(name)), self.compute_bests(name, index))
+            present.append(name)
+            changed = True
+        if runs is None and len(present) != len(summary.sigs):
+            for name in set(summary.sigs) - set(present):
+                summary.drop_run(name)  # its journal is gone
             changed = True
         if changed:
-            self._save_bests(cache)
-        return out
+            self._save_summary(summary)
+        return summary, present
 
     def _bests_file(self) -> Path:
         return self.basedir / PRIVATE_DIR / _BESTS_FILE
 
-    def _load_bests(self) -> dict[str, Any]:
+    def _load_summary(self) -> BestsSummary:
         file = self._bests_file()
         try:
             st = file.stat()
         except OSError:
-            return {}
-        key = (str(file), st.st_mtime_ns, st.st_size, st.st_ino)
+            return BestsSummary()
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
         with _cache_lock:
             cached = _bests_cache.get(str(file))
         if cached is not None and cached[0] == key:
             return cached[1]
         try:
-            data = json.loads(file.read_bytes())
-            runs = data["runs"] if data.get("version") == 1 else {}
-            for entry in runs.values():
-                entry["sig"] = tuple(entry["sig"])
-        except (ValueError, KeyError, TypeError, AttributeError, OSError):
+            summary = BestsSummary.parse(file.read_bytes())
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError):
             log.warning("%s is unreadable; rebuilding it", file)
-            runs = {}
+            summary = BestsSummary()
         with _cache_lock:
-            _bests_cache[str(file)] = (key, runs)
-        return runs
+            _bests_cache[str(file)] = (key, summary)
+        return summary
 
-    def _save_bests(self, runs: dict[str, Any]) -> None:
+    def _save_summary(self, summary: BestsSummary) -> None:
         # A cache validated on every read: racing savers are harmless, the last rename wins.
         file = self._bests_file()
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
-            text = json.dumps({"version": 1, "runs": runs}, separators=(",", ":")).encode()
-            os.replace(write_temp(file.parent, file.name, [text], fsync=False), file)
+            os.replace(write_temp(file.parent, file.name, [summary.dumps()], fsync=False), file)
             st = file.stat()
         except OSError as exc:
             log.debug("run bests not saved in %s: %s", file.parent, exc)
             return
         with _cache_lock:
-            _bests_cache[str(file)] = ((str(file), st.st_mtime_ns, st.st_size, st.st_ino), runs)
+            _bests_cache[str(file)] = ((st.st_mtime_ns, st.st_size, st.st_ino), summary)
 
 
-_bests_cache: dict[str, tuple[tuple, dict[str, Any]]] = {}
+_bests_cache: dict[str, tuple[tuple, BestsSummary]] = {}
 
 
 def _pread_all(fd: int, offset: int, size: int) -> bytes:

@@ -178,3 +178,23 @@ def test_summary_field_names_round_trip_without_dots_or_dollars(name):
     field = _field(name)
     assert "." not in field and "$" not in field
     assert _unfield(field) == name
+
+
+def test_the_files_summary_serves_a_new_process_and_is_rebuilt_when_damaged(tmp_path):
+    from dacapo_store.weights import local
+
+    store = LocalWeightsStore(tmp_path)
+    scored(store, "a", [(100, 0.5)])
+    scored(store, "b", [(100, 0.2), (200, 0.1)])
+    first = store.leaderboard("voi")
+    assert [(e.run, e.iteration) for e in first] == [("b", 200), ("a", 100)]
+    local._bests_cache.clear()  # as in a new process
+    assert store.leaderboard("voi") == first
+    (tmp_path / ".dacapo_store" / "run-bests.jsonl").write_text("not a summary")
+    local._bests_cache.clear()
+    assert store.leaderboard("voi") == first
+    store.remove("b", 200)
+    assert [(e.run, e.iteration, e.value) for e in store.leaderboard("voi")] == [
+        ("b", 100, 0.2),
+        ("a", 100, 0.5),
+    ]
