@@ -198,3 +198,37 @@ def test_the_files_summary_serves_a_new_process_and_is_rebuilt_when_damaged(tmp_
         ("b", 100, 0.2),
         ("a", 100, 0.5),
     ]
+
+
+class WithTrainingStats(LocalWeightsStore):
+    """Stands in for issue 10's training stats API (CONTRACT.md), which this branch lacks."""
+
+    def __init__(self, basedir) -> None:
+        super().__init__(basedir)
+        self.stats: dict[str, list] = {}
+
+    def store_training_stats(self, run, stats) -> None:
+        self.stats[run] = list(stats)
+
+    def retrieve_training_stats(self, run) -> list:
+        return list(self.stats.get(run, []))
+
+    def delete_training_stats(self, run) -> None:
+        self.stats.pop(run, None)
+
+
+def test_training_stats_go_with_a_copy_and_a_deleted_run(tmp_path):
+    source, target = WithTrainingStats(tmp_path / "a"), WithTrainingStats(tmp_path / "b")
+    scored(source)
+    source.store_training_stats("run", [(1, 0.5, 0.1), (2, 0.4, 0.1)])
+    assert copy_run_weights(source, target, "run").training_stats == "copied"
+    assert target.retrieve_training_stats("run") == source.retrieve_training_stats("run")
+    assert copy_run_weights(source, target, "run").training_stats == "unchanged"
+    target.store_training_stats("run", [(1, 0.9, 0.1)])
+    clash = copy_run_weights(source, target, "run")
+    assert (clash.training_stats, clash.conflicts) == (
+        "conflict",
+        ["training stats: the target holds other ones"],
+    )
+    source.delete_run("run")
+    assert source.retrieve_training_stats("run") == []
