@@ -80,3 +80,7 @@ class CriterionNotFoundError(_NotFound):
 
 class StoreConnectionError(DacapoStoreError, ConnectionError):
     """The store (a MongoDB server) can't be reached."""
+
+
+class OptionsError(DacapoStoreError, ValueError):
+    """The options file or a DACAPO_* variable can't be used; the message names the file, line and key."""

@@ -10,6 +10,8 @@ from typing import Any, Literal
 import attrs
 import yaml
 
+from .errors import OptionsError
+
 log = logging.getLogger(__name__)
 
 ENV_VARS = {
@@ -34,6 +36,22 @@ def options_file_candidates() -> list[Path]:
     return found
 
 
+def _read_options_file(path: Path) -> dict[str, Any]:
+    """The mapping in an options file; OptionsError naming the file, line and problem otherwise."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            loaded = yaml.safe_load(f) or {}
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise OptionsError(f"options file {path}{at}: {exc.problem or exc.context}") from None
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+        raise OptionsError(f"options file {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise OptionsError(f"options file {path} must hold a mapping of options, got {type(loaded).__name__}")
+    return loaded
+
+
 @attrs.frozen
 class Options:
     """Where configs and weights live. Build with `Options.instance(**overrides)`."""
@@ -55,12 +73,7 @@ class Options:
         source = None
         for candidate in options_file_candidates():
             if candidate.is_file():
-                with open(candidate, encoding="utf-8") as f:
-                    loaded = yaml.safe_load(f) or {}
-                if not isinstance(loaded, dict):
-                    raise ValueError(
-                        f"options file {candidate} must hold a mapping, got {type(loaded).__name__}"
-                    )
+                loaded = _read_options_file(candidate)
                 values.update(loaded)
                 source = str(candidate)
                 break
@@ -73,17 +86,30 @@ class Options:
         if unknown:
             log.warning("ignoring unknown option(s) %s", ", ".join(unknown))
         values = {k: v for k, v in values.items() if k in known}
-        if "server_selection_timeout" in values:
-            values["server_selection_timeout"] = float(values["server_selection_timeout"])
+        where = f" (in {source})" if source else ""
+        for key, value in values.items():
+            if key == "server_selection_timeout":
+                if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                    raise OptionsError(f"option {key} must be a number of seconds, got {value!r}{where}")
+                try:
+                    values[key] = float(value)
+                except ValueError:
+                    raise OptionsError(
+                        f"option {key} must be a number of seconds, got {value!r}{where}"
+                    ) from None
+            elif not isinstance(value, (str, os.PathLike)):
+                raise OptionsError(f"option {key} must be a string, got {value!r}{where}")
         options = cls(**values, source=source)
         if options.type not in ("files", "mongo"):
-            raise ValueError(f"option type must be 'files' or 'mongo', got {options.type!r}")
+            raise OptionsError(f"option type must be 'files' or 'mongo', got {options.type!r}{where}")
         if options.weights_store not in (None, "files", "gridfs"):
-            raise ValueError(
-                f"option weights_store must be 'files' or 'gridfs', got {options.weights_store!r}"
+            raise OptionsError(
+                f"option weights_store must be 'files' or 'gridfs', got {options.weights_store!r}{where}"
             )
         if options.type == "mongo" and not options.mongo_db_host:
-            raise ValueError("option type is 'mongo' but mongo_db_host (DACAPO_MONGO_DB_HOST) is not set")
+            raise OptionsError(
+                "option type is 'mongo' but mongo_db_host (DACAPO_MONGO_DB_HOST) is not set" + where
+            )
         return options
 
     @property

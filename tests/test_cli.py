@@ -23,6 +23,8 @@ from dacapo_store.config_store import FileConfigStore, MongoConfigStore
 from dacapo_store.configs import DummyArrayConfig, StartConfig
 from dacapo_store.mongo import shared_clients
 
+mongomock.gridfs.enable_gridfs_integration()
+
 UNKNOWN = {"__type__": "PluginOnlyTaskConfig", "name": "plugin_task", "secret_sauce": [1, 2, 3]}
 
 
@@ -50,6 +52,7 @@ def shared_mongo(monkeypatch):
 def registry(request, tmp_path, monkeypatch):
     monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "no-options.yaml"))
     if request.param == "files":
+        (tmp_path / "reg" / "configs").mkdir(parents=True)  # as `dacapo-store init` makes it
         return Registry(
             ["--store", f"files:{tmp_path / 'reg'}"], FileConfigStore(tmp_path / "reg" / "configs")
         )
@@ -184,9 +187,9 @@ def test_debug_shows_the_traceback_without_the_password(registry):
     assert "hunter2" not in result.output
 
 
-def test_a_bad_name_is_exit_1_with_the_rule(registry):
+def test_a_bad_name_is_a_usage_error_with_the_rule(registry):
     result = registry.run("show", "runs", "../etc")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "invalid name '../etc'" in result.stderr
 
 
@@ -306,19 +309,19 @@ def test_lineage_shows_the_chain_and_the_children(registry):
 
 
 def test_check_reports_documents_that_do_not_structure(registry):
-    registry.store.store_run_config(full_run())
+    registry.store.store_run_config(small_run())
     registry.store.put_document("tasks", UNKNOWN)
     result = registry.run("check")
     assert result.exit_code == 1
     assert "tasks\tplugin_task\t" in result.stdout
     assert "PluginOnlyTaskConfig" in result.stdout
-    assert "1 of 6 documents failed" in result.stderr
+    assert "1 problem(s) in 6 documents" in result.stderr
 
 
 def test_check_of_a_clean_store_exits_0(registry):
-    registry.store.store_run_config(full_run())
+    registry.store.store_run_config(small_run())
     result = registry.run("check")
-    assert (result.exit_code, result.stdout.strip()) == (0, "all 5 documents structure")
+    assert (result.exit_code, result.stdout.strip()) == (0, "all 5 documents check out")
 
 
 def test_documents_of_uninstalled_classes_survive_list_show_export_import(registry, tmp_path):
@@ -472,15 +475,16 @@ def test_weights_list_shows_checkpoints_and_what_they_are_best_for(trained):
     result = registry.run("weights", "list", "pretrained")
     assert result.exit_code == 0
     rows = [line.split("\t") for line in result.stdout.splitlines()]
-    assert rows[0] == ["iteration", "created_at", "created_by", "size", "best for"]
+    assert rows[0] == ["iteration", "created_at", "created_by", "size", "voi validate", "best for", "damaged"]
     assert [r[0] for r in rows[1:]] == ["100", "200", "300", "400"]
-    assert rows[2][4] == "voi"
+    assert [r[4] for r in rows[1:]] == ["0.9", "0.3", "0.5", "0.6"]
+    assert rows[2][5] == "voi"
 
 
 def test_weights_best_prints_the_iteration(trained):
     registry, _ = trained
     result = registry.run("weights", "best", "pretrained", "voi")
-    assert (result.exit_code, result.stdout) == (0, "200\n")
+    assert (result.exit_code, result.stdout) == (0, "200\tvoi=0.3\tcomputed best\n")
 
 
 def test_weights_best_of_an_unknown_criterion_lists_the_known_ones(trained):

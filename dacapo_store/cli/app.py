@@ -5,22 +5,27 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from ..errors import DacapoStoreError, StoreConnectionError
+from ..errors import DacapoStoreError, InvalidNameError, OptionsError, StoreConnectionError
 from ..mongo import RedactingFilter, redact
 from ..options import Options
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -45,15 +50,76 @@ class Settings:
     def options(self, store: str | None = None, db: str | None = None) -> Options:
         return options_for(store if store is not None else self.store_spec, db if db is not None else self.db)
 
-    def config_store(self, store: str | None = None, db: str | None = None):
+    def config_store(self, store: str | None = None, db: str | None = None, *, create: bool = False):
+        """The config store; on files, a folder without `configs/` is an error unless `create`."""
         from ..config_store import create_config_store
 
-        return create_config_store(self.options(store, db))
+        options = self.options(store, db)
+        if options.type == "files" and not create:
+            require_registry(options.runs_base_dir)
+        return _closed_with_command(create_config_store(options))
 
-    def weights_store(self):
-        from ..weights import create_weights_store
+    def weights_store(self, store: str | None = None, db: str | None = None, *, must_exist: bool = True):
+        """The weights store: for a given STORE the registry's own (files: PATH, MongoDB: its
+        GridFS), else the one the options name. A files one must exist unless `must_exist=False`
+        (a source that may hold no weights, or a target being created)."""
+        from ..weights import GridFSWeightsStore, LocalWeightsStore, create_weights_store
 
-        return create_weights_store(self.options())
+        options = self.options(store, db)
+        if store is not None and options.type == "mongo":
+            return _closed_with_command(
+                GridFSWeightsStore(
+                    options.mongo_db_host,
+                    options.mongo_db_name or "dacapo",
+                    timeout=options.server_selection_timeout,
+                )
+            )
+        if store is not None:
+            return LocalWeightsStore(options.runs_base_dir)
+        if options.weights_backend == "files" and must_exist and not options.runs_base_dir.is_dir():
+            raise NoRegistryError(
+                f"no weights store at {options.runs_base_dir}: the folder does not exist "
+                "(set runs_base_dir, DACAPO_RUNS_BASE_DIR or --store files:PATH; "
+                "or weights_store: gridfs for MongoDB)"
+            )
+        return _closed_with_command(create_weights_store(options))
+
+    def weights_where(self) -> str:
+        """Which weights store the options name, for messages."""
+        options = self.options()
+        if options.weights_backend == "gridfs":
+            return f"gridfs: {redact(options.mongo_db_host or '?')}/{options.mongo_db_name}"
+        return f"files: {options.runs_base_dir}"
+
+
+def _closed_with_command(store: T) -> T:
+    """`store`, closed when the command ends (closing twice is harmless, so `with` works too)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.find_root().call_on_close(store.close)
+    return store
+
+
+class NoRegistryError(DacapoStoreError):
+    """The path given holds no registry (exit 2)."""
+
+
+def require_registry(path: Path) -> None:
+    """Raise NoRegistryError unless `path` holds a `configs/` folder, saying what was expected."""
+    path = Path(path).expanduser()
+    if (path / "configs").is_dir():
+        return
+    create = f"create one with: dacapo-store init {path}"
+    if path.name == "configs" and path.is_dir():
+        raise NoRegistryError(
+            f"{path} looks like the configs/ folder itself; point at the folder that holds it: "
+            f"--store files:{path.parent}"
+        )
+    if not path.exists():
+        raise NoRegistryError(f"no registry at {path}: the folder does not exist; {create}")
+    if not path.is_dir():
+        raise NoRegistryError(f"no registry at {path}: it is a file, not a folder holding configs/")
+    raise NoRegistryError(f"no registry at {path}: expected a folder holding configs/; {create}")
 
 
 def options_for(spec: str | None, db: str | None) -> Options:
@@ -80,7 +146,18 @@ def settings() -> Settings:
 @click.group(
     name="dacapo-store",
     context_settings=CONTEXT,
-    epilog="Example: dacapo-store --store files:/data/dacapo list runs --architecture unet",
+    epilog="""\b
+Examples:
+  dacapo-store --store files:/data/dacapo list runs --architecture unet
+  dacapo-store init /data/dacapo
+  dacapo-store scores my_run --criterion voi
+  dacapo-store leaderboard voi --architecture unet --top 10
+  dacapo-store weights verify my_run
+  dacapo-store weights pin my_run 4000 voi
+  dacapo-store weights unpin my_run voi
+  dacapo-store weights remove my_run 2000 --yes
+  dacapo-store copy --from files:/data/dacapo --to mongodb://db:27017 --db-to dacapo
+  dacapo-store check --weights --json""",
 )
 @click.option(
     "--store",
@@ -107,7 +184,7 @@ def fail(message: str, code: int = 1) -> click.exceptions.Exit:
     """Print one line on stderr; return the Exit to raise."""
     console = err()
     if console.is_terminal:
-        console.print(f"[red]error:[/red] {message}", markup=True)
+        console.print(f"[red]error:[/red] {escape(message)}", markup=True)
     else:
         click.echo(f"error: {message}", err=True)
     return click.exceptions.Exit(code)
@@ -131,7 +208,10 @@ def command(
                 return fn(*args, **kw)
             except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
                 raise
-            except StoreConnectionError as exc:
+            except BrokenPipeError:
+                quiet_stdout()
+                raise click.exceptions.Exit(0) from None
+            except (StoreConnectionError, NoRegistryError, InvalidNameError, OptionsError) as exc:
                 if settings().debug:
                     raise debug_traceback(2) from None
                 raise fail(redact(str(exc)), 2) from None
@@ -157,7 +237,7 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
     if console.is_terminal:
         t = Table(*columns, title=title, header_style="bold")
         for row in rows:
-            t.add_row(*row)
+            t.add_row(*(Text(cell) for cell in row))  # data is never rich markup
         console.print(t)
     else:
         click.echo("\t".join(columns))
@@ -165,17 +245,46 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
             click.echo("\t".join(row))
 
 
-def say(message: str) -> None:
-    """One line of output; rich markup is only rendered in a terminal."""
+def say(message: str, *, markup: bool = False) -> None:
+    """One line of plain text; with `markup=True` rich markup (data escaped by the caller) is
+    rendered in a terminal and dropped when piped."""
     console = out()
-    if console.is_terminal:
+    if not markup:
+        if console.is_terminal:
+            console.print(Text(message))
+        else:
+            click.echo(message)
+    elif console.is_terminal:
         console.print(message)
     else:
         click.echo(console.render_str(message).plain)
 
 
 def print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
+    """Indented JSON; NaN becomes null so every JSON parser reads it."""
+    click.echo(json.dumps(_no_nan(value), indent=2, default=str))
+
+
+def _no_nan(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (shape: see the README).")
+
+
+def quiet_stdout() -> None:
+    """The reader of our stdout went away (`| head`): stop writing, say nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 @contextmanager
@@ -207,4 +316,8 @@ def confirm(question: str, yes: bool) -> None:
 
 
 def main() -> None:
-    app(prog_name="dacapo-store")
+    try:
+        app(prog_name="dacapo-store")
+    except BrokenPipeError:
+        quiet_stdout()
+        sys.exit(0)

@@ -1,4 +1,4 @@
-"""The config commands: info, list, show, add, diff, delete, copy, export, import, check, lineage.
+"""The config commands: init, info, list, show, add, diff, delete, copy, export, import, check, lineage.
 
 They work on documents, so configs whose Python class is not installed are listed, shown,
 copied and exported whole; `check` and `add` are where documents are structured.
@@ -7,6 +7,7 @@ copied and exported whole; `check` and `add` are where documents are structured.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,37 @@ import click
 import yaml
 from rich.markup import escape
 
-from ..config_store.documents import KIND_CLASSES, KINDS, META_KEY, diff_documents
-from ..config_store.transfer import copy_documents, count_documents
+from ..config_store.documents import (
+    KIND_CLASSES,
+    KINDS,
+    META_KEY,
+    RUN_PARTS,
+    config_part,
+    content_hash,
+    diff_documents,
+)
 from ..configs._base import FAMILIES, TYPE_KEY
 from ..conversion import converter
-from ..errors import ConfigValidationError, DacapoStoreError, StoreConnectionError
+from ..errors import ConfigValidationError, DacapoStoreError, DuplicateNameError, StoreConnectionError
 from ..mongo import redact
 from ..names import name_problem
-from .app import app, command, confirm, fail, out, print_json, progress, say, settings, table
+from ..queries.lineage import lineage as build_lineage
+from ..transfer import TransferReport, transfer, transfer_total
+from ..weights.scores import check_criterion
+from .app import (
+    NoRegistryError,
+    app,
+    command,
+    confirm,
+    fail,
+    json_option,
+    out,
+    print_json,
+    progress,
+    say,
+    settings,
+    table,
+)
 
 KIND = click.Choice(KINDS)
 
@@ -41,29 +65,56 @@ def _kinds(value: str | None) -> list[str]:
 kinds_option = click.option("--kinds", metavar="K,...", help="Comma-separated kinds (default: all).")
 
 
-@command(epilog="Example: dacapo-store --store files:/data/dacapo info")
-def info() -> None:
-    """Where the store is, whether it answers, and how many of each kind it holds."""
+@command(epilog="Example: dacapo-store init /data/dacapo")
+@click.argument("path", type=click.Path(path_type=Path))
+def init(path: Path) -> None:
+    """Create an empty registry (a folder holding configs/) at PATH; an existing one is left as is."""
+    path = path.expanduser()
+    if (path / "configs").is_dir():
+        say(f"{path} already holds a registry")
+        return
+    if path.exists() and not path.is_dir():
+        raise fail(f"{path} is a file, not a folder", 2)
+    (path / "configs").mkdir(parents=True, exist_ok=True)
+    say(f"created an empty registry at {path}; use it with --store files:{path}")
+
+
+@command(epilog="Example: dacapo-store --store files:/data/dacapo info --json")
+@json_option
+def info(as_json: bool) -> None:
+    """Where the store is, whether it answers, how many of each kind it holds, and the weights store."""
     s = settings()
     options = s.options()
-    rows: list[tuple[str, Any]] = [
-        ("options file", options.source or "(none: defaults and DACAPO_* variables)")
-    ]
+    source = options.source or "(none: defaults and DACAPO_* variables)"
     try:
         store = s.config_store()
     except StoreConnectionError as exc:
-        rows.append(("config store", f"{options.type}: NOT REACHABLE"))
-        table(["what", "value"], rows)
+        if as_json:
+            print_json({"options_file": options.source, "config_store": None, "answers": False})
+        else:
+            table(
+                ["what", "value"],
+                [("options file", source), ("config store", f"{options.type}: NOT REACHABLE")],
+            )
         raise fail(redact(str(exc)), 2) from None
     with store:
-        rows += [("config store", store.describe()), ("answers", "yes")]
-        rows += [(kind, len(store.names(kind))) for kind in KINDS]
-    where = (
-        f"{redact(options.mongo_db_host or '?')}/{options.mongo_db_name}"
-        if options.weights_backend == "gridfs"
-        else str(options.runs_base_dir)
-    )
-    rows.append(("weights store", f"{options.weights_backend}: {where}"))
+        where = store.describe()
+        counts = {kind: len(store.names(kind)) for kind in KINDS}
+    weights = s.weights_where()
+    if as_json:
+        print_json(
+            {
+                "options_file": options.source,
+                "config_store": where,
+                "answers": True,
+                "counts": counts,
+                "weights_store": weights,
+            }
+        )
+        return
+    rows: list[tuple[str, Any]] = [("options file", source), ("config store", where), ("answers", "yes")]
+    rows += list(counts.items())
+    rows.append(("weights store", weights))
     table(["what", "value"], rows)
 
 
@@ -91,7 +142,7 @@ def list_(kind: str, task, architecture, trainer, datasplit, as_json: bool) -> N
     if as_json:
         print_json(names)
     elif out().is_terminal:
-        say(f"[bold]{len(names)} {kind}[/bold]")
+        say(f"[bold]{len(names)} {kind}[/bold]", markup=True)
         for name in names:
             note = _repetitions_note(shared.get(name))
             say(f"  {escape(name)}" + (f"  [dim]{note}[/dim]" if note else ""))
@@ -122,7 +173,8 @@ def _repetitions_note(repetitions: list[int] | None) -> str:
     "--meta", is_flag=True, help=f"Also show who stored it, when, and its content hash (under {META_KEY})."
 )
 @click.option("--repetition", type=int, help="For runs DaCapo stored once per repetition under one name.")
-def show(kind: str, name: str, fmt: str, meta: bool, repetition: int | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+def show(kind: str, name: str, fmt: str, meta: bool, repetition: int | None, as_json: bool) -> None:
     """The stored document of one config.
 
     With --meta the output is the export format: `add` takes it back, metadata and all.
@@ -140,7 +192,7 @@ def show(kind: str, name: str, fmt: str, meta: bool, repetition: int | None) -> 
                 },
             }
     doc = _as_lists(doc)  # tuples read as YAML/JSON arrays; `add` restores them
-    if fmt == "json":
+    if fmt == "json" or as_json:
         print_json(doc)
     else:
         click.echo(
@@ -166,26 +218,118 @@ def _kind_of_document(doc: dict[str, Any]) -> str | None:
     return None
 
 
+def _syntax_error(file: Path, exc: Exception) -> ConfigValidationError:
+    """One line: the file, the line and column, and the problem."""
+    kind = "JSON" if file.suffix == ".json" else "YAML"
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        where, problem = f"line {mark.line + 1}, column {mark.column + 1}", exc.problem or exc.context
+    elif isinstance(exc, json.JSONDecodeError):
+        where, problem = f"line {exc.lineno}, column {exc.colno}", exc.msg
+    else:
+        where, problem = "", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ConfigValidationError(f"{file}: not valid {kind}{' at ' + where if where else ''}: {problem}")
+
+
 def _read_documents(file: Path) -> list[dict[str, Any]]:
     from ..config_store.yamlio import DacapoYamlLoader
 
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigValidationError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         if file.suffix == ".json":
-            docs: Any = json.loads(text)
+            docs: Any = json.loads(text) if text.strip() else []
         else:
             docs = [d for d in yaml.load_all(text, Loader=DacapoYamlLoader) if d is not None]
     except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigValidationError(
-            f"{file}: not valid {file.suffix[1:] or 'YAML'} ({str(exc).splitlines()[0]})"
-        ) from None
+        raise _syntax_error(file, exc) from None
     flat: list[Any] = []
     for d in docs if isinstance(docs, list) else [docs]:
         flat += d if isinstance(d, list) else [d]
     for d in flat:
         if not isinstance(d, dict):
             raise ConfigValidationError(f"{file}: expected config mappings, got {type(d).__name__}")
+    if not flat:
+        raise ConfigValidationError(f"{file}: holds no config documents")
     return flat
+
+
+def _plan_add(
+    files: tuple[Path, ...], kind: str | None, no_verify: bool
+) -> tuple[list[tuple[str, Any, str, Any]], list[str]]:
+    """(kind, config or document, label, metadata) to store, and the problems found, before any
+    store is read."""
+    plan: list[tuple[str, Any, str, Any]] = []
+    problems: list[str] = []
+    for file in files:
+        try:
+            docs = _read_documents(file)
+        except ConfigValidationError as exc:
+            problems.append(str(exc))
+            continue
+        for doc in docs:
+            # An exported document carries who stored it: keep that, beside the document.
+            meta = doc.pop(META_KEY, None)
+            meta = {k: v for k, v in meta.items() if v is not None} if isinstance(meta, dict) else None
+            known_kind = _kind_of_document(doc)
+            label = f"{file}: {doc.get('name', '?')!r}"
+            if known_kind is None and kind is None:
+                problems.append(f"{label}: can't tell its kind (no known __type__); pass --kind")
+            elif known_kind is None and kind != "runs" and TYPE_KEY not in doc:
+                problems.append(f"{label}: has no {TYPE_KEY}, so no class can ever read it; add {TYPE_KEY}")
+            elif known_kind is None:
+                plan.append((kind, doc, label, meta))  # class not installed: keep the document
+            else:
+                try:
+                    config = converter.structure(doc, KIND_CLASSES[known_kind])
+                except ConfigValidationError as exc:
+                    problems.append(f"{label}: {exc}")
+                    continue
+                ok, why = (True, "") if no_verify else config.verify()
+                if ok:
+                    plan.append((known_kind, config, label, meta))
+                else:
+                    problems.append(f"{label}: failed verify(): {why}")
+    return plan, problems
+
+
+def _documents_of(item_kind: str, item: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The documents storing `item` writes: a run's parts, then the run."""
+    if isinstance(item, dict):
+        return [(item_kind, config_part(item))]
+    doc = converter.unstructure(item)
+    if item_kind != "runs":
+        return [(item_kind, doc)]
+    return [(part_kind, doc[field]) for field, part_kind in RUN_PARTS.items()] + [("runs", doc)]
+
+
+def _batch_conflicts(store, plan: list[tuple[str, Any, str, Any]]) -> list[str]:
+    """Documents of the batch that clash with each other or with the store (nothing is written)."""
+    problems: list[str] = []
+    seen: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
+    for item_kind, item, label, _meta in plan:
+        for kind, doc in _documents_of(item_kind, item):
+            key = (kind, str(doc.get("name")))
+            if key in seen:
+                other, other_label = seen[key]
+                differences = [d for d in diff_documents(other, doc) if d[0]]
+                if differences:
+                    path, a, b = differences[0]
+                    problems.append(
+                        f"{label}: {kind}/{key[1]} differs from the one in {other_label} "
+                        f"({path}: {a!r} vs {b!r})"
+                    )
+                continue
+            seen[key] = (doc, label)
+            try:
+                store.check_document(kind, doc)
+            except DuplicateNameError as exc:
+                problems.append(f"{label}: {exc}")
+            except DacapoStoreError as exc:
+                problems.append(f"{label}: {exc}")
+    return problems
 
 
 @command(epilog="Example: dacapo-store add experiments/*.yaml")
@@ -197,103 +341,152 @@ def _read_documents(file: Path) -> list[dict[str, Any]]:
 def add(files: tuple[Path, ...], kind: str | None, no_verify: bool) -> None:
     """Store the config documents in YAML or JSON FILES; all are checked before any is written.
 
-    A run also stores its task, architecture, trainer and datasplit. A document whose class
-    is not installed is stored as it is when --kind names its kind.
+    The whole batch is checked first: every document structures and verifies, none clashes with
+    another of the batch or with a stored one. A run also stores its task, architecture, trainer
+    and datasplit. A document whose class is not installed is stored as it is when --kind names
+    its kind (it still needs a __type__).
     """
-    plan: list[tuple[str, Any, str, Any]] = []
-    problems: list[str] = []
-    for file in files:
-        for doc in _read_documents(file):
-            # An exported document carries who stored it: keep that, beside the document.
-            meta = doc.pop(META_KEY, None)
-            meta = {k: v for k, v in meta.items() if v is not None} if isinstance(meta, dict) else None
-            known_kind = _kind_of_document(doc)
-            doc_kind = known_kind or kind
-            label = f"{file}: {doc.get('name', '?')!r}"
-            if doc_kind is None:
-                problems.append(f"{label}: can't tell its kind (no known __type__); pass --kind")
-            elif known_kind is None:
-                plan.append((doc_kind, doc, label, meta))  # class not installed: keep the document
-            else:
-                try:
-                    config = converter.structure(doc, KIND_CLASSES[doc_kind])
-                except ConfigValidationError as exc:
-                    problems.append(f"{label}: {exc}")
-                    continue
-                ok, why = (True, "") if no_verify else config.verify()
-                if ok:
-                    plan.append((doc_kind, config, label, meta))
-                else:
-                    problems.append(f"{label}: failed verify(): {why}")
-    if problems:
-        for p in problems:
-            fail(p)
-        raise fail(f"nothing stored: {len(problems)} document(s) failed")
-    failures = 0
+    plan, problems = _plan_add(files, kind, no_verify)
     with settings().config_store() as store:
-        for doc_kind, item, label, meta in plan:
-            try:
-                if isinstance(item, dict):
-                    written = store.put_document(doc_kind, item, metadata=meta)
-                    say(f"{'stored' if written else 'unchanged'} {doc_kind}/{item['name']!r} (as a document)")
-                else:
-                    written = store.store(item, verify=not no_verify, metadata=meta)
-                    say(f"{'stored' if written else 'unchanged'} {doc_kind}/{item.name!r}")
-            except DacapoStoreError as exc:
-                failures += 1
-                fail(f"{label}: {exc}")
-    if failures:
-        raise click.exceptions.Exit(1)
+        if not problems:
+            problems = _batch_conflicts(store, plan)
+        if problems:
+            for p in problems:
+                fail(p)
+            raise fail(f"nothing stored: {len(problems)} problem(s)")
+        for doc_kind, item, _label, meta in plan:
+            if isinstance(item, dict):
+                written = store.put_document(doc_kind, item, metadata=meta)
+                say(f"{'stored' if written else 'unchanged'} {doc_kind}/{item['name']!r} (as a document)")
+            else:
+                written = store.store(item, verify=not no_verify, metadata=meta)
+                say(f"{'stored' if written else 'unchanged'} {doc_kind}/{item.name!r}")
 
 
 @command(epilog="Example: dacapo-store diff runs run_a run_b")
 @click.argument("kind", type=KIND, metavar="KIND")
 @click.argument("a")
 @click.argument("b")
-def diff(kind: str, a: str, b: str) -> None:
+@json_option
+def diff(kind: str, a: str, b: str, as_json: bool) -> None:
     """The fields where two stored configs differ; exit 1 when they differ."""
     with settings().config_store() as store:
         differences = diff_documents(store.get_document(kind, a), store.get_document(kind, b))
     differences = [d for d in differences if d[0] != "name"]
-    if not differences:
+    if as_json:
+        print_json(
+            {
+                "kind": kind,
+                "a": a,
+                "b": b,
+                "same": not differences,
+                "differences": [
+                    {"field": p, "a": _jsonable(x), "b": _jsonable(y)} for p, x, y in differences
+                ],
+            }
+        )
+    elif not differences:
         say(f"{kind}/{a!r} and {kind}/{b!r} are the same but for the name")
-        return
-    table(
-        ["field", a, b],
-        [(p, json.dumps(x, default=repr), json.dumps(y, default=repr)) for p, x, y in differences],
-    )
-    raise click.exceptions.Exit(1)
+    else:
+        table(
+            ["field", a, b],
+            [(p, json.dumps(x, default=repr), json.dumps(y, default=repr)) for p, x, y in differences],
+        )
+    if differences:
+        raise click.exceptions.Exit(1)
 
 
-@command(epilog="Example: dacapo-store delete runs old_run --yes")
+def _jsonable(value: Any) -> Any:
+    """A value for JSON output; an absent field is null."""
+    return value if isinstance(value, (str, int, float, bool, list, dict, type(None))) else None
+
+
+@command(epilog="Example: dacapo-store delete runs old_run --with-weights --yes")
 @click.argument("kind", type=KIND, metavar="KIND")
 @click.argument("name")
-@click.option("--force", is_flag=True, help="Delete a run even if other runs start from it.")
+@click.option("--force", is_flag=True, help="Delete even if stored runs start from it or use it.")
+@click.option("--with-weights", is_flag=True, help="For a run: also delete its checkpoints and scores.")
 @click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation (needed when not in a terminal).")
-def delete(kind: str, name: str, force: bool, yes: bool) -> None:
-    """Delete one config; asks first in a terminal."""
-    with settings().config_store() as store:
+def delete(kind: str, name: str, force: bool, with_weights: bool, yes: bool) -> None:
+    """Delete one config; asks first in a terminal.
+
+    A run another run starts from, or a task, architecture, trainer or datasplit that stored runs
+    use, is refused unless --force. Deleting a run leaves its checkpoints and scores in the weights
+    store unless --with-weights.
+    """
+    if with_weights and kind != "runs":
+        raise click.UsageError("--with-weights goes with deleting runs")
+    s = settings()
+    with s.config_store() as store:
         store.get_document(kind, name)  # a missing name fails before asking
-        confirm(f"Delete {kind}/{name!r} from {store.describe()}?", yes)
+        if not force:
+            store.check_deletable(kind, name)  # refused before asking
+        weights = s.weights_store(must_exist=with_weights) if kind == "runs" else None
+        what = f"{kind}/{name!r}" + (" and its checkpoints and scores" if with_weights else "")
+        confirm(f"Delete {what} from {store.describe()}?", yes)
         store.delete(kind, name, force=force)
     say(f"deleted {kind}/{name!r}")
+    if weights is None:
+        return
+    if with_weights:
+        removed = weights.delete_run(name)
+        say(f"deleted {len(removed)} checkpoint(s) and the scores of run {name} from {weights.where}")
+    elif weights.read_index(name).checkpoints or weights.read_index(name).scores:
+        say(
+            f"the checkpoints and scores of run {name} remain in {weights.where} "
+            f"({len(weights.iterations(name))} checkpoint(s)); delete them with --with-weights"
+        )
 
 
-def _transfer(source, target, kinds: list[str], verb: str) -> None:
-    total = count_documents(source, kinds)
-    with progress(f"{verb} {total} documents", total) as advance:
-        report = copy_documents(source, target, kinds, on_document=advance)
-    say(
-        f"{verb}: {source.describe()} -> {target.describe()}: {len(report.copied)} copied, "
-        f"{len(report.unchanged)} already there, {len(report.conflicts)} conflicts, "
-        f"{len(report.failed)} failed"
-    )
-    for kind, name, why in report.conflicts:
-        fail(f"conflict {kind}/{name!r}, target kept as it is: {why}")
-    for kind, name, why in report.failed:
-        fail(f"failed {kind}/{name!r}: {why}")
+def _transfer(source, target, kinds: list[str], verb: str, weights: tuple | None, as_json: bool) -> None:
+    src_weights, dst_weights = weights if weights is not None else (None, None)
+    total = transfer_total(source, kinds, src_weights)
+    with progress(f"{verb} {total} documents and blobs", total) as advance:
+        report = transfer(
+            source, target, kinds, source_weights=src_weights, target_weights=dst_weights, on_step=advance
+        )
+    if as_json:
+        print_json(report.as_json())
+    else:
+        _say_summary(report, verb, source, target, dst_weights)
     if not report.ok:
         raise click.exceptions.Exit(1)
+
+
+def _say_summary(report: TransferReport, verb: str, source, target, dst_weights) -> None:
+    c = report.configs
+    say(
+        f"{verb}: {source.describe()} -> {target.describe()}: {len(c.copied)} copied, "
+        f"{len(c.unchanged)} already there, {len(c.conflicts)} conflicts, "
+        f"{len(c.failed)} failed"
+    )
+    if dst_weights is not None:
+        copied = sum(len(r.checkpoints_copied) for r in report.runs)
+        unchanged = sum(len(r.checkpoints_unchanged) for r in report.runs)
+        size = sum(r.bytes_copied for r in report.runs)
+        scores = sum(r.scores_copied for r in report.runs)
+        pins = sum(r.pins_copied for r in report.runs)
+        say(
+            f"weights of {len(report.runs)} run(s) -> {dst_weights.where}: {copied} checkpoint(s) copied "
+            f"({size / 1e6:.2f} MB, checksums verified), {unchanged} already there, {scores} score(s) "
+            f"and {pins} pin(s) copied"
+        )
+    for kind, name, why in c.conflicts:
+        fail(f"conflict {kind}/{name}, target kept as it is: {why}")
+    for kind, name, why in c.failed:
+        fail(f"failed {kind}/{name}: {why}")
+    for r in report.runs:
+        for why in r.conflicts:
+            fail(f"conflict in the weights of run {r.run}, target kept as it is: {why}")
+        for why in r.failed:
+            fail(f"failed in the weights of run {r.run}: {why}")
+        if r.legacy_skipped:
+            fail(f"run {r.run}: DaCapo's own checkpoints {r.legacy_skipped} were not copied")
+
+
+configs_only_option = click.option(
+    "--configs-only", is_flag=True, help="Copy config documents only, no checkpoints, scores or pins."
+)
 
 
 @command(epilog="Example: dacapo-store copy --from files:/data/dacapo --to mongodb://db:27017 --db-to dacapo")
@@ -302,112 +495,274 @@ def _transfer(source, target, kinds: list[str], verb: str) -> None:
 @click.option("--db-from", metavar="NAME", help="Database of a MongoDB source.")
 @click.option("--db-to", metavar="NAME", help="Database of a MongoDB target.")
 @kinds_option
-def copy(source: str, target: str, db_from: str | None, db_to: str | None, kinds: str | None) -> None:
-    """Copy documents between stores; reruns are no-ops; conflicts are reported and kept (exit 1)."""
+@configs_only_option
+@json_option
+def copy(
+    source: str,
+    target: str,
+    db_from: str | None,
+    db_to: str | None,
+    kinds: str | None,
+    configs_only: bool,
+    as_json: bool,
+) -> None:
+    """Copy a registry: documents, and the checkpoints, scores and pins of the runs copied.
+
+    Weights go with the store: files:PATH keeps them under PATH, MongoDB in its GridFS. Reruns
+    are no-ops; conflicts are reported and kept as they are at the target (exit 1).
+    """
     chosen = _kinds(kinds)
     s = settings()
-    with s.config_store(source, db_from) as src, s.config_store(target, db_to) as dst:
-        _transfer(src, dst, chosen, "copy")
+    with s.config_store(source, db_from) as src, s.config_store(target, db_to, create=True) as dst:
+        weights = None if configs_only else (s.weights_store(source, db_from), s.weights_store(target, db_to))
+        _transfer(src, dst, chosen, "copy", weights, as_json)
 
 
 @command("export", epilog="Example: dacapo-store --store mongodb://db:27017 export backup/")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @kinds_option
-def export(directory: Path, kinds: str | None) -> None:
-    """Write every document into DIRECTORY/configs/<kind>/<name>.yaml.
+@configs_only_option
+@json_option
+def export(directory: Path, kinds: str | None, configs_only: bool, as_json: bool) -> None:
+    """Back up the registry into DIRECTORY (the files layout): configs, checkpoints, scores, pins.
 
     Open the result with --store files:DIRECTORY.
     """
     s = settings()
-    with s.config_store() as src, s.config_store(f"files:{directory}") as dst:
-        _transfer(src, dst, _kinds(kinds), "export")
+    spec = f"files:{directory}"
+    with s.config_store() as src, s.config_store(spec, create=True) as dst:
+        weights = None if configs_only else (s.weights_store(must_exist=False), s.weights_store(spec))
+        _transfer(src, dst, _kinds(kinds), "export", weights, as_json)
 
 
 @command("import", epilog="Example: dacapo-store --store mongodb://db:27017 import backup/")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @kinds_option
-def import_(directory: Path, kinds: str | None) -> None:
-    """Store every document of DIRECTORY (a files-layout registry holding configs/) here."""
+@configs_only_option
+@json_option
+def import_(directory: Path, kinds: str | None, configs_only: bool, as_json: bool) -> None:
+    """Store everything of DIRECTORY (a files-layout registry holding configs/) here."""
     if not (directory / "configs").is_dir():
         raise fail(f"{directory} has no configs/ folder: not a files-layout registry")
     s = settings()
-    with s.config_store(f"files:{directory}") as src, s.config_store() as dst:
-        _transfer(src, dst, _kinds(kinds), "import")
+    spec = f"files:{directory}"
+    with s.config_store(spec) as src, s.config_store(create=True) as dst:
+        weights = None if configs_only else (s.weights_store(spec), s.weights_store(must_exist=False))
+        _transfer(src, dst, _kinds(kinds), "import", weights, as_json)
 
 
-@command(epilog="Example: dacapo-store check --kinds runs")
-@kinds_option
-def check(kinds: str | None) -> None:
-    """Structure every stored document; list those that fail with the reason (exit 1 if any)."""
-    chosen = _kinds(kinds)
-    bad: list[tuple[str, str, str]] = []
-    notes: list[tuple[str, str, str]] = []
+def _document_problems(store, kind: str, advance) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(checked, problems, notes) of one kind's documents.
+
+    Problems: unreadable, invalid name, not structuring, misnamed, hand-edited, twins. Notes:
+    what reads only leniently (as DaCapo reads other 0.3.x versions' documents), and runs
+    DaCapo stored once per repetition under one name.
+    """
+    problems: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     checked = 0
-    with settings().config_store() as store:
-        total = count_documents(store, chosen)
+    seen: dict[str, list[Any]] = {}
+    edited: list[str] = []
+
+    def problem(name: str, text: str) -> None:
+        problems.append({"kind": kind, "name": name, "iteration": None, "problem": text})
+
+    for name, doc in store.documents(kind):
+        advance()
+        checked += 1
+        invalid = name_problem(name, slash_ok=store.slash_in_names)
+        if invalid is not None:
+            problem(name, f"invalid name: {invalid}")
+            continue
+        if isinstance(doc, Exception):
+            problem(name, str(doc))
+            continue
+        inner = doc.get("name")
+        seen.setdefault(str(inner), []).append(doc.get("repetition"))
+        if inner != name:
+            problem(name, f"its name field is {inner!r}, not {name!r} (the name it is stored under)")
+        try:
+            _, read_notes = converter.structure_lenient(doc, KIND_CLASSES[kind])
+        except ConfigValidationError as exc:
+            problem(name, str(exc))
+        else:
+            notes += [{"kind": kind, "name": name, "note": f"read leniently: {note}"} for note in read_notes]
+        try:
+            recorded = store.metadata(kind, name).content_hash
+        except DacapoStoreError:
+            recorded = None
+        if recorded is not None and recorded != content_hash(doc):
+            edited.append(name)
+    twins = {name for name, reps in seen.items() if len(reps) > 1}
+    for name in edited:
+        if name not in twins:  # a twin's metadata may be its sibling's: the hash can't tell
+            problem(
+                name, "its content differs from what was stored (edited by hand?): the content hash changed"
+            )
+    for name in sorted(twins):
+        reps = seen[name]
+        if kind == "runs" and None not in reps and len(set(reps)) == len(reps):
+            # DaCapo's layout: one run per (name, repetition); readable with `repetition=`
+            notes.append({"kind": kind, "name": name, "note": _repetitions_note(sorted(reps))})
+        else:
+            problem(name, f"{len(reps)} documents share this name")
+    return checked, problems, notes
+
+
+def _run_problems(store, weights) -> list[dict[str, Any]]:
+    """Runs whose parts or start run are not stored, or that start by a criterion no score uses."""
+    problems: list[dict[str, Any]] = []
+    names = {kind: set(store.names(kind)) for kind in ("runs", *RUN_PARTS.values())}
+    for name, doc in store.documents("runs"):
+        if isinstance(doc, Exception):
+            continue
+
+        def problem(text: str, run: str = name) -> None:
+            problems.append({"kind": "runs", "name": run, "iteration": None, "problem": text})
+
+        for field, kind in RUN_PARTS.items():
+            part = (doc.get(field) or {}).get("name") if isinstance(doc.get(field), Mapping) else None
+            if part is not None and part not in names[kind]:
+                problem(f"its {field} {part!r} is not stored in {kind}")
+        start = doc.get("start_config")
+        if not isinstance(start, Mapping):
+            continue
+        parent, criterion = start.get("run"), start.get("criterion")
+        if parent not in names["runs"]:
+            problem(f"it starts from run {parent!r}, which is not in this store")
+            continue
+        if not isinstance(criterion, str) or criterion == "latest" or criterion.isdigit() or weights is None:
+            continue
+        try:
+            check_criterion(criterion)
+            criteria = weights.criteria(parent)
+        except (ValueError, TypeError) as exc:
+            problem(f"its start criterion is not valid: {exc}")
+            continue
+        if criterion not in criteria:
+            problem(
+                f"it starts from run {parent!r} by {criterion!r}, but no score of {parent!r} uses "
+                f"that criterion in {weights.where} (it has: {', '.join(criteria) or 'none'})"
+            )
+    return problems
+
+
+def weights_problems(weights, runs: list[str] | None, advance=lambda *_: None) -> tuple[int, list[dict]]:
+    """`weights.verify` over runs (default: all); (checkpoints checked, problems as dicts)."""
+    problems: list[dict[str, Any]] = []
+    checked = 0
+    for run in weights.run_names() if runs is None else runs:
+        checked += len(weights.read_index(run).checkpoints)
+        for p in weights.verify(run):
+            problems.append(
+                {"kind": "weights", "name": p.run, "iteration": p.iteration, "problem": p.problem}
+            )
+        advance()
+    return checked, problems
+
+
+@command(epilog="Example: dacapo-store check --weights --json")
+@kinds_option
+@click.option("--weights", "with_weights", is_flag=True, help="Also verify every checkpoint's blobs.")
+@json_option
+def check(kinds: str | None, with_weights: bool, as_json: bool) -> None:
+    """Check every stored document and run; list the problems with their reason (exit 1 if any).
+
+    Documents: readable, structure as their class, name field equal to the name stored under,
+    content equal to what was stored (its content hash), no two sharing a name. Runs: parts and
+    start run stored, start criterion used by the start run's scores. --weights: every blob
+    present, of its size and checksum (as `weights verify`).
+    """
+    chosen = _kinds(kinds)
+    s = settings()
+    problems: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    checked = 0
+    with s.config_store() as store:
+        total = sum(len(store.names(k)) for k in chosen)
         with progress(f"check {total} documents", total) as advance:
             for kind in chosen:
-                for name, doc in store.documents(kind):
-                    advance()
-                    checked += 1
-                    problem = name_problem(name, slash_ok=store.slash_in_names)
-                    if problem is not None:
-                        bad.append((kind, name, f"invalid name: {problem}"))
-                        continue
-                    try:
-                        if isinstance(doc, Exception):
-                            raise doc
-                        _, read_notes = converter.structure_lenient(doc, KIND_CLASSES[kind])
-                    except ConfigValidationError as exc:
-                        bad.append((kind, name, str(exc)))
-                    else:
-                        notes += [(kind, name, f"read leniently: {n}") for n in read_notes]
-            if "runs" in chosen:
-                for name, reps in store.shared_run_names().items():
-                    notes.append(("runs", name, _repetitions_note(reps)))
-    if notes:
-        table(["kind", "name", "note"], notes, title="Readable, with notes")
-    if bad:
-        table(["kind", "name", "problem"], bad)
-        raise fail(f"{len(bad)} of {checked} documents failed to structure")
-    say(f"all {checked} documents structure" + (f" ({len(notes)} notes)" if notes else ""))
+                n, found, noted = _document_problems(store, kind, advance)
+                checked += n
+                problems += found
+                notes += noted
+        weights = None
+        try:
+            weights = s.weights_store()
+        except (NoRegistryError, DacapoStoreError, ValueError) as exc:
+            if with_weights:
+                raise
+            click.echo(f"warning: start criteria not checked: {exc}", err=True)
+        if "runs" in chosen:
+            problems += _run_problems(store, weights)
+    checkpoints = 0
+    if with_weights and weights is not None:
+        runs = weights.run_names()
+        with progress(f"verify {len(runs)} runs", len(runs)) as advance:
+            checkpoints, found = weights_problems(weights, runs, advance)
+        problems += found
+    if as_json:
+        print_json({"documents": checked, "checkpoints": checkpoints, "problems": problems, "notes": notes})
+    elif notes:
+        table(["kind", "name", "note"], [(n["kind"], n["name"], n["note"]) for n in notes])
+    if problems and not as_json:
+        table(
+            ["kind", "name", "problem"],
+            [
+                (
+                    p["kind"],
+                    p["name"] if p["iteration"] is None else f"{p['name']}@{p['iteration']}",
+                    p["problem"],
+                )
+                for p in problems
+            ],
+        )
+    if problems:
+        raise fail(
+            f"{len(problems)} problem(s) in {checked} documents"
+            + (f" and {checkpoints} checkpoints" if with_weights else "")
+        )
+    if not as_json:
+        extra = f" and {checkpoints} checkpoints verify" if with_weights else ""
+        noted = f" ({len(notes)} notes)" if notes else ""
+        say(f"all {checked} documents check out{extra}{noted}")
 
 
 @command(epilog="Example: dacapo-store lineage finetune_run")
 @click.argument("run")
-def lineage(run: str) -> None:
+@json_option
+def lineage(run: str, as_json: bool) -> None:
     """The chain of starts behind RUN, and the runs that start from it."""
     with settings().config_store() as store:
-        stored = set(store.names("runs"))
-        store.get_document("runs", run)  # not found: one clear error
-        lines, seen, current = [run], {run}, run
-        while current in stored:
-            start = store.get_document("runs", current).get("start_config")
-            if not start:
-                break
-            parent = start.get("run")
-            note = "" if parent in stored else "  [not in this store]"
-            lines.append(f"{'  ' * len(lines)}<- {parent} (by {start.get('criterion')}){note}")
-            if parent in seen:
-                lines.append(f"{'  ' * len(lines)}(a cycle)")
-                break
-            seen.add(parent)
-            current = parent
-        say("\n".join(lines) if len(lines) > 1 else f"{run} starts from scratch")
-
-        def descendants(children: list[tuple[str, str]], depth: int, seen: set[str]) -> None:
-            for child, criterion in children:
-                if child not in seen:
-                    seen.add(child)
-                    say(f"{'  ' * depth}-> {child} (by {criterion})")
-                    descendants(store.starts_from(child), depth + 1, seen)
-
-        direct = store.starts_from(run)
-        if direct:
-            say(f"runs that start from {run}:")
-            descendants(direct, 1, {run})
-        else:
-            say(f"no stored run starts from {run}")
+        result = build_lineage(store, run)
+    if as_json:
+        print_json(
+            {
+                "run": result.run,
+                "ancestors": [
+                    {"run": a.run, "criterion": a.criterion, "depth": a.depth, "in_store": a.in_store}
+                    for a in result.ancestors
+                ],
+                "cycle": result.cycle,
+                "descendants": [
+                    {"run": d.run, "criterion": d.criterion, "depth": d.depth} for d in result.descendants
+                ],
+            }
+        )
+        return
+    lines = [run]
+    for a in result.ancestors:
+        note = "" if a.in_store else "  [not in this store]"
+        lines.append(f"{'  ' * a.depth}<- {a.run} (by {a.criterion}){note}")
+    if result.cycle:
+        lines.append(f"{'  ' * (len(result.ancestors) + 1)}(a cycle)")
+    say("\n".join(lines) if len(lines) > 1 else f"{run} starts from scratch")
+    if result.descendants:
+        say(f"runs that start from {run}:")
+        for d in result.descendants:
+            say(f"{'  ' * d.depth}-> {d.run} (by {d.criterion})")
+    else:
+        say(f"no stored run starts from {run}")
 
 
 __all__ = ["app"]

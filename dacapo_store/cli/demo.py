@@ -13,6 +13,7 @@ from pathlib import Path
 
 import attrs
 import click
+from rich.markup import escape
 
 from ..weights.stats import TrainingIterationStats
 from .app import command, say, table
@@ -147,21 +148,22 @@ def demo(directory: Path) -> None:
     weights_store = LocalWeightsStore(directory)
     base, finetune = _configs()
 
-    say(f"[bold]1. Storing configs[/bold] in {configs.describe()}")
+    say(f"[bold]1. Storing configs[/bold] in {escape(configs.describe())}", markup=True)
     for run in (base, finetune):
         configs.store_run_config(run)
         say(f"   run {run.name}: task {run.task_config.name}, architecture {run.architecture_config.name}")
 
     say(
-        f"[bold]2. Training[/bold] {base.name} (a tiny CNN on synthetic blobs), "
-        "storing weights, scores and training stats"
+        f"[bold]2. Training[/bold] {escape(base.name)} (a tiny CNN on synthetic blobs), "
+        "storing weights, scores and training stats",
+        markup=True,
     )
     if weights_store.iterations(base):
         say(f"   {base.name} already has checkpoints {weights_store.iterations(base)}; reusing them")
     else:
         _train(base, weights_store)
 
-    say("[bold]3. Best checkpoint per criterion[/bold]")
+    say("[bold]3. Best checkpoint per criterion[/bold]", markup=True)
     table(
         ["criterion", "best iteration"],
         [(c, weights_store.retrieve_best(base, c)) for c in CRITERIA],
@@ -186,6 +188,7 @@ def demo(directory: Path) -> None:
             ("unexpected", ", ".join(report.unexpected)),
         ],
     )
-    say(f"[bold]Done.[/bold] Look around: dacapo-store --store files:{directory} info")
+    where = escape(str(directory))
+    say(f"[bold]Done.[/bold] Look around: dacapo-store --store files:{where} info", markup=True)
     say(f"   dacapo-store --store files:{directory} weights list {base.name}")
     say(f"   dacapo-store --store files:{directory} lineage {base.name}")

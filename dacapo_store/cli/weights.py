@@ -1,60 +1,234 @@
-"""`dacapo-store weights ...`: checkpoints, best iterations and pruning of one run."""
+"""`dacapo-store weights ...`: checkpoints, scores, bests, pins, checks and pruning of runs."""
 
 from __future__ import annotations
 
+import math
+
 import click
 
-from .app import app, command, confirm, progress, say, settings, table
+from ..errors import ConfigNotFoundError
+from ..names import check_name
+from .app import (
+    NoRegistryError,
+    app,
+    command,
+    confirm,
+    fail,
+    json_option,
+    print_json,
+    progress,
+    say,
+    settings,
+    table,
+)
 
 
-@app.group(context_settings={"help_option_names": ["-h", "--help"]})
+@app.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Example: dacapo-store weights list my_run",
+)
 def weights() -> None:
     """Checkpoints and validation scores of runs."""
 
 
-@command("list", group=weights, epilog="Example: dacapo-store weights list my_run")
+def existing_run(store, run: str) -> bool:
+    """Whether RUN is known: anything in the weights store, or a stored run config.
+
+    Exit 1 ("not found", naming the weights store) when it is neither; an invalid name is exit 2.
+    """
+    check_name(run, "run name")
+    index = store.run_index(run)  # ours over DaCapo's
+    if index.checkpoints or index.scores or index.pins or store.legacy_iterations(run):
+        return True
+    try:
+        with settings().config_store() as configs:
+            configs.get_document("runs", run)
+    except (ConfigNotFoundError, NoRegistryError):
+        raise fail(
+            f"run {run} not found: nothing in weights store {store.where} and no run config of that name"
+        ) from None
+    return False
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6g}"
+
+
+@command("list", group=weights, epilog="Example: dacapo-store weights list my_run --json")
 @click.argument("run")
-def list_weights(run: str) -> None:
-    """The checkpoints of RUN, with size, author and the criteria each is best for."""
-    with settings().weights_store() as store:
-        where = store.where
-        iterations = store.iterations(run)
-        best: dict[int, list[str]] = {}
-        for criterion in store.criteria(run):
-            try:
-                best.setdefault(store.retrieve_best(run, criterion), []).append(criterion)
-            except LookupError:
-                continue  # scores, but none at an iteration that still has weights
-        rows = []
-        for iteration in iterations:
-            try:
-                meta = store.metadata(run, iteration)
-            except LookupError:
-                meta = {"created_by": "(legacy DaCapo checkpoint)"}
-            size = sum(int(b.get("size", 0)) for b in (meta.get("blobs") or {}).values())
-            rows.append(
-                (
-                    iteration,
-                    meta.get("created_at", ""),
-                    meta.get("created_by", ""),
-                    f"{size / 1e6:.2f} MB" if size else "",
-                    ", ".join(sorted(best.get(iteration, []))),
-                )
-            )
-    if not rows:
-        say(f"run {run} has no checkpoints in {where}")
+@json_option
+def list_weights(run: str, as_json: bool) -> None:
+    """The checkpoints of RUN: size, author, scores, and the criteria each is best for."""
+    store = settings().weights_store()
+    has_any = existing_run(store, run)
+    index = store.run_index(run)
+    bests = store.compute_bests(run, index) if has_any else {}
+    best: dict[int, list[str]] = {}
+    for key, (iteration, _value, pinned) in bests.items():
+        criterion, dataset = key.split("/", 1)
+        if not dataset:
+            best.setdefault(iteration, []).append(criterion + (" (pinned)" if pinned else ""))
+    columns = sorted({(c, d) for c, by_d in index.scores.items() for d in by_d})
+    entries = []
+    for iteration in store.iterations(run):
+        meta = index.checkpoints.get(iteration)
+        size = sum(int(b.get("size", 0)) for b in ((meta or {}).get("blobs") or {}).values())
+        entries.append(
+            {
+                "iteration": iteration,
+                "created_at": (meta or {}).get("created_at"),
+                "created_by": (meta or {}).get("created_by") if meta else "(legacy DaCapo checkpoint)",
+                "size": size if meta else None,
+                "legacy": meta is None,
+                "damaged": index.damaged.get(iteration),
+                "best_for": sorted(best.get(iteration, [])),
+                "scores": {
+                    c: {
+                        d: index.scores[c][d][iteration]
+                        for d in index.scores[c]
+                        if iteration in index.scores[c][d]
+                    }
+                    for c in sorted(index.scores)
+                    if any(iteration in v for v in index.scores[c].values())
+                },
+            }
+        )
+    if as_json:
+        print_json(entries)
         return
-    table(["iteration", "created_at", "created_by", "size", "best for"], rows)
+    if not entries:
+        say(f"run {run} has no checkpoints in {store.where}")
+        return
+    table(
+        [
+            "iteration",
+            "created_at",
+            "created_by",
+            "size",
+            *(f"{c} {d}" for c, d in columns),
+            "best for",
+            "damaged",
+        ],
+        [
+            (
+                e["iteration"],
+                e["created_at"] or "",
+                e["created_by"] or "",
+                f"{e['size'] / 1e6:.2f} MB" if e["size"] else "",
+                *(_fmt(e["scores"].get(c, {}).get(d)) for c, d in columns),
+                ", ".join(e["best_for"]),
+                e["damaged"] or "",
+            )
+            for e in entries
+        ],
+    )
 
 
 @command("best", group=weights, epilog="Example: dacapo-store weights best my_run voi --dataset validate")
 @click.argument("run")
 @click.argument("criterion")
 @click.option("--dataset", help="Only this validation dataset (default: the mean over datasets).")
-def best(run: str, criterion: str, dataset: str | None) -> None:
-    """The iteration of RUN with the best CRITERION score that still has weights."""
-    with settings().weights_store() as store:
-        click.echo(store.retrieve_best(run, criterion, dataset))
+@json_option
+def best(run: str, criterion: str, dataset: str | None, as_json: bool) -> None:
+    """The iteration of RUN with the best CRITERION score that still has sound weights.
+
+    Prints the iteration, the score and whether it is pinned or computed, tab-separated
+    (`cut -f1` gives the iteration). A checkpoint a check found damaged is never named.
+    """
+    store = settings().weights_store()
+    existing_run(store, run)
+    choice = store.best_choice(run, criterion, dataset)
+    value = None if math.isnan(choice.value) else choice.value
+    if as_json:
+        print_json(
+            {
+                "run": run,
+                "criterion": criterion,
+                "dataset": dataset,
+                "iteration": choice.iteration,
+                "value": value,
+                "pinned": choice.pinned,
+            }
+        )
+        return
+    how = "pinned" if choice.pinned else "computed best"
+    click.echo(f"{choice.iteration}\t{criterion}={_fmt(value) or 'none'}\t{how}")
+
+
+@command("pin", group=weights, epilog="Example: dacapo-store weights pin my_run 4000 voi --dataset validate")
+@click.argument("run")
+@click.argument("iteration", type=click.IntRange(min=0))
+@click.argument("criterion")
+@click.option("--dataset", help="Pin for this dataset only (default: over all datasets).")
+def pin(run: str, iteration: int, criterion: str, dataset: str | None) -> None:
+    """Pin ITERATION as RUN's best by CRITERION: `weights best` and starts then use it."""
+    store = settings().weights_store()
+    existing_run(store, run)
+    store.store_best(run, iteration, dataset, criterion)
+    say(
+        f"pinned iteration {iteration} of {run} as best by {criterion}"
+        + (f" on {dataset}" if dataset else "")
+    )
+
+
+@command("unpin", group=weights, epilog="Example: dacapo-store weights unpin my_run voi")
+@click.argument("run")
+@click.argument("criterion")
+@click.option("--dataset", help="The pin of this dataset (default: the one over all datasets).")
+def unpin(run: str, criterion: str, dataset: str | None) -> None:
+    """Drop RUN's pin for CRITERION: the computed best counts again."""
+    store = settings().weights_store()
+    existing_run(store, run)
+    store.unpin(run, criterion, dataset)
+    say(f"unpinned {criterion} of {run}" + (f" on {dataset}" if dataset else ""))
+
+
+@command("remove", group=weights, epilog="Example: dacapo-store weights remove my_run 2000 --yes")
+@click.argument("run")
+@click.argument("iteration", type=click.IntRange(min=0))
+@click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation (needed when not in a terminal).")
+def remove(run: str, iteration: int, yes: bool) -> None:
+    """Delete one checkpoint of RUN (its scores stay)."""
+    store = settings().weights_store()
+    existing_run(store, run)
+    store.metadata(run, iteration)  # not there: one clear error before asking
+    confirm(f"Delete the checkpoint of {run} at iteration {iteration} from {store.where}?", yes)
+    store.remove(run, iteration)
+    say(f"deleted the checkpoint of {run} at iteration {iteration}")
+
+
+@command("verify", group=weights, epilog="Example: dacapo-store weights verify my_run other_run")
+@click.argument("runs", nargs=-1)
+@json_option
+def verify(runs: tuple[str, ...], as_json: bool) -> None:
+    """Check every checkpoint of RUNS (default: all runs): each blob present, of its size and
+    checksum. Damaged checkpoints are recorded, so `weights best` skips them; exit 1 on any problem."""
+    from .commands import weights_problems
+
+    store = settings().weights_store()
+    for run in runs:
+        existing_run(store, run)
+    names = list(runs) if runs else store.run_names()
+    with progress(f"verify {len(names)} runs", len(names)) as advance:
+        checked, problems = weights_problems(store, names, advance)
+    if as_json:
+        print_json(
+            {
+                "runs": len(names),
+                "checkpoints": checked,
+                "problems": [
+                    {"run": p["name"], "iteration": p["iteration"], "problem": p["problem"]} for p in problems
+                ],
+            }
+        )
+    elif problems:
+        table(["run", "iteration", "problem"], [(p["name"], p["iteration"], p["problem"]) for p in problems])
+    if problems:
+        raise fail(
+            f"{len(problems)} problem(s) in {checked} checkpoint(s) of {len(names)} run(s) in {store.where}"
+        )
+    if not as_json:
+        say(f"all {checked} checkpoint(s) of {len(names)} run(s) verify")
 
 
 @command("prune", group=weights, epilog="Example: dacapo-store weights prune my_run --keep-last 2 --dry-run")
@@ -65,7 +239,9 @@ def best(run: str, criterion: str, dataset: str | None) -> None:
 def prune(run: str, keep_last: int, dry_run: bool, yes: bool) -> None:
     """Delete RUN's checkpoints that are not recent, not a best, not pinned, and no run's start."""
     s = settings()
-    with s.weights_store() as store, s.config_store() as configs:
+    store = s.weights_store()
+    existing_run(store, run)
+    with s.config_store() as configs:
         doomed = store.prune(run, keep_last=keep_last, config_store=configs, dry_run=True)
         if not doomed:
             say(f"nothing to prune in {run}")
@@ -129,3 +305,6 @@ def gc(older_than: str, dry_run: bool, yes: bool) -> None:
 
 def _leftovers_table(items) -> None:
     table(["kind", "run", "name", "bytes"], [(i.kind, i.run or "", i.name, i.size) for i in items])
+
+
+__all__ = ["weights"]

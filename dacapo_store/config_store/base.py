@@ -8,6 +8,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import attrs
+
 from ..configs import RunConfig
 from ..conversion import converter
 from ..errors import (
@@ -199,6 +201,19 @@ class ConfigStore(ABC):
             return doc  # a class not installed here, or not a valid config: stored as given
         return with_tuples_of(doc, converter.unstructure(config))
 
+    def check_document(self, kind: str, doc: Mapping[str, Any]) -> bool:
+        """Whether `doc` would be written (True) or is already stored equal (False); reads only.
+
+        A different document under its name raises DuplicateNameError, as `put_document` would.
+        """
+        check_kind(kind)
+        config = config_part(doc)
+        name = self._check_name(config.get("name"), f"{kind[:-1]} name")
+        existing = self._find_all(kind, name)
+        for stored in existing:
+            self._raise_if_different(kind, name, stored, config)
+        return not existing
+
     def _raise_if_different(self, kind: str, name: str, existing: Mapping[str, Any], given: dict) -> None:
         stored = config_part(existing)
         differences = diff_documents(stored, given)
@@ -239,22 +254,39 @@ class ConfigStore(ABC):
         return {name: sorted(d.get("repetition") for d in self._find_all("runs", name)) for name in shared}
 
     def delete(self, kind: str, name: str, *, force: bool = False) -> None:
-        """Remove a document; a run that other stored runs start from needs `force=True`."""
+        """Remove a document; a run other stored runs start from, or a part stored runs use, needs
+        `force=True`."""
         check_kind(kind)
         self._check_name(name)
-        if kind == "runs" and not force:
-            users = [run for run, _ in self.starts_from(name) if run != name]
-            if users:
-                raise ConfigInUseError(
-                    f"run {name!r} is the start of run(s) {', '.join(users)}; "
-                    "delete those first, or force it (force=True, --force)"
-                )
+        if not force:
+            self.check_deletable(kind, name)
         if kind == "runs":
             self._find_or_raise(kind, name)  # runs sharing a name: refuse to pick one
         if not self._delete(kind, name):
             raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
         self._delete_meta(kind, name)
         log.info("deleted %s/%s from %s", kind, name, self.describe())
+
+    def check_deletable(self, kind: str, name: str) -> None:
+        """ConfigInUseError if stored runs start from this run or use this part."""
+        users = self.used_by(kind, name)
+        if users:
+            how = "is the start of" if kind == "runs" else "is used by"
+            raise ConfigInUseError(
+                f"{kind[:-1]} {name!r} {how} run(s) {_names_summary(users)}; "
+                "delete those first, or force it (force=True, --force)"
+            )
+
+    def used_by(self, kind: str, name: str) -> list[str]:
+        """The other stored runs that need this config: runs starting from a run, runs using a part."""
+        check_kind(kind)
+        self._check_name(name)
+        if kind == "runs":
+            return [run for run, _ in self.starts_from(name) if run != name]
+        for key, field in RUN_FILTERS.items():
+            if field.split(".")[0] in RUN_PARTS and RUN_PARTS[field.split(".")[0]] == kind:
+                return self.names("runs", **{key: [name]})
+        return []
 
     def documents(
         self, kind: str, *, with_metadata: bool = False
@@ -314,13 +346,12 @@ class ConfigStore(ABC):
                     f"{kind[:-1]} config {getattr(config, 'name', '?')!r} failed verify(): {why}"
                 )
         doc = converter.unstructure(config)
+        _check_round_trip(kind, config, doc)
         plan = [(kind, doc)]
         if kind == "runs":
             plan = [(part_kind, doc[field]) for field, part_kind in RUN_PARTS.items()] + plan
         for part_kind, part in plan:
-            name = self._check_name(part.get("name"), f"{part_kind[:-1]} name")
-            for existing in self._find_all(part_kind, name):
-                self._raise_if_different(part_kind, name, existing, part)
+            self.check_document(part_kind, part)
         written = [
             self.put_document(part_kind, part, metadata=metadata if part is doc else None)
             for part_kind, part in plan
@@ -371,6 +402,47 @@ def _current(meta: Mapping[str, Any] | None, doc: Mapping[str, Any]) -> dict[str
     if not meta or meta.get("content_hash") != content_hash(doc):
         return None
     return dict(meta)
+
+
+def _names_summary(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _check_round_trip(kind: str, config: Any, doc: dict[str, Any]) -> None:
+    """Refuse a config whose document would not read back as an equal config (a wrong field type)."""
+    name = getattr(config, "name", "?")
+    try:
+        back = converter.structure(doc, KIND_CLASSES[kind])
+    except ConfigValidationError as exc:
+        raise ConfigValidationError(
+            f"{kind[:-1]} config {name!r} can't be stored, it would not read back: {exc}", exc.errors
+        ) from None
+    where = _first_difference(config, back, "")
+    if where is not None:
+        raise ConfigValidationError(
+            f"{kind[:-1]} config {name!r} can't be stored: field {where} does not read back equal "
+            "(check its type)"
+        )
+
+
+def _first_difference(a: Any, b: Any, path: str) -> str | None:
+    """The path of the first field where a config and its read-back differ, or None."""
+    if attrs.has(type(a)) and type(a) is type(b):
+        for f in attrs.fields(type(a)):
+            found = _first_difference(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}".lstrip("."))
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = _first_difference(x, y, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, bool) != isinstance(b, bool) or a != b:
+        return path or "<config>"
+    return None
 
 
 def _add_kind_methods(kind: str, singular: str) -> None:

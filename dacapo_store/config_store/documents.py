@@ -97,7 +97,13 @@ class DocumentMetadata:
         created = meta.get("created_at")
         if isinstance(created, str):
             created = datetime.fromisoformat(created)
-        return cls(created_at=created, created_by=meta.get("created_by"), content_hash=content_hash(doc))
+        recorded = meta.get("content_hash")
+        return cls(
+            created_at=created,
+            created_by=meta.get("created_by"),
+            # the hash recorded when it was stored; a document DaCapo wrote has none: its own
+            content_hash=recorded if isinstance(recorded, str) else content_hash(doc),
+        )
 
 
 def diff_documents(stored: Any, given: Any, path: str = "") -> list[tuple[str, Any, Any]]:

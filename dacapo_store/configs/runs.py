@@ -38,4 +38,8 @@ class RunConfig:
             return False, f"run {self.name}: validation_interval must be > 0, got {self.validation_interval}"
         if self.start_config is not None and self.start_config.run == self.name:
             return False, f"run {self.name}: start_config names the run itself"
+        if self.start_config is not None:
+            ok, why = self.start_config.verify()
+            if not ok:
+                return False, f"run {self.name}: {why}"
         return True, "ok"

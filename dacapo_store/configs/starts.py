@@ -22,6 +22,19 @@ class StartConfig(Verifiable):
         "How to pick the iteration: a criterion name (best by it), 'latest', or an iteration number."
     )
 
+    def verify(self) -> tuple[bool, str]:
+        """`criterion` must be "latest", an iteration number as digits, or a valid criterion name."""
+        from ..weights.scores import check_criterion
+
+        criterion = self.criterion
+        if criterion == "latest" or (type(criterion) is str and criterion.isascii() and criterion.isdigit()):
+            return True, "ok"
+        try:
+            check_criterion(criterion)
+        except (TypeError, ValueError) as exc:
+            return False, f"start from run {self.run!r}: {exc}; or use 'latest' or an iteration number"
+        return True, "ok"
+
     @property
     def start_type(self) -> type[Start]:
         """The class that applies this start: `Start`."""

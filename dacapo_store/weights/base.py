@@ -37,6 +37,7 @@ from ..errors import (
 from ..names import check_name
 from ..provenance import current_user, utc_now
 from .index import RunIndex
+from .leaderboard import LeaderboardEntry, rank_entries
 from .scores import check_criterion, check_score, known_direction
 from .stats import TrainingIterationStats, TrainingStatsInput, same_stats, training_rows
 
@@ -81,6 +82,24 @@ class Weights:
     iteration: int
     #: created_at, created_by and the blob records; None for a legacy DaCapo checkpoint.
     metadata: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class BestChoice:
+    """The checkpoint `retrieve_best` picks, its score (NaN if a pin has none) and whether it is a pin."""
+
+    iteration: int
+    value: float
+    pinned: bool
+
+
+@attrs.frozen
+class WeightsProblem:
+    """One thing `verify` found wrong with a run's checkpoints."""
+
+    run: str
+    iteration: int
+    problem: str
 
 
 def run_name(run: RunLike) -> str:
@@ -278,6 +297,10 @@ class WeightsStore(ABC):
         public["blobs"] = {part: dict(record) for part, record in records.items()}
         return Weights(model=model, optimizer=optimizer, run=run, iteration=iteration, metadata=public)
 
+    def verified_blob(self, run: str, iteration: int, record: Mapping[str, Any]) -> Any:
+        """A blob's bytes after checking its size and checksum against `record` (CorruptWeightsError)."""
+        return self._verified(run, iteration, record)
+
     def _verified(self, run: str, iteration: int, record: Mapping[str, Any]) -> Any:
         buffer = self.get_blob(run, record["name"])
         size = memoryview(buffer).nbytes
@@ -362,6 +385,27 @@ class WeightsStore(ABC):
         for record in meta["blobs"].values():
             self._delete_quietly(name, record["name"])
 
+    def forget_run(self, run: str) -> None:
+        """Drop the run's index (scores, pins, checkpoint entries); its blobs are deleted first."""
+        raise NotImplementedError
+
+    def delete_run(self, run: RunLike) -> list[int]:
+        """Delete every checkpoint, score and pin of the run; DaCapo's own files stay. Returns the
+        iterations whose checkpoints were deleted."""
+        name = run_name(run)
+        removed = sorted(self.read_index(name).checkpoints)
+        for iteration in removed:
+            self.remove(name, iteration)
+        for blob in self.list_blobs(name):
+            self._delete_quietly(name, blob)
+        delete_stats = getattr(self, "delete_training_stats", None)  # the training stats API (issue 10)
+        if delete_stats is not None:
+            with contextlib.suppress(LookupError):
+                delete_stats(name)
+        self.forget_run(name)
+        log.info("deleted the weights and scores of run %s from %s", name, self.where)
+        return removed
+
     def _delete_quietly(self, run: str, blob: str) -> None:
         try:
             self.delete_blob(run, blob)
@@ -435,38 +479,72 @@ class WeightsStore(ABC):
         if dataset is not None:
             check_name(dataset, "dataset name", slash_ok=True)
         index = self.run_index(name)
+        by_dataset = index.scores.get(criterion)
+        pinned = self._pin(index, criterion, dataset)
+        if not by_dataset and pinned is None:
+            if dataset is not None and dataset in index.scores and criterion not in index.scores:
+                raise CriterionNotFoundError(
+                    f"run {name} has no scores for criterion {criterion!r}, but has criterion {dataset!r}: "
+                    "retrieve_best takes (run, criterion, dataset), DaCapo's (run, dataset, criterion); "
+                    f"call retrieve_best({name!r}, {dataset!r}, {criterion!r})"
+                )
+            raise CriterionNotFoundError(
+                f"run {name} has no validation scores for criterion {criterion!r}; "
+                f"it has: {', '.join(sorted(index.scores)) or 'none'}"
+            )
+        if by_dataset and dataset is not None and dataset not in by_dataset and pinned is None:
+            raise CriterionNotFoundError(
+                f"run {name} has no {criterion!r} scores on dataset {dataset!r}; "
+                f"it has them on: {', '.join(sorted(by_dataset))}"
+            )
+        chosen = self._choose_best(name, index, criterion, dataset)
+        if chosen is None:
+            raise WeightsNotFoundError(
+                f"run {name}: no iteration scored on {criterion!r} has sound weights in {self.where}"
+            )
+        return chosen[0]
+
+    def best_choice(self, run: RunLike, criterion: str, dataset: str | None = None) -> BestChoice:
+        """What `retrieve_best` picks, with its score and whether it is a pin."""
+        name = run_name(run)
+        iteration = self.retrieve_best(name, criterion, dataset)
+        index = self.run_index(name)
+        pinned = self._pin(index, criterion, dataset) == iteration
+        return BestChoice(iteration, index.mean_score(criterion, dataset, iteration), pinned)
+
+    def _choose_best(
+        self, name: str, index: RunIndex, criterion: str, dataset: str | None
+    ) -> tuple[int, bool] | None:
+        """(iteration, pinned) of the best sound checkpoint by `criterion`, or None: the one rule."""
+        legacy: set[int] | None = None
+
+        def has_weights(iteration: int) -> bool:
+            nonlocal legacy
+            if index.usable(iteration):
+                return True
+            if iteration in index.checkpoints:
+                return False  # ours, and a check found it damaged
+            if legacy is None:
+                legacy = set(self.legacy_iterations(name))
+            return iteration in legacy
+
         pinned = self._pin(index, criterion, dataset)
         if pinned is not None:
-            if index.has_weights(pinned) or pinned in self.legacy_iterations(name):
-                return pinned
+            if has_weights(pinned):
+                return pinned, True
             log.warning(
-                "run %s: the pinned best %s iteration %d has no weights; using the computed best",
+                "run %s: the pinned best %s iteration %d has no sound weights; using the computed best",
                 name,
                 criterion,
                 pinned,
             )
         by_dataset = index.scores.get(criterion)
-        if not by_dataset:
-            raise CriterionNotFoundError(
-                f"run {name} has no validation scores for criterion {criterion!r}; "
-                f"it has: {', '.join(sorted(index.scores)) or 'none'}"
-            )
-        if dataset is not None and dataset not in by_dataset:
-            raise CriterionNotFoundError(
-                f"run {name} has no {criterion!r} scores on dataset {dataset!r}; "
-                f"it has them on: {', '.join(sorted(by_dataset))}"
-            )
-        legacy: set[int] | None = None
+        if not by_dataset or (dataset is not None and dataset not in by_dataset):
+            return None
         for iteration in index.ranking(criterion, dataset):
-            if index.has_weights(iteration):
-                return iteration
-            if legacy is None:
-                legacy = set(self.legacy_iterations(name))
-            if iteration in legacy:
-                return iteration
-        raise WeightsNotFoundError(
-            f"run {name}: no iteration scored on {criterion!r} has weights in {self.where}"
-        )
+            if has_weights(iteration):
+                return iteration, False
+        return None
 
     @staticmethod
     def _pin(index: RunIndex, criterion: str, dataset: str | None) -> int | None:
@@ -578,6 +656,130 @@ class WeightsStore(ABC):
         ours = self.read_training_stats(run)
         return {**theirs, **ours} if theirs else ours
 
+    def unpin(self, run: RunLike, criterion: str, dataset: str | None = None) -> None:
+        """Drop the pin of `criterion` on `dataset`; CriterionNotFoundError if there is none."""
+        name = run_name(run)
+        check_criterion(criterion)
+        if dataset is not None:
+            check_name(dataset, "dataset name")
+        if (dataset, criterion) not in self.read_index(name).pins:
+            on = f" on dataset {dataset!r}" if dataset is not None else ""
+            raise CriterionNotFoundError(f"run {name} has no pin for {criterion!r}{on}")
+        self.append_index(name, [{"op": "unpin", "dataset": dataset, "criterion": criterion}])
+
+    def pins(self, run: RunLike) -> list[tuple[str | None, str, int]]:
+        """(dataset or None, criterion, iteration) of every pin of the run."""
+        return sorted(
+            ((d, c, i) for (d, c), i in self.read_index(run_name(run)).pins.items()),
+            key=lambda p: (p[1], p[0] or ""),
+        )
+
+    # ------------------------------------------------------------------ checking
+
+    def check_blob(self, run: str, record: Mapping[str, Any]) -> str | None:
+        """What is wrong with one blob (missing, size, checksum), or None: the one checksum check."""
+        try:
+            self._verified(run, -1, record)
+        except BlobNotFoundError:
+            return f"blob {record.get('name')} is missing"
+        except CorruptWeightsError as exc:
+            text = str(exc)
+            return text[text.index("blob ") :].split(";")[0] if "blob " in text else text
+        except (KeyError, TypeError) as exc:
+            return f"unreadable blob record {record!r}: {exc}"
+        return None
+
+    def verify(self, run: RunLike, *, record: bool = True) -> list[WeightsProblem]:
+        """Check every checkpoint of the run: each blob present, of its size and checksum.
+
+        Damaged checkpoints are recorded in the run's index (unless `record=False`), so
+        `retrieve_best` never names them again until they are stored anew.
+        """
+        name = run_name(run)
+        index = self.read_index(name)
+        problems: list[WeightsProblem] = []
+        fresh_damage = []
+        for iteration, meta in sorted(index.checkpoints.items()):
+            found = [p for rec in meta.get("blobs", {}).values() if (p := self.check_blob(name, rec))]
+            if not meta.get("blobs"):
+                found.append("index entry without blobs")
+            for problem in found:
+                problems.append(WeightsProblem(name, iteration, problem))
+            if found and index.damaged.get(iteration) != "; ".join(found):
+                fresh_damage.append({"op": "damaged", "iteration": iteration, "problem": "; ".join(found)})
+        if fresh_damage and record:
+            try:
+                self.append_index(name, fresh_damage)
+            except (OSError, DacapoStoreError) as exc:
+                log.warning("run %s: could not record damaged checkpoints: %s", name, exc)
+        return problems
+
+    # ------------------------------------------------------------------ across runs
+
+    def run_names(self) -> list[str]:
+        """Runs this store has anything for (checkpoints, scores or pins), sorted."""
+        raise NotImplementedError
+
+    def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
+        """run -> {"<criterion>/<dataset or ''>": [iteration, value, pinned]}: each run's bests.
+
+        Backends keep this summary cached (it is what `leaderboard` reads); this one computes it.
+        """
+        return {name: self.compute_bests(name) for name in (self.run_names() if runs is None else runs)}
+
+    def compute_bests(self, name: str, index: RunIndex | None = None) -> dict[str, list]:
+        """One run's bests for every criterion, over each dataset and over all (see `run_bests`)."""
+        index = self.run_index(name) if index is None else index
+        out: dict[str, list] = {}
+        keys = {(c, d) for c, by_d in index.scores.items() for d in [None, *by_d]}
+        keys |= {(c, d) for d, c in index.pins}
+        for criterion, dataset in keys:
+            try:
+                chosen = self._choose_best(name, index, criterion, dataset)
+            except ValueError:  # no direction known for the criterion
+                continue
+            if chosen is not None:
+                value: float | None = index.mean_score(criterion, dataset, chosen[0])
+                value = None if value != value else value  # NaN: a pin without a score
+                out[f"{criterion}/{dataset or ''}"] = [chosen[0], value, chosen[1]]
+        return out
+
+    def leaderboard(
+        self,
+        criterion: str,
+        runs: Iterable[RunLike] | None = None,
+        dataset: str | None = None,
+        *,
+        top: int | None = None,
+    ) -> list[LeaderboardEntry]:
+        """Each run's best checkpoint by `criterion`, best run first (by the criterion's direction).
+
+        `runs` limits it to those runs; `dataset=None` ranks by the mean over datasets, as
+        `retrieve_best` does; `top` keeps only the first so many. Runs without a sound scored
+        checkpoint are left out.
+        """
+        check_criterion(criterion)
+        if dataset is not None:
+            check_name(dataset, "dataset name", slash_ok=True)
+        names = None if runs is None else [run_name(r) for r in runs]
+        found = self.bests_for(f"{criterion}/{dataset or ''}", names)
+        return rank_entries(found, self.direction(criterion, names), top)
+
+    def bests_for(self, key: str, runs: Iterable[str] | None = None) -> list[tuple[str, list]]:
+        """(run, [iteration, value, pinned]) of the runs with a best by `key` (see `run_bests`)."""
+        return [(name, bests[key]) for name, bests in self.run_bests(runs).items() if key in bests]
+
+    def direction(self, criterion: str, runs: list[str] | None = None) -> bool:
+        """Whether higher is better for `criterion`: DaCapo's table, else the first run that stores it."""
+        known = known_direction(criterion)
+        if known is not None:
+            return known
+        for name in self.run_names() if runs is None else runs:
+            stored = self.read_index(name).directions.get(criterion)
+            if stored is not None:
+                return stored
+        return True
+
     # ------------------------------------------------------------------ pruning
 
     def prune(
@@ -654,10 +856,13 @@ def _summary(iterations: list[int]) -> str:
 
 
 __all__ = [
+    "BestChoice",
     "BlobNotFoundError",
+    "LeaderboardEntry",
     "Leftover",
     "PickleCheckpointError",
     "Weights",
+    "WeightsProblem",
     "WeightsStore",
     "check_iteration",
     "run_name",

@@ -8,6 +8,11 @@
   `higher_is_better` mappings; new criteria are merged in with `$set`. (DaCapo's own
   `validation_scores` collection is DaCapo's: we never write there.)
 - `weights_pins`: one document per `{run_name, dataset, criterion}` pinned by hand.
+- `weights_bests`: a summary of each run's bests, rewritten after every index write of the run:
+  one document per `key` ("<criterion>/<dataset or ''>") and `bucket` (a hash of the run name,
+  0-63), `{key, bucket, entries: {<run name, '%', '.', '$' escaped>: [iteration, value, pinned]}}`.
+  A run's entry changes with one single-field `$set`; a leaderboard reads the 64 documents of
+  its key, whatever the number of runs (a few hundred entries per document at 10,000 runs).
 - `weights_training_stats`: one document per `{run_name, iteration}` with `loss` and `time`.
 
 DaCapo's own collections in the same database (`validation_scores`, `training_stats`, `runs`) are
@@ -20,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -31,8 +37,11 @@ from pymongo.errors import BulkWriteError
 from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import IndexSpec, ensure_indexes
-from .base import BlobNotFoundError, Leftover, WeightsStore
+from ..names import check_name
+from .base import BlobNotFoundError, LeaderboardEntry, Leftover, WeightsStore, run_name
 from .index import RunIndex
+from .leaderboard import rank_entries
+from .scores import check_criterion
 from .stats import same_stats
 
 log = logging.getLogger(__name__)
@@ -59,6 +68,7 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(
         "weights_training_stats", "run_name_iteration", (("run_name", 1), ("iteration", 1)), unique=True
     ),
+    IndexSpec("weights_bests", "key_bucket", (("key", 1), ("bucket", 1)), unique=True),
     IndexSpec(f"{_BUCKET}.files", "run_name_filename", (("run_name", 1), ("filename", 1))),
     IndexSpec(f"{_BUCKET}.files", "filename_1_uploadDate_1", (("filename", 1), ("uploadDate", 1))),
     IndexSpec(f"{_BUCKET}.chunks", "files_id_1_n_1", (("files_id", 1), ("n", 1)), unique=True),
@@ -91,6 +101,7 @@ class GridFSWeightsStore(WeightsStore):
         self._scores = self.db["weights_scores"]
         self._pins = self.db["weights_pins"]
         self._stats = self.db["weights_training_stats"]
+        self._summary = self.db["weights_bests"]
         with translate_errors(self.where):
             ensure_indexes(self.db, INDEXES, self.where)
 
@@ -235,6 +246,10 @@ class GridFSWeightsStore(WeightsStore):
                 events.append(
                     {"op": "checkpoint", "iteration": doc.get("iteration"), "meta": doc.get("meta")}
                 )
+                if doc.get("damaged"):
+                    events.append(
+                        {"op": "damaged", "iteration": doc.get("iteration"), "problem": doc["damaged"]}
+                    )
             for doc in self._scores.find({"run_name": run}, projection={"_id": False}):
                 events.append(
                     {
@@ -282,8 +297,89 @@ class GridFSWeightsStore(WeightsStore):
                 elif op == "pin":
                     key = {"run_name": run, "dataset": event["dataset"], "criterion": event["criterion"]}
                     self._pins.replace_one(key, {**key, "iteration": event["iteration"]}, upsert=True)
+                elif op == "unpin":
+                    key = {"run_name": run, "dataset": event["dataset"], "criterion": event["criterion"]}
+                    self._pins.delete_one(key)
+                elif op == "damaged":
+                    key = {"run_name": run, "iteration": event["iteration"]}
+                    self._index.update_one(key, {"$set": {"damaged": event["problem"]}})
                 else:
                     raise ValueError(f"unknown index event {op!r}")
+            self._refresh_bests(run)
+
+    def forget_run(self, run: str) -> None:
+        """Delete the run's checkpoint entries, scores, pins and summary."""
+        with translate_errors(self.where):
+            for collection in (self._index, self._scores, self._pins):
+                collection.delete_many({"run_name": run})
+            field = f"entries.{_field(run)}"
+            self._summary.update_many(
+                {"bucket": _bucket(run), field: {"$exists": True}}, {"$unset": {field: ""}}
+            )
+
+    # ------------------------------------------------------------------ across runs
+
+    def _refresh_bests(self, run: str) -> None:
+        """Rewrite the run's entries in the summary from its index as it is now (after this
+        writer's events): one `$set` per key it has, one `$unset` where it has no best any more."""
+        bests = self.compute_bests(run)
+        bucket, field = _bucket(run), f"entries.{_field(run)}"
+        with translate_errors(self.where):
+            for key, best in bests.items():
+                self._summary.update_one({"key": key, "bucket": bucket}, {"$set": {field: best}}, upsert=True)
+            self._summary.update_many(
+                {"bucket": bucket, "key": {"$nin": list(bests)}, field: {"$exists": True}},
+                {"$unset": {field: ""}},
+            )
+
+    def run_names(self) -> list[str]:
+        """Runs with checkpoints, scores or pins."""
+        with translate_errors(self.where):
+            names: set[str] = set()
+            for collection in (self._index, self._scores, self._pins):
+                names.update(n for n in collection.distinct("run_name") if isinstance(n, str))
+        return sorted(names)
+
+    def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
+        """Each run's bests from the `weights_bests` summary."""
+        wanted = None if runs is None else set(runs)
+        query: dict[str, Any] = (
+            {} if wanted is None else {"bucket": {"$in": sorted({_bucket(r) for r in wanted})}}
+        )
+        out: dict[str, dict[str, list]] = {}
+        with translate_errors(self.where):
+            for doc in self._summary.find(query, projection={"_id": False}):
+                for encoded, best in (doc.get("entries") or {}).items():
+                    name = _unfield(encoded)
+                    if wanted is None or name in wanted:
+                        out.setdefault(name, {})[doc["key"]] = best
+        return out
+
+    def leaderboard(
+        self,
+        criterion: str,
+        runs: Iterable[Any] | None = None,
+        dataset: str | None = None,
+        *,
+        top: int | None = None,
+    ) -> list[LeaderboardEntry]:
+        """As `WeightsStore.leaderboard`, reading only the summary documents of one key."""
+        check_criterion(criterion)
+        if dataset is not None:
+            check_name(dataset, "dataset name", slash_ok=True)
+        names = None if runs is None else {run_name(r) for r in runs}
+        query: dict[str, Any] = {"key": f"{criterion}/{dataset or ''}"}
+        if names is not None:
+            query["bucket"] = {"$in": sorted({_bucket(n) for n in names})}
+        found = []
+        with translate_errors(self.where):
+            for doc in self._summary.find(query, projection={"_id": False, "entries": True}):
+                for encoded, best in (doc.get("entries") or {}).items():
+                    name = _unfield(encoded)
+                    if names is None or name in names:
+                        found.append((name, best))
+        higher = self.direction(criterion, None if names is None else sorted(names))
+        return rank_entries(found, higher, top)
 
     # ------------------------------------------------------------------ training stats
 
@@ -324,6 +420,23 @@ class GridFSWeightsStore(WeightsStore):
         """Delete the run's documents."""
         with translate_errors(self.where):
             self._stats.delete_many({"run_name": run})
+
+
+_BUCKETS = 64
+
+
+def _bucket(run: str) -> int:
+    """The summary bucket of a run: stable across processes and machines."""
+    return zlib.crc32(run.encode()) % _BUCKETS
+
+
+def _field(run: str) -> str:
+    """A run name as a MongoDB field name: `%`, `.` and `$` escaped."""
+    return run.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def _unfield(field: str) -> str:
+    return field.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
 
 
 def _timestamp(value: Any) -> float:

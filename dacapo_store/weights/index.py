@@ -7,6 +7,9 @@ hand it over as events; `RunIndex.with_events` is the one place that interprets 
 - ``{"op": "remove", "iteration": i}``: it is gone.
 - ``{"op": "scores", "iteration": i, "dataset": d, "scores": {c: v}, "higher_is_better": {c: bool}}``
 - ``{"op": "pin", "dataset": d or None, "criterion": c, "iteration": i}``
+- ``{"op": "unpin", "dataset": d or None, "criterion": c}``: the pin is gone.
+- ``{"op": "damaged", "iteration": i, "problem": text}``: a check found this checkpoint damaged or
+  missing blobs; it is not offered as a best until a new checkpoint replaces it.
 
 A RunIndex is never changed once built: `with_events` returns a new one that shares what did not
 change, so a reader can keep using the one it has while another thread folds in new events.
@@ -34,7 +37,7 @@ def _is_iteration(value: object) -> bool:
 class RunIndex:
     """What a run has: checkpoint metadata by iteration, scores, criterion directions, pins."""
 
-    __slots__ = ("_rankings", "checkpoints", "directions", "pins", "scores")
+    __slots__ = ("_rankings", "checkpoints", "damaged", "directions", "pins", "scores")
 
     def __init__(self) -> None:
         self.checkpoints: dict[int, dict[str, Any]] = {}
@@ -42,6 +45,8 @@ class RunIndex:
         self.scores: dict[str, dict[str, dict[int, float]]] = {}
         self.directions: dict[str, bool] = {}
         self.pins: dict[PinKey, int] = {}
+        #: iteration -> what a check found wrong with its checkpoint
+        self.damaged: dict[int, str] = {}
         self._rankings: dict[tuple[str, str | None], list[int]] = {}
 
     def with_events(self, events: Iterable[Mapping[str, Any]]) -> RunIndex:
@@ -51,6 +56,7 @@ class RunIndex:
         new.scores = self.scores
         new.directions = self.directions
         new.pins = self.pins
+        new.damaged = self.damaged
         copied: set[Any] = set()
 
         def fresh(key: Any, container: dict) -> dict:
@@ -70,6 +76,9 @@ class RunIndex:
                         raise ValueError(f"bad iteration {iteration!r}")
                     iteration = int(iteration)
                     new.checkpoints = fresh("checkpoints", new.checkpoints)
+                    if iteration in new.damaged:
+                        new.damaged = fresh("damaged", new.damaged)
+                        del new.damaged[iteration]
                     if op == "checkpoint":
                         meta = event["meta"]
                         if not isinstance(meta, dict) or not isinstance(meta.get("blobs"), dict):
@@ -109,6 +118,16 @@ class RunIndex:
                         raise ValueError(f"bad iteration {iteration!r}")
                     new.pins = fresh("pins", new.pins)
                     new.pins[(dataset, criterion)] = int(iteration)
+                elif op == "unpin":
+                    dataset, criterion = event["dataset"], event["criterion"]
+                    new.pins = fresh("pins", new.pins)
+                    new.pins.pop((dataset, criterion), None)
+                elif op == "damaged":
+                    iteration, problem = event["iteration"], event["problem"]
+                    if not _is_iteration(iteration):
+                        raise ValueError(f"bad iteration {iteration!r}")
+                    new.damaged = fresh("damaged", new.damaged)
+                    new.damaged[int(iteration)] = str(problem)
                 else:
                     raise ValueError(f"unknown op {op!r}")
             except (KeyError, TypeError, ValueError) as exc:
@@ -119,6 +138,18 @@ class RunIndex:
     def has_weights(self, iteration: int) -> bool:
         """Whether a checkpoint written by this store exists for `iteration`."""
         return iteration in self.checkpoints
+
+    def usable(self, iteration: int) -> bool:
+        """Whether the checkpoint of `iteration` exists and no check found it damaged."""
+        return iteration in self.checkpoints and iteration not in self.damaged
+
+    def mean_score(self, criterion: str, dataset: str | None, iteration: int) -> float:
+        """The score of `iteration` on `dataset`, else its mean over the datasets scoring it; NaN if none."""
+        by_dataset = self.scores.get(criterion, {})
+        if dataset is not None:
+            return by_dataset.get(dataset, {}).get(iteration, math.nan)
+        values = [v[iteration] for v in by_dataset.values() if v.get(iteration, math.nan) == v.get(iteration)]
+        return sum(values) / len(values) if values else math.nan
 
     def ranking(self, criterion: str, dataset: str | None) -> list[int]:
         """Scored iterations from best to worst for `criterion` on `dataset` (None: mean over datasets).
@@ -148,6 +179,7 @@ class RunIndex:
             return self
         new = RunIndex()
         new.checkpoints = self.checkpoints
+        new.damaged = self.damaged
         new.scores = {c: {d: dict(v) for d, v in by_d.items()} for c, by_d in base.scores.items()}
         for criterion, by_dataset in self.scores.items():
             merged = new.scores.setdefault(criterion, {})

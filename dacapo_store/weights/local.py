@@ -34,11 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
+from ..cache import cache_file
 from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from ..fsutil import fsync_dir, write_temp
 from .base import BlobNotFoundError, Leftover, WeightsStore
 from .index import RunIndex
 from .stats import same_stats
+from .summary import NO_LEGACY, BestsSummary
 
 if TYPE_CHECKING:
     from ..legacy.registry import DacapoRegistry
@@ -222,6 +224,140 @@ class LocalWeightsStore(WeightsStore):
         with _locked(path):
             path.unlink(missing_ok=True)
             fsync_dir(path.parent)
+
+    def forget_run(self, run: str) -> None:
+        """Remove the run's journal (under its lock) and the emptied blobs folder."""
+        path = self._journal(run)
+        if not path.exists():
+            return
+        with _locked(path):
+            path.unlink(missing_ok=True)
+        Path(str(path) + ".lock").unlink(missing_ok=True)
+        for folder in (self._checkpoints(run) / "blobs", self._checkpoints(run)):
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty: DaCapo's own files or leftovers stay
+        fsync_dir(self.basedir / run)
+
+    # ------------------------------------------------------------------ across runs
+
+    def run_names(self) -> list[str]:
+        """Run folders that hold our index journal."""
+        return sorted(name for name, _ in self._journal_sigs())
+
+    def _journal_sigs(self, runs: Iterable[str] | None = None) -> list[tuple[str, tuple[int, int, int]]]:
+        """(run, (size, mtime_ns, inode) of its journal) for every run with one (or those of `runs`)."""
+        base = str(self.basedir)
+        if runs is None:
+            try:
+                runs = [name for name in os.listdir(base) if name[0] != "."]
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        found = []
+        stat = os.stat
+        for name in runs:  # string paths: this loop is the leaderboard's cost at 10k runs
+            try:
+                st = stat(f"{base}/{name}/checkpoints/index.jsonl")
+            except OSError:
+                continue
+            found.append((name, (st.st_size, st.st_mtime_ns, st.st_ino)))
+        return found
+
+    def _legacy_sig(self, run: str) -> int:
+        """The mtime of the run's DaCapo checkpoint folder, NO_LEGACY if there is none."""
+        try:
+            return os.stat(f"{self.basedir}/{run}/checkpoints/iterations").st_mtime_ns
+        except OSError:
+            return NO_LEGACY
+
+    def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
+        """Each run's bests by key, from the validated summary (see `bests_for`)."""
+        summary, present = self._summary(runs)
+        return {name: summary.run_bests(name) for name in present}
+
+    def bests_for(self, key: str, runs: Iterable[str] | None = None) -> list[tuple[str, list]]:
+        """(run, [iteration, value, pinned]) of every run with a best by `key`, from a registry-wide
+        summary checked against every journal's stat.
+
+        The summary (in the per-user cache, see `summary.py`: reading writes nothing into the
+        registry folder, which DaCapo may share) is rebuilt for a
+        run whenever its journal changed size, mtime or inode, or, for a run that had DaCapo
+        checkpoints (`checkpoints/iterations/`) when its entry was built, that folder changed;
+        saving it is best-effort. One stat per run is the whole cost of a warm leaderboard.
+        """
+        summary, present = self._summary(runs)
+        table = summary.key(key)
+        return [(name, table[name]) for name in present if name in table]
+
+    def _summary(self, runs: Iterable[str] | None) -> tuple[BestsSummary, list[str]]:
+        sigs = self._journal_sigs(runs)
+        summary = self._load_summary()
+        present = []
+        changed = False
+        for name, sig in sigs:
+            cached = summary.sigs.get(name)
+            if (
+                cached is not None
+                and cached[:3] == sig
+                and (cached[3] == NO_LEGACY or cached[3] == self._legacy_sig(name))
+            ):
+                present.append(name)
+                continue
+            try:
+                index = self.read_index(name)
+            except CorruptWeightsError as exc:
+                log.warning("leaderboard: skipping run %s: %s", name, exc)
+                continue
+            summary.set_run(name, (*sig, self._legacy_sig(name)), self.compute_bests(name, index))
+            present.append(name)
+            changed = True
+        if runs is None and len(present) != len(summary.sigs):
+            for name in set(summary.sigs) - set(present):
+                summary.drop_run(name)  # its journal is gone
+            changed = True
+        if changed:
+            self._save_summary(summary)
+        return summary, present
+
+    def _bests_file(self) -> Path:
+        return cache_file("run-bests", self.basedir, ".jsonl")
+
+    def _load_summary(self) -> BestsSummary:
+        file = self._bests_file()
+        try:
+            st = file.stat()
+        except OSError:
+            return BestsSummary()
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        with _cache_lock:
+            cached = _bests_cache.get(str(file))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            summary = BestsSummary.parse(file.read_bytes())
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError):
+            log.warning("%s is unreadable; rebuilding it", file)
+            summary = BestsSummary()
+        with _cache_lock:
+            _bests_cache[str(file)] = (key, summary)
+        return summary
+
+    def _save_summary(self, summary: BestsSummary) -> None:
+        # A cache validated on every read: racing savers are harmless, the last rename wins.
+        file = self._bests_file()
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(write_temp(file.parent, file.name, [summary.dumps()], fsync=False), file)
+            st = file.stat()
+        except OSError as exc:
+            log.debug("run bests not saved in %s: %s", file.parent, exc)
+            return
+        with _cache_lock:
+            _bests_cache[str(file)] = ((st.st_mtime_ns, st.st_size, st.st_ino), summary)
+
+
+_bests_cache: dict[str, tuple[tuple, BestsSummary]] = {}
 
 
 def _locked(path: Path) -> FileLock:

@@ -211,7 +211,8 @@ def test_weights_best_and_list_open_a_dacapo_run_in_place(tmp_path):
         app, ["--store", f"files:{source}", "weights", "best", run, "mito__dice", "--dataset", dataset]
     )
     assert best.exit_code == 0, best.output
-    assert best.output.strip() == "20"
+    # the iteration, its score, and whether it is DaCapo's hand-stored best (a pin)
+    assert best.output.strip().split("\t") == ["20", "mito__dice=0.805455", "pinned"]
     listed = runner.invoke(app, ["--store", f"files:{source}", "weights", "list", run])
     assert listed.exit_code == 0, listed.output
     assert [line.split("\t")[0] for line in listed.output.splitlines()[1:]] == ["5", "10", "15", "20"]

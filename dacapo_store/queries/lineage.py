@@ -1,0 +1,62 @@
+"""Lineage: the chain of starts behind a run, and the runs that start from it."""
+
+from __future__ import annotations
+
+import attrs
+
+from ..config_store.base import ConfigStore
+
+
+@attrs.frozen
+class LineageStep:
+    """A run in a lineage: reached by `criterion`, `depth` steps away, and whether it is stored here."""
+
+    run: str
+    criterion: str | None
+    depth: int
+    in_store: bool
+
+
+@attrs.frozen
+class Lineage:
+    """`ancestors`: the start, its start, ... (nearest first); `cycle`: the chain comes back to a run
+    already in it; `descendants`: runs starting from the run, depth first."""
+
+    run: str
+    ancestors: list[LineageStep]
+    cycle: bool
+    descendants: list[LineageStep]
+
+
+def lineage(store: ConfigStore, run: str) -> Lineage:
+    """The lineage of a stored run (ConfigNotFoundError if it is not stored)."""
+    store.get_document("runs", run)
+    stored = set(store.names("runs"))
+    ancestors: list[LineageStep] = []
+    seen, current, cycle = {run}, run, False
+    while current in stored:
+        start = store.get_document("runs", current).get("start_config")
+        if not isinstance(start, dict):
+            break
+        parent = start.get("run")
+        if not isinstance(parent, str):
+            break
+        ancestors.append(
+            LineageStep(parent, str(start.get("criterion")), len(ancestors) + 1, parent in stored)
+        )
+        if parent in seen:
+            cycle = True
+            break
+        seen.add(parent)
+        current = parent
+    descendants: list[LineageStep] = []
+
+    def walk(name: str, depth: int, visited: set[str]) -> None:
+        for child, criterion in store.starts_from(name):
+            if child not in visited:
+                visited.add(child)
+                descendants.append(LineageStep(child, criterion, depth, True))
+                walk(child, depth + 1, visited)
+
+    walk(run, 1, {run})
+    return Lineage(run, ancestors, cycle, descendants)
