@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import full_run, small_run
+from conftest import as_lists, full_run, small_run
 from test_cli import UNKNOWN, Registry, registry, shared_mongo, trained, write_yaml  # noqa: F401
 
 from dacapo_store import converter
@@ -167,7 +167,7 @@ def test_add_of_files_clashing_with_each_other_stores_nothing(registry, tmp_path
     before = snapshot(registry.store)
     result = registry.run("add", str(a), str(b), str(c))
     assert result.exit_code == 1
-    assert f"{c}: three: trainers/gunpowder differs from the one in {a}: one" in result.stderr
+    assert f"{c}: 'three': trainers/gunpowder differs from the one in {a}: 'one'" in result.stderr
     assert "nothing stored" in result.stderr
     assert snapshot(registry.store) == before
 
@@ -347,8 +347,9 @@ def test_check_finds_runs_sharing_a_name_in_mongodb(shared_mongo, tmp_path, monk
     monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
     store = MongoConfigStore(client=shared_mongo, db_name="cli")
     store.store_run_config(small_run("a"))
-    store.db["runs"].drop_index("name_unique")
-    store.db["runs"].insert_one(converter.unstructure(small_run("a", repetition=1)))
+    store.db["runs"].drop_index("name")  # our unique name index on runs
+    store.db["runs"].drop_index("name_rep")  # and DaCapo's on (name, repetition)
+    store.db["runs"].insert_one(converter.unstructure(small_run("a", num_iterations=7)))  # same repetition
     result = invoke("--store", "mongodb://localhost", "--db", "cli", "check", "--kinds", "runs", "--json")
     assert result.exit_code == 1
     assert ("a", "2 documents share this name") in [
@@ -520,11 +521,13 @@ def test_leaderboard_ranks_runs_and_filters_by_parts(trained):
 
 
 def registry_contents(configs, weights) -> dict:
-    """Configs with metadata, and per run: checkpoint entries, blob bytes, scores, pins."""
+    """Configs with metadata, and per run: checkpoint entries, blob bytes, scores, pins, training
+    stats. Tuples are compared as lists: MongoDB has none (a folder gets them back, as DaCapo
+    writes them)."""
     out: dict = {"configs": {}, "weights": {}}
     for kind in ("runs", "tasks", "architectures", "trainers", "datasplits", "datasets", "arrays"):
         for name, doc in configs.documents(kind):
-            out["configs"][(kind, name)] = (doc, configs.metadata(kind, name))
+            out["configs"][(kind, name)] = (as_lists(doc), configs.metadata(kind, name))
     for run in configs.names("runs"):
         index = weights.read_index(run)
         blobs = {
@@ -537,6 +540,7 @@ def registry_contents(configs, weights) -> dict:
             blobs,
             weights.retrieve_validation_scores(run),
             weights.pins(run),
+            weights.retrieve_training_stats(run),
         )
     return out
 
@@ -557,6 +561,7 @@ def test_copy_files_to_mongo_and_back_gives_the_same_registry(tmp_path, shared_m
         weights.store_validation_scores("pretrained", iteration, {"voi": voi, "f1_score": 1 - voi})
     weights.store_validation_scores("pretrained", 100, {"voi": 0.8}, dataset="test")
     weights.store_best("pretrained", 100, "test", "voi")
+    weights.store_training_stats("pretrained", {i: {"loss": 1.0 / i, "time": 0.1} for i in range(1, 201)})
     to_mongo = [
         "copy",
         "--from",
@@ -622,7 +627,7 @@ def test_a_damaged_checkpoint_is_not_copied_and_the_copy_exits_1(trained, tmp_pa
     damage(weights, 100)
     result = registry.run("export", str(tmp_path / "backup"))
     assert result.exit_code == 1
-    assert "failed in the weights of run pretrained: checkpoint 100" in result.stderr
+    assert "failed in the weights of run 'pretrained': checkpoint 100" in result.stderr
     assert LocalWeightsStore(tmp_path / "backup").iterations("pretrained") == [200, 300, 400]
 
 

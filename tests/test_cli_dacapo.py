@@ -60,7 +60,7 @@ def test_a_missing_name_is_quoted_in_the_message(files_pack):
 
 def test_a_slash_name_on_the_files_backend_says_why(files_pack):
     result = invoke("--store", f"files:{files_pack}", "show", "arrays", SLASHED)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # an invalid name is a usage error
     assert "holds '/'" in result.stderr
 
 
@@ -86,7 +86,7 @@ def test_check_of_dacapos_registry_passes_and_reports_the_shared_name(mongo_pack
     assert result.exit_code == 0, result.output
     assert "lab_inner_mito" in result.stdout
     assert "repetitions 0, 1" in result.stdout
-    assert "all 73 documents structure" in result.stdout
+    assert "all 73 documents check out" in result.stdout
 
 
 def test_check_reports_lenient_reads_with_their_field_path(files_pack):

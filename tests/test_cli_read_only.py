@@ -23,7 +23,7 @@ mongomock.gridfs.enable_gridfs_integration()
 def read_only_registry(monkeypatch, tmp_path):
     """A registry filled by a readWrite account; the CLI connects as a read-only one."""
     server = StrictMongoClient()
-    MongoConfigStore(client=server, db_name="reg").store_run_config(full_run("run"))
+    MongoConfigStore(client=server, db_name="reg").store_run_config(full_run("run", start_config=None))
     weights = GridFSWeightsStore(client=server, db_name="reg")
     weights.store_weights("run", 1, {"w": torch.ones(2)})
     weights.store_validation_scores("run", 1, {"voi": 0.5})

@@ -472,16 +472,16 @@ def _say_summary(report: TransferReport, verb: str, source, target, dst_weights)
             f"and {pins} pin(s) copied"
         )
     for kind, name, why in c.conflicts:
-        fail(f"conflict {kind}/{name}, target kept as it is: {why}")
+        fail(f"conflict {kind}/{name!r}, target kept as it is: {why}")
     for kind, name, why in c.failed:
-        fail(f"failed {kind}/{name}: {why}")
+        fail(f"failed {kind}/{name!r}: {why}")
     for r in report.runs:
         for why in r.conflicts:
-            fail(f"conflict in the weights of run {r.run}, target kept as it is: {why}")
+            fail(f"conflict in the weights of run {r.run!r}, target kept as it is: {why}")
         for why in r.failed:
-            fail(f"failed in the weights of run {r.run}: {why}")
+            fail(f"failed in the weights of run {r.run!r}: {why}")
         if r.legacy_skipped:
-            fail(f"run {r.run}: DaCapo's own checkpoints {r.legacy_skipped} were not copied")
+            fail(f"run {r.run!r}: DaCapo's own checkpoints {r.legacy_skipped} were not copied")
 
 
 configs_only_option = click.option(
@@ -609,9 +609,12 @@ def _document_problems(store, kind: str, advance) -> tuple[int, list[dict[str, A
     return checked, problems, notes
 
 
-def _run_problems(store, weights) -> list[dict[str, Any]]:
-    """Runs whose parts or start run are not stored, or that start by a criterion no score uses."""
+def _run_problems(store, weights) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(problems, notes) of the runs: parts or start run not stored, a start criterion no score
+    uses are problems; a start our `Start` can't apply (a COSEM model, a DaCapo criterion outside
+    our criterion rule) is a note."""
     problems: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     names = {kind: set(store.names(kind)) for kind in ("runs", *RUN_PARTS.values())}
     for name, doc in store.documents("runs"):
         if isinstance(doc, Exception):
@@ -627,6 +630,10 @@ def _run_problems(store, weights) -> list[dict[str, Any]]:
         start = doc.get("start_config")
         if not isinstance(start, Mapping):
             continue
+        if start.get(TYPE_KEY, "StartConfig") != "StartConfig":
+            # e.g. CosemStartConfig: its `run` names a published COSEM model, not a run here
+            notes.append({"kind": "runs", "name": name, "note": f"starts from a {start[TYPE_KEY]}"})
+            continue
         parent, criterion = start.get("run"), start.get("criterion")
         if parent not in names["runs"]:
             problem(f"it starts from run {parent!r}, which is not in this store")
@@ -635,16 +642,18 @@ def _run_problems(store, weights) -> list[dict[str, Any]]:
             continue
         try:
             check_criterion(criterion)
-            criteria = weights.criteria(parent)
         except (ValueError, TypeError) as exc:
-            problem(f"its start criterion is not valid: {exc}")
+            notes.append(
+                {"kind": "runs", "name": name, "note": f"its start criterion can't be applied here: {exc}"}
+            )
             continue
+        criteria = weights.criteria(parent)
         if criterion not in criteria:
             problem(
                 f"it starts from run {parent!r} by {criterion!r}, but no score of {parent!r} uses "
                 f"that criterion in {weights.where} (it has: {', '.join(criteria) or 'none'})"
             )
-    return problems
+    return problems, notes
 
 
 def weights_problems(weights, runs: list[str] | None, advance=lambda *_: None) -> tuple[int, list[dict]]:
@@ -694,7 +703,9 @@ def check(kinds: str | None, with_weights: bool, as_json: bool) -> None:
                 raise
             click.echo(f"warning: start criteria not checked: {exc}", err=True)
         if "runs" in chosen:
-            problems += _run_problems(store, weights)
+            found, noted = _run_problems(store, weights)
+            problems += found
+            notes += noted
     checkpoints = 0
     if with_weights and weights is not None:
         runs = weights.run_names()

@@ -313,9 +313,19 @@ class ConfigStore(ABC):
         return {**doc, META_KEY: meta} if meta else doc
 
     def metadata(self, kind: str, name: str, *, repetition: int | None = None) -> DocumentMetadata:
-        """Who stored the document and when (None for DaCapo's own), and its content hash."""
+        """Who stored the document and when (None for DaCapo's own), and its content hash.
+
+        The hash is the one recorded when it was stored. If the document changed since (a hand
+        edit, or DaCapo stored another one under the name), the record is not its author's
+        (`created_at`/`created_by` are None) but its hash still differs from the content's,
+        which is how `check` finds the change.
+        """
         doc = config_part(self._find_or_raise(kind, name, repetition))
-        return DocumentMetadata.of(doc, _current(self._get_meta(kind, name), doc))
+        recorded = self._get_meta(kind, name)
+        current = _current(recorded, doc)
+        if current is None and recorded and isinstance(recorded.get("content_hash"), str):
+            return DocumentMetadata(created_at=None, created_by=None, content_hash=recorded["content_hash"])
+        return DocumentMetadata.of(doc, current)
 
     def starts_from(self, run_name: str) -> list[tuple[str, str]]:
         """(run, criterion) of every stored run whose start_config names `run_name`."""

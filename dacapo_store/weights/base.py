@@ -398,10 +398,7 @@ class WeightsStore(ABC):
             self.remove(name, iteration)
         for blob in self.list_blobs(name):
             self._delete_quietly(name, blob)
-        delete_stats = getattr(self, "delete_training_stats", None)  # the training stats API (issue 10)
-        if delete_stats is not None:
-            with contextlib.suppress(LookupError):
-                delete_stats(name)
+        self.delete_training_stats(name)
         self.forget_run(name)
         log.info("deleted the weights and scores of run %s from %s", name, self.where)
         return removed

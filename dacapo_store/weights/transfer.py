@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import CorruptWeightsError, DacapoStoreError
+from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from .base import BlobNotFoundError, WeightsStore, run_name
 
 log = logging.getLogger(__name__)
@@ -151,28 +151,18 @@ def _copy_checkpoint(
 
 
 def _copy_training_stats(source: WeightsStore, target: WeightsStore, run: str, report: RunTransfer) -> None:
-    """Training stats through the stores' `retrieve_training_stats`/`store_training_stats` (CONTRACT.md).
-
-    The one place training stats are copied; stores without that API have none to copy.
-    """
-    retrieve = getattr(source, "retrieve_training_stats", None)
-    if retrieve is None or not hasattr(target, "store_training_stats"):
-        return
-    try:
-        stats = list(retrieve(run))
-    except (LookupError, DacapoStoreError):
-        return
+    """The run's training stats: iterations the target lacks are added, equal ones left alone;
+    other values at an iteration the target has are a conflict (nothing of them is written)."""
+    stats = source.retrieve_training_stats(run)
     if not stats:
         return
-    have = list(target.retrieve_training_stats(run))
-    if not have:
-        target.store_training_stats(run, stats)
-        report.training_stats = "copied"
-    elif have == stats:
-        report.training_stats = "unchanged"
-    else:
+    try:
+        added = target.store_training_stats(run, stats)
+    except TrainingStatsConflictError as exc:
         report.training_stats = "conflict"
-        report.conflicts.append("training stats: the target holds other ones")
+        report.conflicts.append(f"training stats: the target holds other ones ({exc})")
+        return
+    report.training_stats = "copied" if added else "unchanged"
 
 
 def _fingerprint(meta: dict[str, Any]) -> list[tuple[str, Any, Any]]:

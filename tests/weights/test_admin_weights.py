@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dacapo_store.errors import CriterionNotFoundError
-from dacapo_store.weights import LocalWeightsStore
+from dacapo_store.weights import LocalWeightsStore, TrainingIterationStats
 from dacapo_store.weights.gridfs import _field, _unfield
 from dacapo_store.weights.transfer import copy_run_weights
 
@@ -34,7 +34,7 @@ def test_verify_names_a_damaged_blob_and_best_then_skips_it(store):
     flip_a_byte(store, "run", store.metadata("run", 200)["blobs"]["model"]["name"])
     problems = store.verify("run")
     assert [(p.run, p.iteration) for p in problems] == [("run", 200)]
-    assert "sha256" in problems[0].problem
+    assert "checksum" in problems[0].problem
     assert store.retrieve_best("run", "voi") == 300
     assert store.best_choice("run", "voi").value == 0.5
 
@@ -190,7 +190,9 @@ def test_the_files_summary_serves_a_new_process_and_is_rebuilt_when_damaged(tmp_
     assert [(e.run, e.iteration) for e in first] == [("b", 200), ("a", 100)]
     local._bests_cache.clear()  # as in a new process
     assert store.leaderboard("voi") == first
-    (tmp_path / ".dacapo_store" / "run-bests.jsonl").write_text("not a summary")
+    summary = local.cache_file("run-bests", tmp_path, ".jsonl")  # the per-user cache
+    assert summary.is_file() and not (tmp_path / ".dacapo_store").exists()
+    summary.write_text("not a summary")
     local._bests_cache.clear()
     assert store.leaderboard("voi") == first
     store.remove("b", 200)
@@ -200,35 +202,20 @@ def test_the_files_summary_serves_a_new_process_and_is_rebuilt_when_damaged(tmp_
     ]
 
 
-class WithTrainingStats(LocalWeightsStore):
-    """Stands in for issue 10's training stats API (CONTRACT.md), which this branch lacks."""
-
-    def __init__(self, basedir) -> None:
-        super().__init__(basedir)
-        self.stats: dict[str, list] = {}
-
-    def store_training_stats(self, run, stats) -> None:
-        self.stats[run] = list(stats)
-
-    def retrieve_training_stats(self, run) -> list:
-        return list(self.stats.get(run, []))
-
-    def delete_training_stats(self, run) -> None:
-        self.stats.pop(run, None)
-
-
 def test_training_stats_go_with_a_copy_and_a_deleted_run(tmp_path):
-    source, target = WithTrainingStats(tmp_path / "a"), WithTrainingStats(tmp_path / "b")
+    source, target = LocalWeightsStore(tmp_path / "a"), LocalWeightsStore(tmp_path / "b")
     scored(source)
-    source.store_training_stats("run", [(1, 0.5, 0.1), (2, 0.4, 0.1)])
+    source.store_training_stats(
+        "run", [TrainingIterationStats(1, 0.5, 0.1), TrainingIterationStats(2, 0.4, 0.1)]
+    )
     assert copy_run_weights(source, target, "run").training_stats == "copied"
     assert target.retrieve_training_stats("run") == source.retrieve_training_stats("run")
     assert copy_run_weights(source, target, "run").training_stats == "unchanged"
-    target.store_training_stats("run", [(1, 0.9, 0.1)])
-    clash = copy_run_weights(source, target, "run")
-    assert (clash.training_stats, clash.conflicts) == (
-        "conflict",
-        ["training stats: the target holds other ones"],
-    )
+    other = LocalWeightsStore(tmp_path / "c")
+    other.store_training_stats("run", [TrainingIterationStats(1, 0.9, 0.1)])
+    clash = copy_run_weights(source, other, "run")
+    assert clash.training_stats == "conflict"
+    assert clash.conflicts[0].startswith("training stats: the target holds other ones")
+    assert [s.loss for s in other.retrieve_training_stats("run")] == [0.9]  # nothing of them written
     source.delete_run("run")
     assert source.retrieve_training_stats("run") == []
