@@ -1,6 +1,6 @@
 """The dacapo-store command line."""
 
-from . import commands, demo, weights  # noqa: F401 -- register the commands
+from . import commands, demo, serve, weights  # noqa: F401 -- register the commands
 from .app import app, main
 
 __all__ = ["app", "main"]

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import gridfs
@@ -118,14 +118,19 @@ class GridFSWeightsStore(WeightsStore):
 
     def read_index(self, run: str) -> RunIndex:
         """Checkpoints, scores and pins of the run, read from their collections as index events."""
-        events: list[dict[str, Any]] = []
+        return self.read_indexes([run]).get(run) or RunIndex()
+
+    def read_indexes(self, runs: Iterable[str] | None = None) -> dict[str, RunIndex]:
+        """Indexes of `runs` (None: every run with a document here), in one query per collection."""
+        query: dict[str, Any] = {} if runs is None else {"run_name": {"$in": list(runs)}}
+        events: dict[str, list[dict[str, Any]]] = {}
         with translate_errors(self.where):
-            for doc in self._index.find({"run_name": run}, projection={"_id": False}):
-                events.append(
+            for doc in self._index.find(query, projection={"_id": False}):
+                events.setdefault(doc.get("run_name"), []).append(
                     {"op": "checkpoint", "iteration": doc.get("iteration"), "meta": doc.get("meta")}
                 )
-            for doc in self._scores.find({"run_name": run}, projection={"_id": False}):
-                events.append(
+            for doc in self._scores.find(query, projection={"_id": False}):
+                events.setdefault(doc.get("run_name"), []).append(
                     {
                         "op": "scores",
                         "iteration": doc.get("iteration"),
@@ -134,8 +139,8 @@ class GridFSWeightsStore(WeightsStore):
                         "higher_is_better": doc.get("higher_is_better"),
                     }
                 )
-            for doc in self._pins.find({"run_name": run}, projection={"_id": False}):
-                events.append(
+            for doc in self._pins.find(query, projection={"_id": False}):
+                events.setdefault(doc.get("run_name"), []).append(
                     {
                         "op": "pin",
                         "dataset": doc.get("dataset"),
@@ -143,7 +148,35 @@ class GridFSWeightsStore(WeightsStore):
                         "iteration": doc.get("iteration"),
                     }
                 )
-        return RunIndex().with_events(events)
+        found = {run: RunIndex().with_events(evs) for run, evs in events.items() if isinstance(run, str)}
+        if runs is not None:
+            found = {run: found.get(run) or RunIndex() for run in runs}
+        return found
+
+    def changes_since(self, token: Any, runs: Collection[str]) -> tuple[Any, set[str] | None]:
+        """The token is (count, newest _id) per index collection; new documents name their runs.
+
+        A deletion (a count that fell) or a document changed in place without a new _id (a score
+        of an iteration and dataset already scored, updated with `$set`) is only seen by the count
+        and _id of other writes: callers recheck everything now and then.
+        """
+        collections = (self._index, self._scores, self._pins)
+        with translate_errors(self.where):
+            now = tuple(_count_and_newest(c) for c in collections)
+            if token is None or len(token) != len(now):
+                return now, None
+            changed: set[str] = set()
+            for collection, (count, newest), (old_count, old_newest) in zip(collections, now, token, strict=True):
+                if (count, newest) == (old_count, old_newest):
+                    continue
+                if count < old_count or old_newest is None:
+                    return now, None
+                added = collection.find({"_id": {"$gt": old_newest}}, projection={"run_name": True})
+                found = {d.get("run_name") for d in added}
+                if len(found) == 0 and count != old_count:
+                    return now, None
+                changed |= {r for r in found if isinstance(r, str)}
+        return now, changed
 
     def read_checkpoint(self, run: str, iteration: int) -> dict[str, Any] | None:
         """One checkpoint's entry, by a single indexed query."""
@@ -173,3 +206,8 @@ class GridFSWeightsStore(WeightsStore):
                     self._pins.replace_one(key, {**key, "iteration": event["iteration"]}, upsert=True)
                 else:
                     raise ValueError(f"unknown index event {op!r}")
+
+
+def _count_and_newest(collection: Any) -> tuple[int, Any]:
+    newest = collection.find_one({}, projection={"_id": True}, sort=[("_id", -1)])
+    return collection.estimated_document_count(), None if newest is None else newest["_id"]

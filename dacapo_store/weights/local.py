@@ -23,7 +23,7 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,29 @@ class LocalWeightsStore(WeightsStore):
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def read_indexes(self, runs: Iterable[str] | None = None) -> dict[str, RunIndex]:
+        """Indexes of `runs` (None: every folder under basedir with an index journal)."""
+        if runs is None:
+            try:
+                with os.scandir(self.basedir) as entries:
+                    runs = [e.name for e in entries if e.is_dir() and self._journal(e.name).is_file()]
+            except FileNotFoundError:
+                runs = []
+        return {run: self.read_index(run) for run in runs}
+
+    def changes_since(self, token: Any, runs: Collection[str]) -> tuple[Any, set[str] | None]:
+        """The token is each run's journal stat (inode, size, mtime): appends and replacements show."""
+        now: dict[str, tuple[int, int, int] | None] = {}
+        for run in runs:
+            try:
+                st = os.stat(self._journal(run))
+                now[run] = (st.st_ino, st.st_size, st.st_mtime_ns)
+            except (FileNotFoundError, NotADirectoryError):
+                now[run] = None
+        if token is None:
+            return now, None
+        return now, {run for run, sig in now.items() if token.get(run, False) != sig}
 
     @staticmethod
     def _create_journal(path: Path) -> None:
