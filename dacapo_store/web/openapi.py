@@ -226,6 +226,7 @@ def openapi_document() -> dict[str, Any]:
                     _param("sort", {"type": "string", "enum": list(SORT_KEYS)}, "Sort key."),
                     _param("order", {"type": "string", "enum": ["asc", "desc"]}, "Sort order."),
                 ],
+                ("400", "401", "404", "503"),
             ),
             "/api/v1/runs/{name}": _get(
                 "One run: config, checkpoints, curves, training loss, lineage",
@@ -239,9 +240,11 @@ def openapi_document() -> dict[str, Any]:
                 [
                     _param(
                         "runs",
-                        {"type": "string", "minLength": 1},
+                        {"type": "array", "items": _NAME, "minItems": 2, "maxItems": 20, "uniqueItems": True},
                         "Comma-separated run names (2 to 20).",
                         required=True,
+                        style="form",
+                        explode=False,
                     )
                 ],
                 ("400", "401", "404", "503"),
@@ -249,7 +252,8 @@ def openapi_document() -> dict[str, Any]:
             "/api/v1/leaderboard": _get(
                 "Runs by their best checkpoint for a criterion and dataset, best first",
                 _PAGE,
-                [p for p in _FILTERS],
+                _FILTERS,
+                ("400", "401", "404", "503"),
             ),
             "/api/v1/configs/{kind}": _get(
                 "The names of one kind's configs",

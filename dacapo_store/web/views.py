@@ -46,13 +46,13 @@ def _run_query(p: Params, registry: Registry, *, sort: str = "name", best_only: 
     dataset = p.name("dataset", "dataset name")
     known = registry.catalog.criteria()
     if criterion is not None and criterion not in known:
-        raise BadRequest(
+        raise NotFound(
             f"no run has scores for criterion {criterion!r}; known criteria: {', '.join(known) or 'none'}"
         )
     if dataset is not None:
         chosen = criterion or registry.catalog.default_criterion(None)
         if chosen is None or dataset not in known.get(chosen, []):
-            raise BadRequest(
+            raise NotFound(
                 f"no run has {chosen!r} scores on dataset {dataset!r}; "
                 f"it has them on: {', '.join(known.get(chosen or '', [])) or 'none'}"
             )

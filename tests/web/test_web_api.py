@@ -110,10 +110,11 @@ def test_paging_happens_on_the_server(client):
         ({"criterion": "loss", "dataset": "train"}, "no run has 'loss' scores on dataset 'train'"),
     ],
 )
-def test_bad_input_gets_a_400_with_a_message_and_changes_nothing(client, params, message):
+def test_bad_input_gets_a_4xx_with_a_message_and_changes_nothing(client, params, message):
     before = snapshot(client.stores)
     response = client.get("/api/v1/runs", params=params)
-    assert response.status_code == 400
+    # what the store lacks (a criterion, a dataset) is a 404; a malformed request a 400
+    assert response.status_code == (404 if "no run has" in message else 400)
     assert response.headers["content-type"] == "application/json"
     assert message in response.json()["error"]["message"]
     assert snapshot(client.stores) == before
@@ -253,7 +254,7 @@ def test_the_leaderboard_ranks_runs_with_a_best_by_the_criterion(client):
 
 
 def test_the_leaderboard_refuses_an_unknown_criterion_and_a_sort(client):
-    assert client.get("/api/v1/leaderboard", params={"criterion": "voi"}).status_code == 400
+    assert client.get("/api/v1/leaderboard", params={"criterion": "voi"}).status_code == 404
     assert client.get("/api/v1/leaderboard", params={"sort": "name"}).status_code == 400
 
 
