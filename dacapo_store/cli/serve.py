@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 
 import click
 
@@ -22,12 +23,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@command(
-    epilog="Example: dacapo-store --store files:dacapo-demo serve   "
-    "(then open http://127.0.0.1:8765/)"
-)
+@command(epilog="Example: dacapo-store --store files:dacapo-demo serve   (then open http://127.0.0.1:8765/)")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535), help="Port.")
+@click.option(
+    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one)."
+)
 @click.option(
     "--token",
     metavar="TOKEN",
@@ -49,8 +49,19 @@ def serve(host: str, port: int, token: str | None) -> None:
     configs = s.config_store()
     weights = s.weights_store()
     app = create_app(configs, weights, token=token)
-    shown = f"[{host}]" if ":" in host else host
-    say(f"dacapo-store dashboard for {configs.describe()} at http://{shown}:{port}/")
-    if token:
-        say("   a token is required: log in at /login or send 'Authorization: Bearer <token>'")
-    uvicorn.run(app, host=host, port=port, log_level="debug" if s.debug else "warning", access_log=s.debug)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="debug" if s.debug else "warning", access_log=s.debug
+    )
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:  # listening now: say where (the real port, also for --port 0)
+                bound = self.servers[0].sockets[0].getsockname()[1] if self.servers else port
+                shown = f"[{host}]" if ":" in host else host
+                say(f"dacapo-store dashboard for {configs.describe()} at http://{shown}:{bound}/")
+                if token:
+                    say("   a token is required: log in at /login or send 'Authorization: Bearer <token>'")
+                sys.stdout.flush()
+
+    Server(config).run()

@@ -65,7 +65,7 @@ class Guard:
         self.session = hmac.new(token.encode(), b"dacapo-store session", hashlib.sha256).hexdigest() if token else None
 
     def allowed(self, scope: dict) -> bool:
-        if self.token is None or scope["path"] in ("/login", "/static/app.css", "/static/favicon.svg"):
+        if self.token is None or scope["path"] in ("/login", "/static/app.css", "/static/favicon.svg", "/favicon.ico"):
             return True
         headers = dict(scope.get("headers") or [])
         auth = headers.get(b"authorization", b"").decode("latin-1")
@@ -206,6 +206,9 @@ def create_app(
             return _error_json(404, "plotly is not installed: charts are off")
         return FileResponse(path, media_type="text/javascript", headers={"cache-control": "max-age=86400"})
 
+    async def favicon(request: Request) -> Response:
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
+
     async def login(request: Request) -> Response:
         next_url = request.query_params.get("next", "/")
         if not next_url.startswith("/") or next_url.startswith("//"):
@@ -236,6 +239,7 @@ def create_app(
         Route("/api/v1", api_root),
         Route("/api/v1/", api_root),
         Route("/static/vendor/plotly.min.js", plotly),
+        Route("/favicon.ico", favicon),
         Route("/login", login, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
