@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 COOKIE = "dacapo_store_session"
+DASH = "\u2013"  # an en dash: "no value"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -62,14 +63,23 @@ class Guard:
         self.app = app
         self.token = token
         # The cookie holds a value derived from the token, never the token itself.
-        self.session = hmac.new(token.encode(), b"dacapo-store session", hashlib.sha256).hexdigest() if token else None
+        self.session = (
+            hmac.new(token.encode(), b"dacapo-store session", hashlib.sha256).hexdigest() if token else None
+        )
 
     def allowed(self, scope: dict) -> bool:
-        if self.token is None or scope["path"] in ("/login", "/static/app.css", "/static/favicon.svg", "/favicon.ico"):
+        if self.token is None or scope["path"] in (
+            "/login",
+            "/static/app.css",
+            "/static/favicon.svg",
+            "/favicon.ico",
+        ):
             return True
         headers = dict(scope.get("headers") or [])
         auth = headers.get(b"authorization", b"").decode("latin-1")
-        if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(), self.token.encode()):
+        if auth[:7].lower() == "bearer " and hmac.compare_digest(
+            auth[7:].strip().encode(), self.token.encode()
+        ):
             return True
         for part in headers.get(b"cookie", b"").decode("latin-1").split(";"):
             key, _, value = part.strip().partition("=")
@@ -92,10 +102,14 @@ class Guard:
             return
         request = Request(scope, receive)
         if request.method == "GET" and not scope["path"].startswith("/api/") and _wants_html(request):
-            target = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else "")
+            target = scope["path"] + (
+                f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else ""
+            )
             response: Response = RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
         else:
-            response = _error_json(401, "a token is needed: send 'Authorization: Bearer <token>' or log in at /login")
+            response = _error_json(
+                401, "a token is needed: send 'Authorization: Bearer <token>' or log in at /login"
+            )
             response.headers["www-authenticate"] = "Bearer"
         await response(scope, receive, send_with_headers)
 
@@ -145,7 +159,9 @@ def create_app(
     stale_after: timedelta | None = None,
 ) -> Any:
     """The read-only dashboard and JSON API over a config store and a weights store."""
-    catalog = RunCatalog(configs, weights, recheck=recheck, **({"stale_after": stale_after} if stale_after else {}))
+    catalog = RunCatalog(
+        configs, weights, recheck=recheck, **({"stale_after": stale_after} if stale_after else {})
+    )
     registry = views.Registry(configs, weights, catalog)
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -297,7 +313,7 @@ def _query(current: dict[str, Any] | None = None, **changes: Any) -> str:
 
 def _number(value: Any, digits: int = 4) -> str:
     if value is None:
-        return "–"
+        return DASH
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
@@ -305,14 +321,14 @@ def _number(value: Any, digits: int = 4) -> str:
 
 def _when(value: Any) -> str:
     if not value:
-        return "–"
+        return DASH
     text = value.isoformat() if isinstance(value, datetime) else str(value)
     return text[:19].replace("T", " ")
 
 
 def _size(value: Any) -> str:
     if value is None:
-        return "–"
+        return DASH
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"

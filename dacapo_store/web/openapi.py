@@ -42,11 +42,16 @@ _ERRORS = {
     "400": {"description": "Bad input", "content": {"application/json": {"schema": _ref("Error")}}},
     "401": {"description": "A token is needed", "content": {"application/json": {"schema": _ref("Error")}}},
     "404": {"description": "Not found", "content": {"application/json": {"schema": _ref("Error")}}},
-    "503": {"description": "The store can't be reached", "content": {"application/json": {"schema": _ref("Error")}}},
+    "503": {
+        "description": "The store can't be reached",
+        "content": {"application/json": {"schema": _ref("Error")}},
+    },
 }
 
 
-def _get(summary: str, schema: dict[str, Any], params: list[dict], errors: tuple[str, ...] = ("400", "401", "503")):
+def _get(
+    summary: str, schema: dict[str, Any], params: list[dict], errors: tuple[str, ...] = ("400", "401", "503")
+):
     responses = {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}}
     responses.update({code: _ERRORS[code] for code in errors})
     return {"get": {"summary": summary, "parameters": params, "responses": responses}}
@@ -97,7 +102,10 @@ _PAGE = {
         "criterion": _NULL_STR,
         "dataset": _NULL_STR,
         "rows": {"type": "array", "items": _ref("RunSummary")},
-        "criteria": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        "criteria": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
         "facets": {"type": "object"},
         "filters": {"type": "object"},
         "statuses": {"type": "array", "items": {"type": "string"}},
@@ -179,7 +187,10 @@ _COMPARE = {
             "items": {
                 "type": "object",
                 "required": ["criterion", "series"],
-                "properties": {"criterion": {"type": "string"}, "series": {"type": "array", "items": _ref("Series")}},
+                "properties": {
+                    "criterion": {"type": "string"},
+                    "series": {"type": "array", "items": _ref("Series")},
+                },
             },
         },
         "summaries": {"type": "array"},
@@ -272,7 +283,9 @@ def openapi_document() -> dict[str, Any]:
                     kind,
                     _param("name", {"type": "string", "maxLength": 200}, "Only names containing this."),
                     _param("offset", {"type": "integer", "minimum": 0, "maximum": 10**12}, "Names to skip."),
-                    _param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Names per page."),
+                    _param(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Names per page."
+                    ),
                 ],
                 ("400", "401", "404", "503"),
             ),

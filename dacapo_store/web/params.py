@@ -24,9 +24,8 @@ class Params:
     def __init__(self, query: QueryParams, allowed: Collection[str]) -> None:
         unknown = sorted(set(query.keys()) - set(allowed))
         if unknown:
-            raise BadRequest(
-                f"unknown query parameter {unknown[0]!r}; this page takes: {', '.join(sorted(allowed)) or 'none'}"
-            )
+            takes = ", ".join(sorted(allowed)) or "none"
+            raise BadRequest(f"unknown query parameter {unknown[0]!r}; this page takes: {takes}")
         self.query = query
 
     def _values(self, key: str) -> list[str]:

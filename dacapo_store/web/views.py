@@ -85,7 +85,9 @@ def _filters_data(registry: Registry, q: RunQuery) -> dict[str, Any]:
             "sort": q.sort,
             "order": "desc" if q.descending else "asc",
         },
-        "facets": {f: [{"value": v, "runs": n} for v, n in values] for f, values in registry.catalog.facets().items()},
+        "facets": {
+            f: [{"value": v, "runs": n} for v, n in values] for f, values in registry.catalog.facets().items()
+        },
         "criteria": registry.catalog.criteria(),
         "statuses": list(STATUSES),
         "sort_keys": list(SORT_KEYS),
@@ -101,7 +103,9 @@ def runs(request: Request, registry: Registry) -> dict[str, Any]:
 
 def leaderboard(request: Request, registry: Registry) -> dict[str, Any]:
     """Runs with a best checkpoint by the criterion, best first, with the runs table's filters."""
-    p = Params(request.query_params, (*PART_FILTERS, "name", "status", "criterion", "dataset", "offset", "limit"))
+    p = Params(
+        request.query_params, (*PART_FILTERS, "name", "status", "criterion", "dataset", "offset", "limit")
+    )
     q = _run_query(p, registry, sort="best", best_only=True)
     page = registry.catalog.query(q)
     for rank, row in enumerate(page["rows"], start=q.offset + 1):

@@ -166,7 +166,9 @@ class GridFSWeightsStore(WeightsStore):
             if token is None or len(token) != len(now):
                 return now, None
             changed: set[str] = set()
-            for collection, (count, newest), (old_count, old_newest) in zip(collections, now, token, strict=True):
+            for collection, (count, newest), (old_count, old_newest) in zip(
+                collections, now, token, strict=True
+            ):
                 if (count, newest) == (old_count, old_newest):
                     continue
                 if count < old_count or old_newest is None:

@@ -19,9 +19,24 @@ NOW = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
 
 def summary(**changes) -> RunSummary:
     fields = dict(
-        name="r", task="t", architecture="a", trainer="tr", datasplit="d", repetition=0, num_iterations=1000,
-        start_run=None, start_criterion=None, created_by=None, created_at=None, iterations_trained=0,
-        latest_checkpoint=None, checkpoints=0, has_stats=False, updated_at=None, criteria=(), datasets=(),
+        name="r",
+        task="t",
+        architecture="a",
+        trainer="tr",
+        datasplit="d",
+        repetition=0,
+        num_iterations=1000,
+        start_run=None,
+        start_criterion=None,
+        created_by=None,
+        created_at=None,
+        iterations_trained=0,
+        latest_checkpoint=None,
+        checkpoints=0,
+        has_stats=False,
+        updated_at=None,
+        criteria=(),
+        datasets=(),
     )
     return RunSummary(**{**fields, **changes})
 
@@ -30,11 +45,20 @@ def summary(**changes) -> RunSummary:
     ("changes", "status"),
     [
         ({}, "new"),
-        ({"latest_checkpoint": 100, "iterations_trained": 100, "updated_at": NOW - timedelta(minutes=5)}, "training"),
-        ({"latest_checkpoint": 100, "iterations_trained": 100, "updated_at": NOW - timedelta(hours=2)}, "stalled"),
+        (
+            {"latest_checkpoint": 100, "iterations_trained": 100, "updated_at": NOW - timedelta(minutes=5)},
+            "training",
+        ),
+        (
+            {"latest_checkpoint": 100, "iterations_trained": 100, "updated_at": NOW - timedelta(hours=2)},
+            "stalled",
+        ),
         ({"has_stats": True, "iterations_trained": 50}, "stalled"),
         ({"latest_checkpoint": 1000, "iterations_trained": 1000, "updated_at": NOW}, "finished"),
-        ({"criteria": ("voi",), "iterations_trained": 1200, "updated_at": NOW - timedelta(days=9)}, "finished"),
+        (
+            {"criteria": ("voi",), "iterations_trained": 1200, "updated_at": NOW - timedelta(days=9)},
+            "finished",
+        ),
     ],
 )
 def test_status_is_derived_from_what_is_stored(changes, status):

@@ -249,7 +249,9 @@ def test_the_leaderboard_ranks_runs_with_a_best_by_the_criterion(client):
     assert [(r["rank"], r["name"]) for r in data["rows"]] == [(1, "blobs_third"), (2, BASE)]
     data = client.get("/api/v1/leaderboard", params={"criterion": "f1_score"}).json()
     assert [r["name"] for r in data["rows"]] == [BASE, "blobs_third"]
-    narrowed = client.get("/api/v1/leaderboard", params={"criterion": "f1_score", "architecture": "tiny_cnn_3"})
+    narrowed = client.get(
+        "/api/v1/leaderboard", params={"criterion": "f1_score", "architecture": "tiny_cnn_3"}
+    )
     assert [r["name"] for r in narrowed.json()["rows"]] == ["blobs_third"]
 
 

@@ -55,8 +55,19 @@ def browser_ready():
 def start_server(store: str, *extra: str) -> tuple[subprocess.Popen, str]:
     """`dacapo-store serve --port 0`; returns once it prints the URL it listens on."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from dacapo_store.cli import main; main()", "--store", store, "serve",
-         "--host", "127.0.0.1", "--port", "0", *extra],
+        [
+            sys.executable,
+            "-c",
+            "from dacapo_store.cli import main; main()",
+            "--store",
+            store,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -105,7 +116,10 @@ def page(chromium):
     """A tab whose console errors (CSP violations included) and page errors fail the test."""
     tab = chromium.new_page()
     errors: list[str] = []
-    tab.on("console", lambda m: errors.append(f"console: {m.text} {m.location.get('url')}") if m.type == "error" else None)
+    tab.on(
+        "console",
+        lambda m: errors.append(f"console: {m.text} {m.location.get('url')}") if m.type == "error" else None,
+    )
     tab.on("pageerror", lambda e: errors.append(f"page error: {e}"))
     yield tab
     tab.close()
@@ -176,8 +190,14 @@ def test_compare_shows_the_fields_that_differ(page, server):
 
 
 def test_every_page_loads_without_a_console_error(page, server):
-    for path in ("/leaderboard", "/configs/tasks", "/configs/tasks/blobs_fg", f"/runs/{FINETUNE}",
-                 "/api/v1/runs", "/login"):
+    for path in (
+        "/leaderboard",
+        "/configs/tasks",
+        "/configs/tasks/blobs_fg",
+        f"/runs/{FINETUNE}",
+        "/api/v1/runs",
+        "/login",
+    ):
         page.goto(server + path)
     page.goto(server + f"/runs/{BASE}")
     page.wait_for_selector("#scores-chart[data-ready=true]")

@@ -73,8 +73,16 @@ def test_serve_refuses_a_non_loopback_address_without_a_token(monkeypatch, demo_
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
-     ("10.0.0.5", False), ("::", False), ("example.org", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("10.0.0.5", False),
+        ("::", False),
+        ("example.org", False),
+    ],
 )
 def test_loopback_addresses(host, loopback):
     assert is_loopback(host) is loopback
@@ -89,8 +97,16 @@ def test_a_mongodb_password_never_appears_in_a_page_a_header_or_a_log(monkeypatc
     caplog.set_level("DEBUG")
     with TestClient(create_app(configs, weights, recheck=0)) as c:
         seen = []
-        for path in ("/", "/healthz", "/api/v1/runs", "/runs/nope", "/api/v1/runs/nope", "/leaderboard",
-                     "/configs/tasks", "/api/v1/compare?runs=a,b"):
+        for path in (
+            "/",
+            "/healthz",
+            "/api/v1/runs",
+            "/runs/nope",
+            "/api/v1/runs/nope",
+            "/leaderboard",
+            "/configs/tasks",
+            "/api/v1/compare?runs=a,b",
+        ):
             response = c.get(path)
             seen += [response.text, str(response.headers)]
         assert "db.example" in "".join(seen)  # the store is named ...
