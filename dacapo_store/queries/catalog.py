@@ -9,6 +9,7 @@ then only the new documents. Filtering, sorting and paging happen here, on the s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -105,13 +106,17 @@ class _Prefetched(WeightsStore):
     def __init__(self, store: WeightsStore, indexes: Mapping[str, RunIndex]) -> None:
         self._store = store
         self._indexes = indexes  # a run not in it has no index: read_index gives an empty one
+        self._legacy: dict[str, list[int]] = {}
         self.where = store.where
 
     def read_index(self, run: str) -> RunIndex:
         return self._indexes.get(run) or RunIndex()
 
     def legacy_iterations(self, run: str) -> list[int]:
-        return self._store.legacy_iterations(run)
+        found = self._legacy.get(run)
+        if found is None:
+            found = self._legacy[run] = self._store.legacy_iterations(run)
+        return found
 
     def _read_only(self, *args: Any) -> Any:
         raise TypeError("the dashboard's view of the weights store is read-only")
@@ -126,9 +131,23 @@ class _FileRuns:
         self.store = store
         self.folder = store.path / "runs"
         self.sigs: dict[str, tuple[int, int, int]] = {}
+        self.folder_sig: tuple[int, int] | None = None
 
     def poll(self, full: bool) -> tuple[set[str], dict[str, dict | None]]:
-        """(every run name, name -> raw document of each new or changed run)."""
+        """(every run name, name -> raw document of each new or changed run).
+
+        Run files are created by a link or rename and removed by an unlink, never rewritten in
+        place, so an unchanged folder mtime means no run came or went: one stat, not one per run.
+        A full poll (now and then) looks at every file anyway.
+        """
+        try:
+            st = os.stat(self.folder)
+            folder_sig = (st.st_mtime_ns, st.st_ino)
+        except FileNotFoundError:
+            folder_sig = None
+        if not full and folder_sig is not None and folder_sig == self.folder_sig:
+            return set(self.sigs), {}
+        self.folder_sig = folder_sig
         current: dict[str, tuple[int, int, int]] = {}
         try:
             with os.scandir(self.folder) as entries:
@@ -210,12 +229,14 @@ class RunCatalog:
         weights: WeightsStore,
         *,
         recheck: float = 1.0,
+        budget: float = 0.05,
         full_every: float = 600.0,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
     ) -> None:
         self.configs = configs
         self.weights = weights
         self.recheck = recheck
+        self.budget = budget
         self.full_every = full_every
         self.stale_after = stale_after
         if isinstance(configs, FileConfigStore):
@@ -228,6 +249,9 @@ class RunCatalog:
         self._config_fields: dict[str, dict] = {}
         self._weights_token: Any = None
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._cost = 0.0  # seconds the last incremental check took
         self._checked = -float("inf")
         self._full_at = -float("inf")
         self.version = 0
@@ -236,47 +260,77 @@ class RunCatalog:
     # -------------------------------------------------------------- keeping up with the stores
 
     def refresh(self, force: bool = False) -> None:
-        """Bring the summaries up to date with the stores (at most every `recheck` seconds)."""
-        with self._lock:
-            now = time.monotonic()
-            if not force and now - self._checked < self.recheck:
-                return
-            full = force or now - self._full_at >= self.full_every
-            names, docs = self._runs.poll(full)
-            changed = set(docs)
-            for name in docs:
-                raw = docs[name]
-                doc = config_part(raw) if isinstance(raw, Mapping) else None
-                meta = run_metadata(self.configs, name, raw) if raw is not None else None
-                self._config_fields[name] = config_fields(name, doc, meta)
-            for name in set(self._config_fields) - names:
-                del self._config_fields[name]
-                changed.add(name)
-            token, moved = self.weights.changes_since(None if full else self._weights_token, names)
-            self._weights_token = token
-            if moved is None:
-                changed |= names
-                indexes = self.weights.read_indexes(None)
-            else:
-                changed |= moved & names
-                wanted = sorted(changed & names)
-                indexes = self.weights.read_indexes(wanted) if wanted else {}
-            view = _Prefetched(self.weights, indexes)
-            for name in changed:
-                if name not in names:
-                    self._entries.pop(name, None)
-                else:
-                    self._entries[name] = self._entry(name, indexes.get(name) or RunIndex(), view)
-            if changed:
-                self.version += 1
-                self._views.clear()
-            self._checked = time.monotonic()
+        """Bring the summaries up to date with the stores (at most every `recheck` seconds).
+
+        While asking the stores costs less than `budget` seconds the request waits for the
+        answer, so a change shows on the next load. On a registry where it costs more (stat'ing
+        100,000 journals) the check runs in a background thread and requests are answered from
+        the summaries at hand: a change shows within a check's time plus `recheck`.
+        """
+        if not force and time.monotonic() - self._checked < self.recheck:
+            return
+        if not force and self._cost > self.budget:
+            with self._lock:
+                if self._worker is None or not self._worker.is_alive():
+                    self._worker = threading.Thread(target=self._refresh_now, name="run-catalog", daemon=True)
+                    self._worker.start()
+            return
+        self._refresh_now(force)
+
+    def _refresh_now(self, force: bool = False) -> None:
+        with self._refresh_lock:
+            if not force and time.monotonic() - self._checked < self.recheck:
+                return  # another thread just did it
+            started = time.monotonic()
+            full = force or started - self._full_at >= self.full_every
+            try:
+                self._refresh(full)
+            finally:
+                self._checked = time.monotonic()
             if full:
                 self._full_at = self._checked
-            log.debug("catalog: %d runs, %d changed", len(self._entries), len(changed))
+            else:
+                self._cost = self._checked - started
+
+    def _refresh(self, full: bool) -> None:
+        names, docs = self._runs.poll(full)
+        changed = set(docs)
+        config_fields_ = dict(self._config_fields)
+        for name in docs:
+            raw = docs[name]
+            doc = config_part(raw) if isinstance(raw, Mapping) else None
+            meta = run_metadata(self.configs, name, raw) if raw is not None else None
+            config_fields_[name] = config_fields(name, doc, meta)
+        for name in set(config_fields_) - names:
+            del config_fields_[name]
+            changed.add(name)
+        token, moved = self.weights.changes_since(None if full else self._weights_token, names)
+        if moved is None:
+            changed |= names
+            indexes = self.weights.read_indexes(None)
+        else:
+            changed |= moved & names
+            wanted = sorted(changed & names)
+            indexes = self.weights.read_indexes(wanted) if wanted else {}
+        self._config_fields = config_fields_
+        self._weights_token = token
+        if not changed:
+            return
+        view = _Prefetched(self.weights, indexes)
+        entries = dict(self._entries)
+        for name in changed:
+            if name not in names:
+                entries.pop(name, None)
+            else:
+                entries[name] = self._entry(name, indexes.get(name) or RunIndex(), view)
+        # readers keep the dict they took; the new one replaces it whole
+        self._entries = entries
+        self._views = OrderedDict()
+        self.version += 1
+        log.debug("catalog: %d runs, %d changed", len(entries), len(changed))
 
     def _entry(self, name: str, index: RunIndex, view: _Prefetched) -> _Entry:
-        legacy = self.weights.legacy_iterations(name)
+        legacy = view.legacy_iterations(name)
         stats = training_stats(self.weights, name)
         summary = RunSummary(**self._config_fields[name], **weights_fields(index, legacy, stats))
         bests: dict[tuple[str, str | None], Best] = {}
@@ -300,6 +354,24 @@ class RunCatalog:
         entry = self._entries.get(name)
         return entry.summary if entry else None
 
+    def starts_from(self, name: str) -> list[tuple[str, str]]:
+        """(run, criterion) of every run whose start_config names `name` (from memory)."""
+        self.refresh()
+        children = self._cached(("children",), self._children)
+        return children.get(name, [])
+
+    def _children(self) -> dict[str, list[tuple[str, str]]]:
+        out: dict[str, list[tuple[str, str]]] = {}
+        for entry in self._entries.values():
+            s = entry.summary
+            if s.start_run is not None:
+                out.setdefault(s.start_run, []).append((s.name, str(s.start_criterion)))
+        return {k: sorted(v) for k, v in out.items()}
+
+    def stored(self) -> frozenset[str]:
+        """The names of every run (from memory)."""
+        return self._cached(("stored",), lambda: frozenset(self._entries))
+
     def best(self, name: str, criterion: str, dataset: str | None = None) -> Best | None:
         entry = self._entries.get(name)
         return entry.bests.get((criterion, dataset)) if entry else None
@@ -310,7 +382,7 @@ class RunCatalog:
 
     def _criteria(self) -> dict[str, list[str]]:
         found: dict[str, set[str]] = {}
-        for entry in self._entries.values():
+        for entry in list(self._entries.values()):
             for criterion, dataset in entry.bests:
                 found.setdefault(criterion, set())
                 if dataset is not None:
@@ -332,13 +404,14 @@ class RunCatalog:
 
     def _cached(self, key: Any, compute: Any) -> Any:
         self.refresh()
-        full_key = (self.version, *key)
-        found = self._views.get(full_key)
+        views, full_key = self._views, (self.version, *key)
+        found = views.get(full_key)
         if found is None:
             found = compute()
-            self._views[full_key] = found
-            while len(self._views) > 64:
-                self._views.popitem(last=False)
+            views[full_key] = found
+            while len(views) > 64:
+                with contextlib.suppress(KeyError):
+                    views.popitem(last=False)
         return found
 
     def default_criterion(self, criterion: str | None) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -137,12 +137,22 @@ def training_stats(weights: WeightsStore, run: str) -> list[TrainingPoint]:
     return out
 
 
-def run_lineage(configs: Any, weights: WeightsStore, run: str) -> dict[str, Any]:
+def run_lineage(
+    configs: Any,
+    weights: WeightsStore,
+    run: str,
+    *,
+    stored: Collection[str] | None = None,
+    starts_from: Callable[[str], list[tuple[str, str]]] | None = None,
+) -> dict[str, Any]:
     """The chain of starts behind `run` (with the iteration each start takes) and the runs started from it.
 
+    `stored` (the run names) and `starts_from` default to asking the config store; the dashboard
+    passes its catalog's, which answer from memory.
     ADAPTER: `dacapo_store.queries.lineage` (the admin issue) answers the same for the CLI; swap it in.
     """
-    stored = set(configs.names("runs"))
+    stored = set(configs.names("runs")) if stored is None else stored
+    starts_from = starts_from or configs.starts_from
     up: list[dict[str, Any]] = []
     seen = {run}
     current = run
@@ -166,7 +176,7 @@ def run_lineage(configs: Any, weights: WeightsStore, run: str) -> dict[str, Any]
         current = parent
 
     def down(name: str, depth: int, visited: set[str]) -> Iterator[dict[str, Any]]:
-        for child, criterion in configs.starts_from(name):
+        for child, criterion in starts_from(name):
             if child in visited:
                 continue
             visited.add(child)
@@ -320,8 +330,13 @@ def curves(weights: WeightsStore, run: str, index: RunIndex) -> list[dict[str, A
     return out
 
 
-def run_detail(configs: Any, weights: WeightsStore, name: str, summary: RunSummary | None) -> dict:
-    """Everything the run page shows: document, metadata, checkpoints, curves, loss, lineage."""
+def run_detail(
+    configs: Any, weights: WeightsStore, name: str, summary: RunSummary | None, **lineage: Any
+) -> dict:
+    """Everything the run page shows: document, metadata, checkpoints, curves, loss, lineage.
+
+    `lineage` is passed on to `run_lineage` (stored=, starts_from=).
+    """
     doc = configs.get_document("runs", name)
     index = weights.read_index(name)
     stats = training_stats(weights, name)
@@ -341,7 +356,7 @@ def run_detail(configs: Any, weights: WeightsStore, name: str, summary: RunSumma
             "iterations": [p.iteration for p in stats],
             "loss": [_finite(p.loss) for p in stats],
         },
-        "lineage": run_lineage(configs, weights, name),
+        "lineage": run_lineage(configs, weights, name, **lineage),
     }
 
 

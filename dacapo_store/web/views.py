@@ -127,7 +127,15 @@ def run(request: Request, registry: Registry) -> dict[str, Any]:
     name = _run_name(request)
     summary = registry.catalog.summary(name)
     try:
-        detail = run_detail(registry.configs, registry.weights, name, summary)
+        catalog = registry.catalog
+        detail = run_detail(
+            registry.configs,
+            registry.weights,
+            name,
+            summary,
+            stored=catalog.stored(),
+            starts_from=catalog.starts_from,
+        )
     except ConfigNotFoundError as exc:
         raise NotFound(str(exc)) from None
     detail["summary"] = summary.as_json(stale_after=registry.catalog.stale_after) if summary else None

@@ -149,3 +149,14 @@ def test_read_indexes_reads_many_runs_at_once(stores):
     assert sorted(indexes[BASE].checkpoints) == [100, 200, 300, 400, 500]
     assert indexes[FINETUNE].scores == {}
     assert set(stores.weights.read_indexes(None)) >= {BASE}
+
+
+def test_when_checking_is_expensive_it_runs_in_the_background_and_requests_do_not_wait(stores):
+    cat = RunCatalog(stores.configs, stores.weights, recheck=0, budget=0.0)
+    cat.names()
+    cat.names()  # an incremental check, timed: above the zero budget
+    run = stores.configs.retrieve_run_config(FINETUNE)
+    stores.configs.store_run_config(attrs.evolve(run, name="third"))
+    cat.refresh()  # starts the check in a thread and returns with the summaries at hand
+    cat._worker.join(timeout=60)
+    assert "third" in cat.stored()
