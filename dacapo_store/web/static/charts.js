@@ -18,6 +18,7 @@ const layout = (yTitle) => ({
   xaxis: { title: { text: "iteration" }, zeroline: false },
   yaxis: { title: { text: yTitle }, zeroline: false },
   hovermode: "closest",
+  showlegend: true,
   legend: { orientation: "h", y: -0.2 },
 });
 const config = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud"] };
