@@ -264,12 +264,15 @@ class RunCatalog:
 
         While asking the stores costs less than `budget` seconds the request waits for the
         answer, so a change shows on the next load. On a registry where it costs more (stat'ing
-        100,000 journals) the check runs in a background thread and requests are answered from
-        the summaries at hand: a change shows within a check's time plus `recheck`.
+        100,000 journals) the check runs in a background thread, at most every five times its
+        cost, and requests are answered from the summaries at hand.
         """
-        if not force and time.monotonic() - self._checked < self.recheck:
+        since = time.monotonic() - self._checked
+        if not force and since < self.recheck:
             return
         if not force and self._cost > self.budget:
+            if since < 5 * self._cost:
+                return  # the check thread gets at most a sixth of the time
             with self._lock:
                 if self._worker is None or not self._worker.is_alive():
                     self._worker = threading.Thread(target=self._refresh_now, name="run-catalog", daemon=True)
