@@ -49,7 +49,7 @@ def main() -> None:
             shots = [
                 ("dashboard-runs.png", "", None),
                 ("dashboard-run.png", "runs/blobs_baseline", "#scores-chart[data-ready=true]"),
-                ("dashboard-compare.png", "compare?runs=blobs_baseline,blobs_finetune", ".chart[data-ready=true]"),
+                ("dashboard-compare.png", "compare?runs=blobs_baseline,blobs_finetune", ".chart[data-ready]"),
             ]
             for name, path, ready in shots:
                 page.goto(url + path)
