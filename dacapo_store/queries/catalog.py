@@ -310,7 +310,10 @@ class RunCatalog:
         token, moved = self.weights.changes_since(None if full else self._weights_token, names)
         if moved is None:
             changed |= names
-            indexes = self.weights.read_indexes(None)
+            try:
+                indexes = self.weights.read_indexes(None)
+            except NotImplementedError:  # a backend that can't list its runs
+                indexes = self.weights.read_indexes(sorted(names))
         else:
             changed |= moved & names
             wanted = sorted(changed & names)
