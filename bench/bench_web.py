@@ -163,7 +163,9 @@ def generate_mongomock(n: int, iterations: int):
     for kind, kind_docs in parts.items():
         for doc in kind_docs:
             configs.put_document(kind, doc)
+    configs.db["runs"].drop_indexes()  # see below: mongomock's unique checks are a scan per insert
     configs.db["runs"].insert_many([{**doc, META_KEY: new_metadata(doc)} for doc in docs])
+    configs = MongoConfigStore(client=server, db_name="bench")  # its indexes again
     index, scores = [], []
     for i, doc in enumerate(docs):
         big = doc["name"] == BIG
@@ -180,8 +182,12 @@ def generate_mongomock(n: int, iterations: int):
                         "higher_is_better": event["higher_is_better"],
                     }
                 )
-    weights._index.insert_many(index)
-    weights._scores.insert_many(scores)
+    # mongomock checks a unique index by scanning the collection on every insert: build the
+    # indexes again after the bulk insert (a real server keeps them as it goes)
+    for collection, documents in ((weights._index, index), (weights._scores, scores)):
+        collection.drop_indexes()
+        collection.insert_many(documents)
+    GridFSWeightsStore(client=server, db_name="bench")  # creates its indexes again
     print(f"  generated in {time.perf_counter() - start:.0f} s", flush=True)
     return configs, weights
 
