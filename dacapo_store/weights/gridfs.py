@@ -154,20 +154,31 @@ class GridFSWeightsStore(WeightsStore):
         return found
 
     def changes_since(self, token: Any, runs: Collection[str]) -> tuple[Any, set[str] | None]:
-        """The token is (count, newest _id) per index collection; new documents name their runs.
+        """Checkpoints and scores by (count, newest _id): new documents name their runs; pins whole.
 
-        A deletion (a count that fell) or a document changed in place without a new _id (a score
-        of an iteration and dataset already scored, updated with `$set`) is only seen by the count
-        and _id of other writes: callers recheck everything now and then.
+        Pins are few, so they are read whole and compared (a pin moved in place shows). A checkpoint
+        replaced in place, or a score of an already scored iteration and dataset updated with
+        `$set`, keeps its _id: callers read everything again now and then to see those.
         """
-        collections = (self._index, self._scores, self._pins)
+        collections = (self._index, self._scores)
         with translate_errors(self.where):
-            now = tuple(_count_and_newest(c) for c in collections)
-            if token is None or len(token) != len(now):
+            counts = tuple(_count_and_newest(c) for c in collections)
+            pins: dict[str, tuple] = {}
+            for doc in self._pins.find({}, projection={"_id": False}):
+                run = doc.get("run_name")
+                if isinstance(run, str):
+                    pins[run] = (
+                        *pins.get(run, ()),
+                        (doc.get("dataset"), doc.get("criterion"), doc.get("iteration")),
+                    )
+            pins = {run: tuple(sorted(p, key=repr)) for run, p in pins.items()}
+            now = (counts, pins)
+            if not isinstance(token, tuple) or len(token) != 2 or len(token[0]) != len(counts):
                 return now, None
-            changed: set[str] = set()
+            old_counts, old_pins = token
+            changed = {run for run in set(pins) | set(old_pins) if pins.get(run) != old_pins.get(run)}
             for collection, (count, newest), (old_count, old_newest) in zip(
-                collections, now, token, strict=True
+                collections, counts, old_counts, strict=True
             ):
                 if (count, newest) == (old_count, old_newest):
                     continue

@@ -160,3 +160,12 @@ def test_when_checking_is_expensive_it_runs_in_the_background_and_requests_do_no
     cat.refresh()  # starts the check in a thread and returns with the summaries at hand
     cat._worker.join(timeout=60)
     assert "third" in cat.stored()
+
+
+def test_the_catalog_sees_a_pin_moved_to_another_iteration(catalog):
+    cat, stores = catalog
+    stores.weights.store_best(BASE, 100, None, "loss")
+    assert cat.summary(BASE) and cat.best(BASE, "loss").iteration == 100
+    stores.weights.store_best(BASE, 300, None, "loss")
+    cat.refresh()
+    assert cat.best(BASE, "loss").iteration == 300
