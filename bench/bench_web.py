@@ -243,7 +243,7 @@ def measure(label: str, configs, weights, repeat: int, targets: dict[str, float]
             rows.append((label, what, p50, p95, p50 / base_p50, target, verdict))
             print(
                 f"{what:32s} p50 {p50 * 1e3:8.1f} ms  p95 {p95 * 1e3:8.1f} ms  "
-                f"{p50 / base_p50:7.1f}x names  target {target * 1e3:.0f} ms: {verdict}",
+                f"{p50 / base_p50:7.3g}x names  target {target * 1e3:.0f} ms: {verdict}",
                 flush=True,
             )
         # the cost of asking the stores what changed (done at most once a second per server)

@@ -454,7 +454,8 @@ class RunCatalog:
     def _ordered(self, q: RunQuery, criterion: str | None, now: datetime) -> list[_Entry]:
         needle = q.name.casefold() if q.name else None
         chosen = []
-        for entry in self._entries.values():
+        by_name = self._cached(("by_name",), lambda: sorted(self._entries.values(), key=_name_of))
+        for entry in by_name:
             s = entry.summary
             if any(values and getattr(s, f) not in values for f, values in self._parts(q)):
                 continue
@@ -465,7 +466,6 @@ class RunCatalog:
             if q.with_best_only and (criterion is None or (criterion, q.dataset) not in entry.bests):
                 continue
             chosen.append(entry)
-        chosen.sort(key=lambda e: e.summary.name)
         if q.sort == "name":
             if q.descending:
                 chosen.reverse()
@@ -504,3 +504,7 @@ class RunCatalog:
             ranked.append((-best.value if higher else best.value, e))
         ranked.sort(key=lambda pair: pair[0], reverse=worst_first)
         return [e for _, e in ranked] + rest
+
+
+def _name_of(entry: _Entry) -> str:
+    return entry.summary.name
