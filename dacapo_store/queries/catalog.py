@@ -32,6 +32,7 @@ from .runs import (
     DEFAULT_STALE_AFTER,
     STATUSES,
     Best,
+    Prefetched,
     RunSummary,
     best_per_run,
     config_fields,
@@ -98,30 +99,6 @@ class _Entry:
     summary: RunSummary
     bests: Mapping[tuple[str, str | None], Best]
     directions: Mapping[str, bool | None]
-
-
-class _Prefetched(WeightsStore):
-    """A read-only view of a weights store answering from indexes already read (no I/O per call)."""
-
-    def __init__(self, store: WeightsStore, indexes: Mapping[str, RunIndex]) -> None:
-        self._store = store
-        self._indexes = indexes  # a run not in it has no index: read_index gives an empty one
-        self._legacy: dict[str, list[int]] = {}
-        self.where = store.where
-
-    def read_index(self, run: str) -> RunIndex:
-        return self._indexes.get(run) or RunIndex()
-
-    def legacy_iterations(self, run: str) -> list[int]:
-        found = self._legacy.get(run)
-        if found is None:
-            found = self._legacy[run] = self._store.legacy_iterations(run)
-        return found
-
-    def _read_only(self, *args: Any) -> Any:
-        raise TypeError("the dashboard's view of the weights store is read-only")
-
-    put_blob = get_blob = delete_blob = list_blobs = append_index = _read_only  # type: ignore[assignment]
 
 
 class _FileRuns:
@@ -322,7 +299,7 @@ class RunCatalog:
         self._weights_token = token
         if not changed:
             return
-        view = _Prefetched(self.weights, indexes)
+        view = Prefetched(self.weights, indexes)
         entries = dict(self._entries)
         for name in changed:
             if name not in names:
@@ -335,7 +312,7 @@ class RunCatalog:
         self.version += 1
         log.debug("catalog: %d runs, %d changed", len(entries), len(changed))
 
-    def _entry(self, name: str, index: RunIndex, view: _Prefetched) -> _Entry:
+    def _entry(self, name: str, index: RunIndex, view: Prefetched) -> _Entry:
         legacy = view.legacy_iterations(name)
         stats = training_stats(self.weights, name)
         summary = RunSummary(**self._config_fields[name], **weights_fields(index, legacy, stats))

@@ -91,6 +91,30 @@ class RunSummary:
         return out
 
 
+class Prefetched(WeightsStore):
+    """A read-only view of a weights store answering from indexes already read (no I/O per call)."""
+
+    def __init__(self, store: WeightsStore, indexes: Mapping[str, RunIndex]) -> None:
+        self._store = store
+        self._indexes = indexes  # a run not in it has no index: read_index gives an empty one
+        self._legacy: dict[str, list[int]] = {}
+        self.where = store.where
+
+    def read_index(self, run: str) -> RunIndex:
+        return self._indexes.get(run) or RunIndex()
+
+    def legacy_iterations(self, run: str) -> list[int]:
+        found = self._legacy.get(run)
+        if found is None:
+            found = self._legacy[run] = self._store.legacy_iterations(run)
+        return found
+
+    def _read_only(self, *args: Any) -> Any:
+        raise TypeError("the dashboard's view of the weights store is read-only")
+
+    put_blob = get_blob = delete_blob = list_blobs = append_index = _read_only  # type: ignore[assignment]
+
+
 # ---------------------------------------------------------------------------------- adapters
 
 
@@ -339,6 +363,7 @@ def run_detail(
     """
     doc = configs.get_document("runs", name)
     index = weights.read_index(name)
+    view = Prefetched(weights, {name: index})  # bests of every criterion from this one read
     stats = training_stats(weights, name)
     parts = {field: kind for field, kind in RUN_PARTS.items()}
     return {
@@ -350,8 +375,8 @@ def run_detail(
             for field, kind in parts.items()
             if isinstance(doc.get(field), Mapping)
         },
-        "checkpoints": checkpoint_rows(weights, name, index),
-        "curves": curves(weights, name, index),
+        "checkpoints": checkpoint_rows(view, name, index),
+        "curves": curves(view, name, index),
         "training": {
             "iterations": [p.iteration for p in stats],
             "loss": [_finite(p.loss) for p in stats],
