@@ -3,20 +3,44 @@
 - `scores`: a run's validation scores as rows, the best of each criterion marked.
 - `leaderboard`: each run's best checkpoint by a criterion, across runs.
 - `lineage`: the chain of starts behind a run and the runs that start from it.
+- `runs` and `catalog`: run summaries (status, bests), a run's detail, comparisons, and the
+  catalog the dashboard filters, sorts and pages on the server.
 """
 
 from __future__ import annotations
 
+from .catalog import SORT_KEYS, RunCatalog, RunQuery
 from .leaderboard import LeaderboardEntry, leaderboard
 from .lineage import Lineage, LineageStep, lineage
+from .runs import (
+    STATUSES,
+    Best,
+    RunSummary,
+    best_per_run,
+    compare_runs,
+    run_detail,
+    run_lineage,
+    training_stats,
+)
 from .scores import ScoreRow, scores_table
 
 __all__ = [
+    "SORT_KEYS",
+    "STATUSES",
+    "Best",
     "LeaderboardEntry",
     "Lineage",
     "LineageStep",
+    "RunCatalog",
+    "RunQuery",
+    "RunSummary",
     "ScoreRow",
+    "best_per_run",
+    "compare_runs",
     "leaderboard",
     "lineage",
+    "run_detail",
+    "run_lineage",
     "scores_table",
+    "training_stats",
 ]

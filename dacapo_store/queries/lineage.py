@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+
 import attrs
 
 from ..config_store.base import ConfigStore
@@ -15,6 +17,8 @@ class LineageStep:
     criterion: str | None
     depth: int
     in_store: bool
+    #: for a descendant: the run it starts from
+    parent: str | None = None
 
 
 @attrs.frozen
@@ -28,10 +32,21 @@ class Lineage:
     descendants: list[LineageStep]
 
 
-def lineage(store: ConfigStore, run: str) -> Lineage:
-    """The lineage of a stored run (ConfigNotFoundError if it is not stored)."""
+def lineage(
+    store: ConfigStore,
+    run: str,
+    *,
+    stored: Collection[str] | None = None,
+    starts_from: Callable[[str], list[tuple[str, str]]] | None = None,
+) -> Lineage:
+    """The lineage of a stored run (ConfigNotFoundError if it is not stored).
+
+    `stored` (the run names) and `starts_from` default to asking the store; the dashboard passes
+    its catalog's, which answer from memory.
+    """
     store.get_document("runs", run)
-    stored = set(store.names("runs"))
+    stored = set(store.names("runs")) if stored is None else stored
+    starts_from = starts_from or store.starts_from
     ancestors: list[LineageStep] = []
     seen, current, cycle = {run}, run, False
     while current in stored:
@@ -52,10 +67,10 @@ def lineage(store: ConfigStore, run: str) -> Lineage:
     descendants: list[LineageStep] = []
 
     def walk(name: str, depth: int, visited: set[str]) -> None:
-        for child, criterion in store.starts_from(name):
+        for child, criterion in starts_from(name):
             if child not in visited:
                 visited.add(child)
-                descendants.append(LineageStep(child, criterion, depth, True))
+                descendants.append(LineageStep(child, criterion, depth, True, parent=name))
                 walk(child, depth + 1, visited)
 
     walk(run, 1, {run})

@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -158,6 +158,20 @@ class WeightsStore(ABC):
     @abstractmethod
     def append_index(self, run: str, events: list[dict[str, Any]]) -> None:
         """Add index events (see `index.py`) durably; each event is applied whole or not at all."""
+
+    def read_indexes(self, runs: Iterable[str] | None = None) -> dict[str, RunIndex]:
+        """Indexes of many runs (None: every run with an index here); backends may batch the reads."""
+        if runs is None:
+            raise NotImplementedError(f"{type(self).__name__} can't list its runs")
+        return {run: self.read_index(run) for run in runs}
+
+    def changes_since(self, token: Any, runs: Collection[str]) -> tuple[Any, set[str] | None]:
+        """(new token, runs whose index may have changed since `token` was handed out).
+
+        A cheap check for caches over many runs (the dashboard): None instead of a set means
+        "any run may have changed". `token` None asks for a first token. The default knows nothing.
+        """
+        return None, None
 
     def read_checkpoint(self, run: str, iteration: int) -> dict[str, Any] | None:
         """The index entry of one checkpoint; backends may answer without reading the whole index."""

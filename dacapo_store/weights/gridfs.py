@@ -26,7 +26,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -240,18 +240,23 @@ class GridFSWeightsStore(WeightsStore):
 
     def read_index(self, run: str) -> RunIndex:
         """Checkpoints, scores and pins of the run, read from their collections as index events."""
-        events: list[dict[str, Any]] = []
+        return self.read_indexes([run]).get(run) or RunIndex()
+
+    def read_indexes(self, runs: Iterable[str] | None = None) -> dict[str, RunIndex]:
+        """Indexes of `runs` (None: every run with a document here), in one query per collection."""
+        query: dict[str, Any] = {} if runs is None else {"run_name": {"$in": list(runs)}}
+        events: dict[str, list[dict[str, Any]]] = {}
         with translate_errors(self.where):
-            for doc in self._index.find({"run_name": run}, projection={"_id": False}):
-                events.append(
+            for doc in self._index.find(query, projection={"_id": False}):
+                events.setdefault(doc.get("run_name"), []).append(
                     {"op": "checkpoint", "iteration": doc.get("iteration"), "meta": doc.get("meta")}
                 )
                 if doc.get("damaged"):
-                    events.append(
+                    events.setdefault(doc.get("run_name"), []).append(
                         {"op": "damaged", "iteration": doc.get("iteration"), "problem": doc["damaged"]}
                     )
-            for doc in self._scores.find({"run_name": run}, projection={"_id": False}):
-                events.append(
+            for doc in self._scores.find(query, projection={"_id": False}):
+                events.setdefault(doc.get("run_name"), []).append(
                     {
                         "op": "scores",
                         "iteration": doc.get("iteration"),
@@ -260,8 +265,8 @@ class GridFSWeightsStore(WeightsStore):
                         "higher_is_better": doc.get("higher_is_better"),
                     }
                 )
-            for doc in self._pins.find({"run_name": run}, projection={"_id": False}):
-                events.append(
+            for doc in self._pins.find(query, projection={"_id": False}):
+                events.setdefault(doc.get("run_name"), []).append(
                     {
                         "op": "pin",
                         "dataset": doc.get("dataset"),
@@ -269,7 +274,48 @@ class GridFSWeightsStore(WeightsStore):
                         "iteration": doc.get("iteration"),
                     }
                 )
-        return RunIndex().with_events(events)
+        found = {run: RunIndex().with_events(evs) for run, evs in events.items() if isinstance(run, str)}
+        if runs is not None:
+            found = {run: found.get(run) or RunIndex() for run in runs}
+        return found
+
+    def changes_since(self, token: Any, runs: Collection[str]) -> tuple[Any, set[str] | None]:
+        """Checkpoints and scores by (count, newest _id): new documents name their runs; pins whole.
+
+        Pins are few, so they are read whole and compared (a pin moved in place shows). A checkpoint
+        replaced in place, or a score of an already scored iteration and dataset updated with
+        `$set`, keeps its _id: callers read everything again now and then to see those.
+        """
+        collections = (self._index, self._scores)
+        with translate_errors(self.where):
+            counts = tuple(_count_and_newest(c) for c in collections)
+            pins: dict[str, tuple] = {}
+            for doc in self._pins.find({}, projection={"_id": False}):
+                run = doc.get("run_name")
+                if isinstance(run, str):
+                    pins[run] = (
+                        *pins.get(run, ()),
+                        (doc.get("dataset"), doc.get("criterion"), doc.get("iteration")),
+                    )
+            pins = {run: tuple(sorted(p, key=repr)) for run, p in pins.items()}
+            now = (counts, pins)
+            if not isinstance(token, tuple) or len(token) != 2 or len(token[0]) != len(counts):
+                return now, None
+            old_counts, old_pins = token
+            changed = {run for run in set(pins) | set(old_pins) if pins.get(run) != old_pins.get(run)}
+            for collection, (count, newest), (old_count, old_newest) in zip(
+                collections, counts, old_counts, strict=True
+            ):
+                if (count, newest) == (old_count, old_newest):
+                    continue
+                if count < old_count or old_newest is None:
+                    return now, None
+                added = collection.find({"_id": {"$gt": old_newest}}, projection={"run_name": True})
+                found = {d.get("run_name") for d in added}
+                if len(found) == 0 and count != old_count:
+                    return now, None
+                changed |= {r for r in found if isinstance(r, str)}
+        return now, changed
 
     def read_checkpoint(self, run: str, iteration: int) -> dict[str, Any] | None:
         """One checkpoint's entry, by a single indexed query."""
@@ -446,3 +492,8 @@ def _timestamp(value: Any) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.timestamp()
+
+
+def _count_and_newest(collection: Any) -> tuple[int, Any]:
+    newest = collection.find_one({}, projection={"_id": True}, sort=[("_id", -1)])
+    return collection.estimated_document_count(), None if newest is None else newest["_id"]

@@ -28,7 +28,7 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,6 +183,29 @@ class LocalWeightsStore(WeightsStore):
         path = self._journal(run)
         with _locked(path):
             _append(path, _HEADER_KEY, payload)
+
+    def read_indexes(self, runs: Iterable[str] | None = None) -> dict[str, RunIndex]:
+        """Indexes of `runs` (None: every folder under basedir with an index journal)."""
+        if runs is None:
+            try:
+                with os.scandir(self.basedir) as entries:
+                    runs = [e.name for e in entries if e.is_dir() and self._journal(e.name).is_file()]
+            except FileNotFoundError:
+                runs = []
+        return {run: self.read_index(run) for run in runs}
+
+    def changes_since(self, token: Any, runs: Collection[str]) -> tuple[Any, set[str] | None]:
+        """The token is each run's journal stat (inode, size, mtime): appends and replacements show."""
+        now: dict[str, tuple[int, int, int] | None] = {}
+        for run in runs:
+            try:
+                st = os.stat(self._journal(run))
+                now[run] = (st.st_ino, st.st_size, st.st_mtime_ns)
+            except (FileNotFoundError, NotADirectoryError):
+                now[run] = None
+        if token is None:
+            return now, None
+        return now, {run for run, sig in now.items() if token.get(run, False) != sig}
 
     def read_index(self, run: str) -> RunIndex:
         """The run's index, read incrementally: only lines appended since the last call are parsed."""

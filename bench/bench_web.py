@@ -1,0 +1,378 @@
+"""Benchmark `dacapo-store serve` on generated registries, against listing the run names alone.
+
+Registries (generated once into --dir, reused on later runs):
+
+- files-10k: 10,000 runs x 100 scored iterations (2 criteria, 5 checkpoints each) on files;
+- mongomock-10k: 10,000 runs in mongomock (configs in MongoConfigStore, index in GridFSWeightsStore)
+  with 10 scored iterations each by default (--mongomock-iterations): mongomock's cursor copies
+  its whole result list on every next(), so reading 1,000,000 score documents is quadratic there
+  and did not finish in 20 minutes (a real server streams them);
+- files-100k: 100,000 runs on files, every tenth with 10 scored iterations (generating a journal
+  for each of 100,000 runs took ~30 min on the shared machine; the page's cost is in the run
+  count, which is 100,000 summaries either way);
+
+each plus one run with 1,000 scored iterations x 5 criteria. Documents are written through the
+stores' primitives (`ConfigStore._insert`, `WeightsStore.append_index`) with fsync turned off while
+generating (throwaway data). Checkpoints are index entries without blob files: the dashboard never
+loads weights. On mongomock the index documents are inserted in bulk in the shape
+`GridFSWeightsStore.append_index` writes, because mongomock's upserts scan the whole collection.
+
+Measured, through the ASGI app in this process (server time: routing, queries, templates):
+the runs page (first page; filtered by an architecture; sorted by best score), a run page of the
+1,000 x 5 run, compare of 20 runs; p50 and p95 over --repeat requests, printed against the time to
+list the run names alone (`configs.names("runs")`) in the same run. The first request (building
+the run catalog) is printed apart: that is the server's start-up cost. Optionally (--browser) the
+time until the runs table is visible in headless Chromium at 10,000 runs.
+
+Targets: runs page p50 < 200 ms at 10k (also sorted by best), < 1 s at 100k; run page < 300 ms;
+compare of 20 runs < 500 ms; the runs table visible < 1.5 s in Chromium.
+
+Run: python bench/bench_web.py [--dir /tmp/bench-web] [--repeat 30] [--only files-10k,...] [--browser]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import attrs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dacapo_store.config_store import FileConfigStore, MongoConfigStore
+from dacapo_store.config_store.documents import META_KEY, RUN_PARTS, new_metadata
+from dacapo_store.conversion import converter
+from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
+
+CRITERIA = {"f1_score": True, "loss": False}
+BIG_CRITERIA = {"f1_score": True, "loss": False, "voi": False, "dice": True, "recall": True}
+BIG = "big_run"
+
+
+def template():
+    from dacapo_store.cli.demo import _configs
+
+    base, _ = _configs()
+    return base
+
+
+def run_documents(n: int):
+    """(parts, run documents) of n generated runs: 5 tasks, 10 architectures, 4 trainers, 3 splits."""
+    base = template()
+    tasks = [attrs.evolve(base.task_config, name=f"task_{i}") for i in range(5)]
+    archs = [attrs.evolve(base.architecture_config, name=f"arch_{i}") for i in range(10)]
+    trainers = [attrs.evolve(base.trainer_config, name=f"trainer_{i}") for i in range(4)]
+    splits = [attrs.evolve(base.datasplit_config, name=f"split_{i}") for i in range(3)]
+    parts = {
+        "tasks": [converter.unstructure(t) for t in tasks],
+        "architectures": [converter.unstructure(a) for a in archs],
+        "trainers": [converter.unstructure(t) for t in trainers],
+        "datasplits": [converter.unstructure(s) for s in splits],
+    }
+    base_doc = converter.unstructure(base)
+    by_field = {field: parts[kind] for field, kind in RUN_PARTS.items()}
+    counts = {"task_config": 5, "architecture_config": 10, "trainer_config": 4, "datasplit_config": 3}
+    docs = []
+    for i in range(n + 1):
+        doc = dict(base_doc)
+        doc["name"] = BIG if i == n else f"run_{i:06d}"
+        doc["repetition"] = i % 3
+        doc["num_iterations"] = 100_000
+        for field, count in counts.items():
+            doc[field] = by_field[field][i % count]
+        docs.append(doc)
+    return parts, docs
+
+
+def index_events(i: int, iterations: int, criteria: dict[str, bool]) -> list[dict]:
+    """Scores every 100 iterations; a checkpoint (index entry only) at the last five."""
+    events = []
+    step = 100
+    for k in range(1, iterations + 1):
+        it = k * step
+        scores = {c: ((i * 7919 + k * 104729) % 1000) / 1000.0 for c in criteria}
+        events.append(
+            {
+                "op": "scores",
+                "iteration": it,
+                "dataset": "validate",
+                "scores": scores,
+                "higher_is_better": criteria,
+            }
+        )
+    for k in range(max(1, iterations - 4), iterations + 1):
+        it = k * step
+        meta = {
+            "format": "dacapo_store.weights/1",
+            "iteration": it,
+            "created_at": "2026-01-01T00:00:00.000+00:00",
+            "created_by": "bench@host",
+            "blobs": {"model": {"name": f"{it}-0.model.safetensors", "sha256": "0" * 64, "size": 1 << 20}},
+        }
+        events.append({"op": "checkpoint", "iteration": it, "meta": meta})
+    return events
+
+
+@contextlib.contextmanager
+def no_fsync():
+    real = os.fsync
+    os.fsync = lambda fd: None
+    try:
+        yield
+    finally:
+        os.fsync = real
+
+
+def generate_files(folder: Path, n: int, iterations: int, scored_every: int = 1) -> None:
+    done = folder / ".complete"
+    if done.exists():
+        return
+    print(f"generating {n} runs x {iterations} scored iterations on files in {folder} ...", flush=True)
+    start = time.perf_counter()
+    configs, weights = FileConfigStore(folder / "configs"), LocalWeightsStore(folder)
+    parts, docs = run_documents(n)
+    with no_fsync():
+        for kind, kind_docs in parts.items():
+            for doc in kind_docs:
+                configs.put_document(kind, doc)
+        for i, doc in enumerate(docs):
+            configs._insert("runs", doc["name"], {**doc, META_KEY: new_metadata(doc)})
+            big = doc["name"] == BIG
+            if not big and i % scored_every:
+                continue
+            weights.append_index(
+                doc["name"], index_events(i, 1000 if big else iterations, BIG_CRITERIA if big else CRITERIA)
+            )
+    done.touch()
+    print(f"  generated in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def generate_mongomock(n: int, iterations: int):
+    import mongomock
+    import mongomock.gridfs
+
+    mongomock.gridfs.enable_gridfs_integration()
+    print(f"generating {n} runs x {iterations} scored iterations in mongomock ...", flush=True)
+    start = time.perf_counter()
+    server = mongomock.MongoClient()
+    configs = MongoConfigStore(client=server, db_name="bench")
+    weights = GridFSWeightsStore(client=server, db_name="bench")
+    parts, docs = run_documents(n)
+    for kind, kind_docs in parts.items():
+        for doc in kind_docs:
+            configs.put_document(kind, doc)
+    configs.db["runs"].drop_indexes()  # see below: mongomock's unique checks are a scan per insert
+    configs.db["runs"].insert_many([{**doc, META_KEY: new_metadata(doc)} for doc in docs])
+    configs = MongoConfigStore(client=server, db_name="bench")  # its indexes again
+    index, scores = [], []
+    for i, doc in enumerate(docs):
+        big = doc["name"] == BIG
+        for event in index_events(i, 1000 if big else iterations, BIG_CRITERIA if big else CRITERIA):
+            key = {"run_name": doc["name"], "iteration": event["iteration"]}
+            if event["op"] == "checkpoint":
+                index.append({**key, "meta": event["meta"]})
+            else:
+                scores.append(
+                    {
+                        **key,
+                        "dataset": event["dataset"],
+                        "scores": event["scores"],
+                        "higher_is_better": event["higher_is_better"],
+                    }
+                )
+    # mongomock checks a unique index by scanning the collection on every insert: build the
+    # indexes again after the bulk insert (a real server keeps them as it goes)
+    for collection, documents in ((weights._index, index), (weights._scores, scores)):
+        collection.drop_indexes()
+        collection.insert_many(documents)
+    GridFSWeightsStore(client=server, db_name="bench")  # creates its indexes again
+    print(f"  generated in {time.perf_counter() - start:.0f} s", flush=True)
+    return configs, weights
+
+
+def percentiles(times: list[float]) -> tuple[float, float]:
+    times = sorted(times)
+    return statistics.median(times), times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+
+
+def measure(label: str, configs, weights, repeat: int, targets: dict[str, float]) -> list[tuple]:
+    from starlette.testclient import TestClient
+
+    from dacapo_store.web import create_app
+
+    names_times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        names = configs.names("runs")
+        names_times.append(time.perf_counter() - start)
+    base_p50, base_p95 = percentiles(names_times)
+    print(
+        f"\n== {label}: {len(names)} runs; listing the names alone: p50 {base_p50 * 1e3:.1f} ms, "
+        f"p95 {base_p95 * 1e3:.1f} ms",
+        flush=True,
+    )
+    app = create_app(configs, weights)
+    rows = []
+    with TestClient(app) as client:
+        start = time.perf_counter()
+        assert client.get("/api/v1/runs?limit=1").status_code == 200
+        print(f"first request (builds the run catalog): {time.perf_counter() - start:.2f} s", flush=True)
+        compare = ",".join(names[:20])
+        pages = [
+            ("runs page, first page", "/", "runs"),
+            ("runs page, filtered", "/?architecture=arch_3&name=run_00", "runs"),
+            ("runs page, sorted by best", "/?sort=best&criterion=f1_score", "runs"),
+            ("runs API, sorted by best", "/api/v1/runs?sort=best&criterion=loss&offset=100", "runs"),
+            ("run page, 1,000 x 5 criteria", f"/runs/{BIG}", "run"),
+            ("run API, 1,000 x 5 criteria", f"/api/v1/runs/{BIG}", "run"),
+            ("compare of 20 runs", f"/compare?runs={compare}", "compare"),
+            ("compare API, 20 runs", f"/api/v1/compare?runs={compare}", "compare"),
+        ]
+        for what, path, kind in pages:
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                response = client.get(path)
+                times.append(time.perf_counter() - start)
+                assert response.status_code == 200, (path, response.text[:300])
+            p50, p95 = percentiles(times)
+            target = targets[kind]
+            verdict = "ok" if p50 < target else "MISSED"
+            rows.append((label, what, p50, p95, p50 / base_p50, target, verdict))
+            print(
+                f"{what:32s} p50 {p50 * 1e3:8.1f} ms  p95 {p95 * 1e3:8.1f} ms  "
+                f"{p50 / base_p50:7.3g}x names  target {target * 1e3:.0f} ms: {verdict}",
+                flush=True,
+            )
+        # the cost of asking the stores what changed (done at most once a second per server)
+        catalog = app.app.state.registry.catalog
+        times = []
+        for _ in range(max(3, repeat // 5)):
+            catalog._checked = -float("inf")  # as if the last check were long ago
+            start = time.perf_counter()
+            catalog._refresh_now()  # in the foreground, to time it
+            times.append(time.perf_counter() - start)
+        p50, p95 = percentiles(times)
+        where = "in the background" if p50 > catalog.budget else "before each request"
+        print(
+            f"{'change check (no changes)':32s} p50 {p50 * 1e3:8.1f} ms  p95 {p95 * 1e3:8.1f} ms  ({where})"
+        )
+    return rows
+
+
+def browser_time(folder: Path) -> float | None:
+    """Seconds from navigation until the runs table is visible, in headless Chromium."""
+    import socket
+    import subprocess
+    import tempfile
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from dacapo_store.cli import main; main()",
+            "--store",
+            f"files:{folder}",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        proc.stdout.readline()
+        url = f"http://127.0.0.1:{port}/"
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ]
+        with sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(
+                tempfile.mkdtemp(), executable_path="/usr/bin/chromium", args=flags, headless=True
+            )
+            page = context.new_page()
+            # the server builds its run catalog on the first request: start-up, not the page's time
+            page.goto(url + "api/v1/runs?limit=1", timeout=600_000)
+            times = []
+            for _ in range(5):
+                start = time.perf_counter()
+                page.goto(url, wait_until="commit")
+                page.wait_for_selector("#runs-table", state="visible")
+                times.append(time.perf_counter() - start)
+            context.close()
+        return statistics.median(times)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dir", default="/tmp/bench-web", type=Path)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--only", default="files-10k,mongomock-10k,files-100k")
+    parser.add_argument("--browser", action="store_true", help="also time the runs table in Chromium")
+    parser.add_argument("--mongomock-iterations", type=int, default=10)
+    args = parser.parse_args()
+    chosen = args.only.split(",")
+    targets_10k = {"runs": 0.2, "run": 0.3, "compare": 0.5}
+    rows = []
+    if "files-10k" in chosen:
+        folder = args.dir / "files-10k"
+        generate_files(folder, 10_000, 100)
+        rows += measure(
+            "files, 10k runs",
+            FileConfigStore(folder / "configs"),
+            LocalWeightsStore(folder),
+            args.repeat,
+            targets_10k,
+        )
+        if args.browser:
+            seconds = browser_time(folder)
+            if seconds is not None:
+                verdict = "ok" if seconds < 1.5 else "MISSED"
+                print(
+                    f"Chromium: runs table visible {seconds * 1e3:.0f} ms after navigation "
+                    f"(target 1500 ms): {verdict}"
+                )
+    if "mongomock-10k" in chosen:
+        configs, weights = generate_mongomock(10_000, args.mongomock_iterations)
+        rows += measure("mongomock, 10k runs", configs, weights, args.repeat, targets_10k)
+    if "files-100k" in chosen:
+        folder = args.dir / "files-100k"
+        generate_files(folder, 100_000, 10, scored_every=10)
+        rows += measure(
+            "files, 100k runs",
+            FileConfigStore(folder / "configs"),
+            LocalWeightsStore(folder),
+            max(5, args.repeat // 3),
+            {"runs": 1.0, "run": 0.3, "compare": 0.5},
+        )
+    missed = [r for r in rows if r[-1] != "ok"]
+    print(f"\n{len(rows) - len(missed)} of {len(rows)} timings met their targets")
+
+
+if __name__ == "__main__":
+    main()

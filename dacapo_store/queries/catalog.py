@@ -1,0 +1,487 @@
+"""RunCatalog: run summaries and bests of every run, kept in memory and refreshed by change signals.
+
+The runs table and the leaderboard must stay fast at 100,000 runs, so they never load every run
+document per request. The catalog keeps one small summary per run (and the best of every criterion
+and dataset), and on each request asks the stores only what changed: on files the stat of each run
+file and of each run's weights journal; on MongoDB the count and newest `_id` of the collections,
+then only the new documents. Filtering, sorting and paging happen here, on the summaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+
+from ..config_store import FileConfigStore, MongoConfigStore
+from ..config_store.documents import config_part
+from ..errors import DacapoStoreError
+from ..mongo import translate_errors
+from ..weights.base import WeightsStore
+from ..weights.index import RunIndex
+from ..weights.scores import known_direction
+from .runs import (
+    DEFAULT_STALE_AFTER,
+    STATUSES,
+    Best,
+    Prefetched,
+    RunSummary,
+    best_per_run,
+    config_fields,
+    run_metadata,
+    training_stats,
+    weights_fields,
+)
+
+log = logging.getLogger(__name__)
+
+#: Filters of the runs table: the run's parts match exactly (any of several values).
+PART_FILTERS = ("task", "architecture", "trainer", "datasplit")
+#: Keys the runs table sorts by.
+SORT_KEYS = (
+    "name",
+    "task",
+    "architecture",
+    "trainer",
+    "datasplit",
+    "repetition",
+    "iterations_trained",
+    "latest_checkpoint",
+    "best",
+    "status",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
+MAX_LIMIT = 500
+
+
+@attrs.frozen
+class RunQuery:
+    """What the runs table (or the leaderboard) shows: filters, sort, best column, page."""
+
+    task: tuple[str, ...] = ()
+    architecture: tuple[str, ...] = ()
+    trainer: tuple[str, ...] = ()
+    datasplit: tuple[str, ...] = ()
+    name: str | None = None
+    status: tuple[str, ...] = ()
+    sort: str = "name"
+    descending: bool = False
+    criterion: str | None = None
+    dataset: str | None = None
+    with_best_only: bool = False
+    offset: int = 0
+    limit: int = 50
+
+    def __attrs_post_init__(self) -> None:
+        if self.sort not in SORT_KEYS:
+            raise ValueError(f"unknown sort key {self.sort!r}: use one of {', '.join(SORT_KEYS)}")
+        bad = [s for s in self.status if s not in STATUSES]
+        if bad:
+            raise ValueError(f"unknown status {bad[0]!r}: use one of {', '.join(STATUSES)}")
+        if type(self.offset) is not int or self.offset < 0:
+            raise ValueError(f"offset must be a non-negative integer, got {self.offset!r}")
+        if type(self.limit) is not int or not 1 <= self.limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {self.limit!r}")
+
+
+@attrs.frozen
+class _Entry:
+    summary: RunSummary
+    bests: Mapping[tuple[str, str | None], Best]
+    directions: Mapping[str, bool | None]
+
+
+class _FileRuns:
+    """Run documents of a FileConfigStore: changes by each run file's stat."""
+
+    def __init__(self, store: FileConfigStore) -> None:
+        self.store = store
+        self.folder = store.path / "runs"
+        self.sigs: dict[str, tuple[int, int, int]] = {}
+        self.folder_sig: tuple[int, int] | None = None
+
+    def poll(self, full: bool) -> tuple[set[str], dict[str, dict | None]]:
+        """(every run name, name -> raw document of each new or changed run).
+
+        Run files are created by a link or rename and removed by an unlink, never rewritten in
+        place, so an unchanged folder mtime means no run came or went: one stat, not one per run.
+        A full poll (now and then) looks at every file anyway.
+        """
+        try:
+            st = os.stat(self.folder)
+            folder_sig = (st.st_mtime_ns, st.st_ino)
+        except FileNotFoundError:
+            folder_sig = None
+        if not full and folder_sig is not None and folder_sig == self.folder_sig:
+            return set(self.sigs), {}
+        self.folder_sig = folder_sig
+        current: dict[str, tuple[int, int, int]] = {}
+        try:
+            with os.scandir(self.folder) as entries:
+                for e in entries:
+                    if e.name.endswith(".yaml") and not e.name.startswith("."):
+                        st = e.stat()
+                        current[e.name[:-5]] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            pass
+        changed = [n for n, sig in current.items() if full or self.sigs.get(n) != sig]
+        self.sigs = current
+        return set(current), {name: _raw(self.store, name) for name in changed}
+
+
+class _MongoRuns:
+    """Run documents of a MongoConfigStore: changes by the collection's count and newest _id."""
+
+    def __init__(self, store: MongoConfigStore) -> None:
+        self.store = store
+        self.collection = store.db["runs"]
+        self.token: tuple[int, Any] | None = None
+        self.names: set[str] = set()
+
+    def poll(self, full: bool) -> tuple[set[str], dict[str, dict | None]]:
+        with translate_errors(self.store.describe()):
+            newest = self.collection.find_one({}, projection={"_id": True}, sort=[("_id", -1)])
+            token = (self.collection.estimated_document_count(), newest and newest["_id"])
+            if not full and token == self.token:
+                return self.names, {}
+            incremental = not full and self.token is not None and self.token[1] is not None
+            if incremental and token[0] >= self.token[0]:
+                docs = list(self.collection.find({"_id": {"$gt": self.token[1]}}))
+                if len(docs) != token[0] - self.token[0]:
+                    incremental = False
+            else:
+                incremental = False
+            if not incremental:
+                docs = list(self.collection.find({}))
+                self.names = set()
+        self.token = token
+        changed = {str(d.get("name")): d for d in docs if isinstance(d.get("name"), str)}
+        self.names |= set(changed)
+        return self.names, changed
+
+
+class _AnyRuns:
+    """Any other ConfigStore: names each time, documents of new names (stores never overwrite)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.names: set[str] = set()
+
+    def poll(self, full: bool) -> tuple[set[str], dict[str, dict | None]]:
+        names = set(self.store.names("runs"))
+        new = names if full else names - self.names
+        self.names = names
+        return names, {name: _raw(self.store, name) for name in new}
+
+
+def _raw(store: Any, name: str) -> dict | None:
+    try:
+        return store.raw_document("runs", name)
+    except (DacapoStoreError, ValueError, TypeError) as exc:
+        log.warning("run %s: unreadable document: %s", name, exc)
+        return None
+
+
+class RunCatalog:
+    """Summaries of every run of a config store and a weights store, cheap to page, filter, sort.
+
+    `recheck` seconds: how often (at most) a request asks the stores for changes; `full_every`:
+    how often everything is read again anyway (catches what the signals can't see, such as a
+    MongoDB score overwritten in place).
+    """
+
+    def __init__(
+        self,
+        configs: Any,
+        weights: WeightsStore,
+        *,
+        recheck: float = 1.0,
+        budget: float = 0.05,
+        full_every: float = 600.0,
+        stale_after: timedelta = DEFAULT_STALE_AFTER,
+    ) -> None:
+        self.configs = configs
+        self.weights = weights
+        self.recheck = recheck
+        self.budget = budget
+        self.full_every = full_every
+        self.stale_after = stale_after
+        if isinstance(configs, FileConfigStore):
+            self._runs: Any = _FileRuns(configs)
+        elif isinstance(configs, MongoConfigStore):
+            self._runs = _MongoRuns(configs)
+        else:
+            self._runs = _AnyRuns(configs)
+        self._entries: dict[str, _Entry] = {}
+        self._config_fields: dict[str, dict] = {}
+        self._weights_token: Any = None
+        self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._cost = 0.0  # seconds the last incremental check took
+        self._checked = -float("inf")
+        self._full_at = -float("inf")
+        self.version = 0
+        self._views: OrderedDict[Any, Any] = OrderedDict()
+
+    # -------------------------------------------------------------- keeping up with the stores
+
+    def refresh(self, force: bool = False) -> None:
+        """Bring the summaries up to date with the stores (at most every `recheck` seconds).
+
+        While asking the stores costs less than `budget` seconds the request waits for the
+        answer, so a change shows on the next load. On a registry where it costs more (stat'ing
+        100,000 journals) the check runs in a background thread, at most every five times its
+        cost, and requests are answered from the summaries at hand.
+        """
+        since = time.monotonic() - self._checked
+        if not force and since < self.recheck:
+            return
+        if not force and self._cost > self.budget:
+            if since < 5 * self._cost:
+                return  # the check thread gets at most a sixth of the time
+            with self._lock:
+                if self._worker is None or not self._worker.is_alive():
+                    self._worker = threading.Thread(target=self._refresh_now, name="run-catalog", daemon=True)
+                    self._worker.start()
+            return
+        self._refresh_now(force)
+
+    def _refresh_now(self, force: bool = False) -> None:
+        with self._refresh_lock:
+            if not force and time.monotonic() - self._checked < self.recheck:
+                return  # another thread just did it
+            started = time.monotonic()
+            full = force or started - self._full_at >= self.full_every
+            try:
+                self._refresh(full)
+            finally:
+                self._checked = time.monotonic()
+            if full:
+                self._full_at = self._checked
+            else:
+                self._cost = self._checked - started
+
+    def _refresh(self, full: bool) -> None:
+        names, docs = self._runs.poll(full)
+        changed = set(docs)
+        config_fields_ = dict(self._config_fields)
+        for name in docs:
+            raw = docs[name]
+            doc = config_part(raw) if isinstance(raw, Mapping) else None
+            meta = run_metadata(self.configs, name, raw) if raw is not None else None
+            config_fields_[name] = config_fields(name, doc, meta)
+        for name in set(config_fields_) - names:
+            del config_fields_[name]
+            changed.add(name)
+        token, moved = self.weights.changes_since(None if full else self._weights_token, names)
+        if moved is None:
+            changed |= names
+            try:
+                indexes = self.weights.read_indexes(None)
+            except NotImplementedError:  # a backend that can't list its runs
+                indexes = self.weights.read_indexes(sorted(names))
+        else:
+            changed |= moved & names
+            wanted = sorted(changed & names)
+            indexes = self.weights.read_indexes(wanted) if wanted else {}
+        self._config_fields = config_fields_
+        self._weights_token = token
+        if not changed:
+            return
+        view = Prefetched(self.weights, indexes)
+        entries = dict(self._entries)
+        for name in changed:
+            if name not in names:
+                entries.pop(name, None)
+            else:
+                entries[name] = self._entry(name, indexes.get(name) or RunIndex(), view)
+        # readers keep the dict they took; the new one replaces it whole
+        self._entries = entries
+        self._views = OrderedDict()
+        self.version += 1
+        log.debug("catalog: %d runs, %d changed", len(entries), len(changed))
+
+    def _entry(self, name: str, index: RunIndex, view: Prefetched) -> _Entry:
+        legacy = view.legacy_iterations(name)
+        stats = training_stats(self.weights, name)
+        summary = RunSummary(**self._config_fields[name], **weights_fields(index, legacy, stats))
+        bests: dict[tuple[str, str | None], Best] = {}
+        if index.scores:
+            for criterion, by_dataset in index.scores.items():
+                for dataset in [None, *by_dataset]:
+                    best = best_per_run(view, [name], criterion, dataset).get(name)
+                    if best is not None:
+                        bests[(criterion, dataset)] = best
+        directions = {c: index.directions.get(c, known_direction(c)) for c in index.scores}
+        return _Entry(summary, bests, directions)
+
+    # -------------------------------------------------------------- reading
+
+    def names(self) -> list[str]:
+        self.refresh()
+        return sorted(self._entries)
+
+    def summary(self, name: str) -> RunSummary | None:
+        self.refresh()
+        entry = self._entries.get(name)
+        return entry.summary if entry else None
+
+    def starts_from(self, name: str) -> list[tuple[str, str]]:
+        """(run, criterion) of every run whose start_config names `name` (from memory)."""
+        self.refresh()
+        children = self._cached(("children",), self._children)
+        return children.get(name, [])
+
+    def _children(self) -> dict[str, list[tuple[str, str]]]:
+        out: dict[str, list[tuple[str, str]]] = {}
+        for entry in self._entries.values():
+            s = entry.summary
+            if s.start_run is not None:
+                out.setdefault(s.start_run, []).append((s.name, str(s.start_criterion)))
+        return {k: sorted(v) for k, v in out.items()}
+
+    def stored(self) -> frozenset[str]:
+        """The names of every run (from memory)."""
+        return self._cached(("stored",), lambda: frozenset(self._entries))
+
+    def best(self, name: str, criterion: str, dataset: str | None = None) -> Best | None:
+        entry = self._entries.get(name)
+        return entry.bests.get((criterion, dataset)) if entry else None
+
+    def criteria(self) -> dict[str, list[str]]:
+        """Every criterion with the datasets it was scored on, over all runs."""
+        return self._cached(("criteria",), self._criteria)
+
+    def _criteria(self) -> dict[str, list[str]]:
+        found: dict[str, set[str]] = {}
+        for entry in list(self._entries.values()):
+            for criterion, dataset in entry.bests:
+                found.setdefault(criterion, set())
+                if dataset is not None:
+                    found[criterion].add(dataset)
+        return {c: sorted(d) for c, d in sorted(found.items())}
+
+    def facets(self) -> dict[str, list[tuple[str, int]]]:
+        """The values each part filter can take, with how many runs have each."""
+        return self._cached(("facets",), self._facets)
+
+    def _facets(self) -> dict[str, list[tuple[str, int]]]:
+        out: dict[str, dict[str, int]] = {f: {} for f in PART_FILTERS}
+        for entry in self._entries.values():
+            for f in PART_FILTERS:
+                value = getattr(entry.summary, f)
+                if value is not None:
+                    out[f][value] = out[f].get(value, 0) + 1
+        return {f: sorted(counts.items()) for f, counts in out.items()}
+
+    def _cached(self, key: Any, compute: Any) -> Any:
+        self.refresh()
+        views, full_key = self._views, (self.version, *key)
+        found = views.get(full_key)
+        if found is None:
+            found = compute()
+            views[full_key] = found
+            while len(views) > 64:
+                with contextlib.suppress(KeyError):
+                    views.popitem(last=False)
+        return found
+
+    def default_criterion(self, criterion: str | None) -> str | None:
+        """The criterion asked for, else the first one any run has."""
+        if criterion is not None:
+            return criterion
+        known = self.criteria()
+        return next(iter(known), None)
+
+    def query(self, q: RunQuery, now: datetime | None = None) -> dict[str, Any]:
+        """One page of runs (or leaderboard rows): total after filters, the rows with their best."""
+        now = now or datetime.now(timezone.utc)
+        criterion = self.default_criterion(q.criterion)
+        # statuses move with the clock: a cached ordering lives for 10 s at most
+        bucket = int(now.timestamp() // 10) if (q.status or q.sort == "status") else 0
+        key = ("query", attrs.evolve(q, offset=0, limit=1, criterion=criterion), bucket)
+        ordered = self._cached(key, lambda: self._ordered(q, criterion, now))
+        page = ordered[q.offset : q.offset + q.limit]
+        rows = []
+        for entry in page:
+            row = entry.summary.as_json(now, self.stale_after)
+            best = entry.bests.get((criterion, q.dataset)) if criterion else None
+            row["best"] = attrs.asdict(best) if best else None
+            rows.append(row)
+        return {
+            "total": len(ordered),
+            "offset": q.offset,
+            "limit": q.limit,
+            "criterion": criterion,
+            "dataset": q.dataset,
+            "rows": rows,
+        }
+
+    def _ordered(self, q: RunQuery, criterion: str | None, now: datetime) -> list[_Entry]:
+        needle = q.name.casefold() if q.name else None
+        chosen = []
+        by_name = self._cached(("by_name",), lambda: sorted(self._entries.values(), key=_name_of))
+        for entry in by_name:
+            s = entry.summary
+            if any(values and getattr(s, f) not in values for f, values in self._parts(q)):
+                continue
+            if needle is not None and needle not in s.name.casefold():
+                continue
+            if q.status and s.status(now, self.stale_after) not in q.status:
+                continue
+            if q.with_best_only and (criterion is None or (criterion, q.dataset) not in entry.bests):
+                continue
+            chosen.append(entry)
+        if q.sort == "name":
+            if q.descending:
+                chosen.reverse()
+            return chosen
+        if q.sort == "best":
+            return self._by_best(chosen, criterion, q.dataset, q.descending)
+
+        def key(e: _Entry) -> Any:
+            if q.sort == "status":
+                return STATUSES.index(e.summary.status(now, self.stale_after))
+            return getattr(e.summary, q.sort)
+
+        present = [e for e in chosen if key(e) is not None]
+        absent = [e for e in chosen if key(e) is None]
+        present.sort(key=key, reverse=q.descending)
+        return present + absent
+
+    @staticmethod
+    def _parts(q: RunQuery) -> Iterable[tuple[str, tuple[str, ...]]]:
+        return ((f, getattr(q, f)) for f in PART_FILTERS)
+
+    @staticmethod
+    def _by_best(
+        chosen: list[_Entry], criterion: str | None, dataset: str | None, worst_first: bool
+    ) -> list[_Entry]:
+        """Best first (each run's own direction for the criterion); runs without a value last."""
+        if criterion is None:
+            return chosen
+        ranked, rest = [], []
+        for e in chosen:
+            best = e.bests.get((criterion, dataset))
+            if best is None or best.value is None:
+                rest.append(e)
+                continue
+            higher = e.directions.get(criterion)
+            ranked.append((-best.value if higher else best.value, e))
+        ranked.sort(key=lambda pair: pair[0], reverse=worst_first)
+        return [e for _, e in ranked] + rest
+
+
+def _name_of(entry: _Entry) -> str:
+    return entry.summary.name

@@ -1,0 +1,342 @@
+"""The OpenAPI 3.0 document of the JSON API, as served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from ..config_store.documents import KINDS
+from ..queries.catalog import MAX_LIMIT, SORT_KEYS
+from ..queries.runs import STATUSES
+
+_NULL_STR = {"type": "string", "nullable": True}
+_NULL_INT = {"type": "integer", "nullable": True}
+_NULL_NUM = {"type": "number", "nullable": True}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _param(name: str, schema: dict[str, Any], description: str, where: str = "query", **extra: Any) -> dict:
+    return {"name": name, "in": where, "schema": schema, "description": description, **extra}
+
+
+#: The names rule (names.py): printable, no backslash, not starting with '.', at most 250 bytes.
+_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 250,
+    "pattern": "^[^.\\\\\\x00-\\x1f\\x7f][^\\\\\\x00-\\x1f\\x7f]*$",
+}
+_CRITERION = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]{0,127}$"}
+
+_FILTERS = [
+    _param("task", _NAME, "Only runs with this task."),
+    _param("architecture", _NAME, "Only runs with this architecture."),
+    _param("trainer", _NAME, "Only runs with this trainer."),
+    _param("datasplit", _NAME, "Only runs with this datasplit."),
+    _param("name", {"type": "string", "maxLength": 200}, "Only runs whose name contains this (any case)."),
+    _param("status", {"type": "string", "enum": list(STATUSES)}, "Only runs with this status."),
+    _param("criterion", _CRITERION, "The criterion of the best column (default: the first known)."),
+    _param("dataset", _NAME, "The dataset of the best column (default: the mean over datasets)."),
+    _param("offset", {"type": "integer", "minimum": 0, "maximum": 10**12}, "Rows to skip."),
+    _param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Rows per page."),
+]
+
+_ERRORS = {
+    "400": {"description": "Bad input", "content": {"application/json": {"schema": _ref("Error")}}},
+    "401": {"description": "A token is needed", "content": {"application/json": {"schema": _ref("Error")}}},
+    "404": {"description": "Not found", "content": {"application/json": {"schema": _ref("Error")}}},
+    "503": {
+        "description": "The store can't be reached",
+        "content": {"application/json": {"schema": _ref("Error")}},
+    },
+}
+
+
+def _get(
+    summary: str, schema: dict[str, Any], params: list[dict], errors: tuple[str, ...] = ("400", "401", "503")
+):
+    responses = {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+    responses.update({code: _ERRORS[code] for code in errors})
+    return {"get": {"summary": summary, "parameters": params, "responses": responses}}
+
+
+_BEST = {
+    "type": "object",
+    "nullable": True,
+    "required": ["iteration", "value", "pinned"],
+    "properties": {"iteration": {"type": "integer"}, "value": _NULL_NUM, "pinned": {"type": "boolean"}},
+}
+
+_SUMMARY = {
+    "type": "object",
+    "required": ["name", "status", "iterations_trained", "checkpoints"],
+    "properties": {
+        "name": {"type": "string"},
+        "task": _NULL_STR,
+        "architecture": _NULL_STR,
+        "trainer": _NULL_STR,
+        "datasplit": _NULL_STR,
+        "repetition": _NULL_INT,
+        "num_iterations": _NULL_INT,
+        "start_run": _NULL_STR,
+        "start_criterion": _NULL_STR,
+        "created_by": _NULL_STR,
+        "created_at": _NULL_STR,
+        "iterations_trained": {"type": "integer"},
+        "latest_checkpoint": _NULL_INT,
+        "checkpoints": {"type": "integer"},
+        "has_stats": {"type": "boolean"},
+        "updated_at": _NULL_STR,
+        "criteria": {"type": "array", "items": {"type": "string"}},
+        "datasets": {"type": "array", "items": {"type": "string"}},
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "best": _BEST,
+        "rank": {"type": "integer"},
+    },
+}
+
+_PAGE = {
+    "type": "object",
+    "required": ["total", "offset", "limit", "rows", "criterion", "dataset", "criteria", "facets"],
+    "properties": {
+        "total": {"type": "integer", "minimum": 0},
+        "offset": {"type": "integer", "minimum": 0},
+        "limit": {"type": "integer", "minimum": 1},
+        "criterion": _NULL_STR,
+        "dataset": _NULL_STR,
+        "rows": {"type": "array", "items": _ref("RunSummary")},
+        "criteria": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+        "facets": {"type": "object"},
+        "filters": {"type": "object"},
+        "statuses": {"type": "array", "items": {"type": "string"}},
+        "sort_keys": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+_SERIES = {
+    "type": "object",
+    "required": ["iterations", "values"],
+    "properties": {
+        "criterion": {"type": "string"},
+        "dataset": {"type": "string"},
+        "run": {"type": "string"},
+        "higher_is_better": {"type": "boolean", "nullable": True},
+        "iterations": {"type": "array", "items": {"type": "integer"}},
+        "values": {"type": "array", "items": _NULL_NUM},
+        "best": _BEST,
+    },
+}
+
+_RUN = {
+    "type": "object",
+    "required": ["name", "config", "checkpoints", "curves", "training", "lineage"],
+    "properties": {
+        "name": {"type": "string"},
+        "summary": {**_ref("RunSummary"), "nullable": True},
+        "config": {"type": "object"},
+        "parts": {"type": "object"},
+        "checkpoints": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["iteration", "scores", "best_for", "pinned_for"],
+                "properties": {
+                    "iteration": {"type": "integer"},
+                    "legacy": {"type": "boolean"},
+                    "size": _NULL_INT,
+                    "created_at": _NULL_STR,
+                    "created_by": _NULL_STR,
+                    "scores": {"type": "object", "additionalProperties": _NULL_NUM},
+                    "best_for": {"type": "array", "items": {"type": "string"}},
+                    "pinned_for": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+        "curves": {"type": "array", "items": _ref("Series")},
+        "training": {
+            "type": "object",
+            "required": ["iterations", "loss"],
+            "properties": {
+                "iterations": {"type": "array", "items": {"type": "integer"}},
+                "loss": {"type": "array", "items": _NULL_NUM},
+            },
+        },
+        "lineage": {
+            "type": "object",
+            "required": ["up", "down"],
+            "properties": {"up": {"type": "array"}, "down": {"type": "array"}},
+        },
+    },
+}
+
+_COMPARE = {
+    "type": "object",
+    "required": ["runs", "differences", "curves"],
+    "properties": {
+        "runs": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 20},
+        "differences": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "values"],
+                "properties": {"field": {"type": "string"}, "values": {"type": "array"}},
+            },
+        },
+        "curves": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["criterion", "series"],
+                "properties": {
+                    "criterion": {"type": "string"},
+                    "series": {"type": "array", "items": _ref("Series")},
+                },
+            },
+        },
+        "summaries": {"type": "array"},
+    },
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The API's description; every response of the server conforms to it (schemathesis checks)."""
+    kind = _param("kind", {"type": "string", "enum": list(KINDS)}, "A config kind.", "path", required=True)
+    name = _param("name", _NAME, "A name.", "path", required=True)
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "dacapo-store dashboard API",
+            "version": "1",
+            "description": "Read-only views of a DaCapo registry. Every HTML page has its JSON twin here.",
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["status", "message"],
+                            "properties": {"status": {"type": "integer"}, "message": {"type": "string"}},
+                        }
+                    },
+                },
+                "RunSummary": _SUMMARY,
+                "Series": _SERIES,
+            },
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": {
+            "/api/v1/runs": _get(
+                "The runs table: filtered, sorted and paged on the server",
+                _PAGE,
+                [
+                    *_FILTERS,
+                    _param("sort", {"type": "string", "enum": list(SORT_KEYS)}, "Sort key."),
+                    _param("order", {"type": "string", "enum": ["asc", "desc"]}, "Sort order."),
+                ],
+                ("400", "401", "404", "503"),
+            ),
+            "/api/v1/runs/{name}": _get(
+                "One run: config, checkpoints, curves, training loss, lineage",
+                _RUN,
+                [name],
+                ("400", "401", "404", "503"),
+            ),
+            "/api/v1/compare": _get(
+                "2 to 20 runs: differing config fields and curves per criterion",
+                _COMPARE,
+                [
+                    _param(
+                        "runs",
+                        {"type": "array", "items": _NAME, "minItems": 2, "maxItems": 20, "uniqueItems": True},
+                        "Comma-separated run names (2 to 20).",
+                        required=True,
+                        style="form",
+                        explode=False,
+                    )
+                ],
+                ("400", "401", "404", "503"),
+            ),
+            "/api/v1/leaderboard": _get(
+                "Runs by their best checkpoint for a criterion and dataset, best first",
+                _PAGE,
+                _FILTERS,
+                ("400", "401", "404", "503"),
+            ),
+            "/api/v1/configs/{kind}": _get(
+                "The names of one kind's configs",
+                {
+                    "type": "object",
+                    "required": ["kind", "total", "names"],
+                    "properties": {
+                        "kind": {"type": "string"},
+                        "total": {"type": "integer"},
+                        "offset": {"type": "integer"},
+                        "limit": {"type": "integer"},
+                        "names": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                [
+                    kind,
+                    _param("name", {"type": "string", "maxLength": 200}, "Only names containing this."),
+                    _param("offset", {"type": "integer", "minimum": 0, "maximum": 10**12}, "Names to skip."),
+                    _param(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Names per page."
+                    ),
+                ],
+                ("400", "401", "404", "503"),
+            ),
+            "/api/v1/configs/{kind}/{name}": _get(
+                "One config document, its metadata, and the runs that use it",
+                {
+                    "type": "object",
+                    "required": ["kind", "name", "document"],
+                    "properties": {
+                        "kind": {"type": "string"},
+                        "name": {"type": "string"},
+                        "document": {"type": "object"},
+                        "metadata": {"type": "object", "nullable": True},
+                        "runs": {**_PAGE, "nullable": True},
+                    },
+                },
+                [kind, name],
+                ("400", "401", "404", "503"),
+            ),
+            "/healthz": {
+                "get": {
+                    "summary": "Whether the store answers",
+                    "parameters": [],
+                    "responses": {
+                        code: {
+                            "description": text,
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["ok", "store"],
+                                        "properties": {
+                                            "ok": {"type": "boolean"},
+                                            "store": {"type": "string"},
+                                            "runs": {"type": "integer"},
+                                            "error": {"type": "string"},
+                                        },
+                                    }
+                                }
+                            },
+                        }
+                        for code, text in (("200", "The store answers"), ("503", "It does not"))
+                    },
+                }
+            },
+        },
+        "security": [{"bearer": []}, {}],
+    }
