@@ -6,8 +6,9 @@ Targets (issue 11): under 100 ms on the files backend, under 1 s on mongomock. E
 with its ratio against listing the store's run names in the same run (the least any leaderboard
 must do). Files: the journals are written through `LocalWeightsStore.append_index` (one call per
 run: 100 score events and a checkpoint entry every 10 iterations); the first leaderboard builds
-the per-registry summary `<basedir>/.dacapo_store/run-bests.json`, later ones only stat each
-journal. "cold process" drops the in-process copy of the summary, as a new process has none.
+the per-registry summary (in the per-user cache, pointed at a temporary folder here), later
+ones only stat each journal. "cold process" drops the in-process copy of the summary, as a new
+process has none.
 Mongomock: mongomock scans a whole collection per query, so the 1M score documents are not
 inserted one by one; each run's bests are computed by `compute_bests` from the same events (as
 `append_index` does after each write), the `weights_bests` documents they make are inserted, and
@@ -81,7 +82,8 @@ def main() -> int:
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     with tempfile.TemporaryDirectory() as tmp:
-        files = LocalWeightsStore(tmp)
+        os.environ["XDG_CACHE_HOME"] = os.path.join(tmp, "cache")  # leave the user's cache alone
+        files = LocalWeightsStore(os.path.join(tmp, "runs"))
         build = time.perf_counter()
         fsync, os.fsync = os.fsync, lambda fd: None  # building only: durability is not measured
         for name in names:

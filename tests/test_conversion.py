@@ -14,6 +14,7 @@ from pathlib import Path
 import attrs
 import pytest
 import yaml
+from conftest import as_lists
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -105,14 +106,6 @@ def configs_of(cls: type) -> st.SearchStrategy:
     """Instances of the attrs class `cls` with every field drawn from its type."""
     fields = attrs.fields(attrs.resolve_types(cls))
     return st.builds(cls, **{f.alias: strategy_for(f.type) for f in fields})
-
-
-def as_lists(value):
-    if isinstance(value, dict):
-        return {k: as_lists(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [as_lists(v) for v in value]
-    return value
 
 
 ROUND_TRIP_CLASSES = sorted(FAMILY_OF, key=lambda c: c.__name__)
