@@ -427,6 +427,8 @@ def test_the_installed_console_script_runs_the_demo(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "loaded iteration" in done.stdout
+    assert "4. Starting blobs_finetune from blobs_baseline" in done.stdout
+    assert "[bold]" not in done.stdout  # piped: markup is rendered away, never printed
     store = FileConfigStore(tmp_path / "demo" / "configs")
     assert store.names("runs") == ["blobs_baseline", "blobs_finetune"]
     from dacapo_store.weights import LocalWeightsStore

@@ -171,8 +171,9 @@ def demo(directory: Path) -> None:
 
     start = finetune.start_config
     say(
-        f"[bold]4. Starting[/bold] {finetune.name} from {start.run} by {start.criterion} "
-        f"(new head: {finetune.architecture_config.num_out_channels} channels)"
+        f"[bold]4. Starting[/bold] {escape(finetune.name)} from {escape(start.run)} by "
+        f"{escape(start.criterion)} (new head: {finetune.architecture_config.num_out_channels} channels)",
+        markup=True,
     )
     model = _model(finetune.architecture_config.num_out_channels)
     # The report is shown as a table below; the library's own log line would repeat it.
