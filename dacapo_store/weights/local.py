@@ -27,6 +27,7 @@ import mmap
 import os
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
@@ -49,6 +50,14 @@ log = logging.getLogger(__name__)
 
 _HEADER_KEY = "dacapo_store_index"
 _STATS_KEY = "dacapo_store_training_stats"
+#: Our registry-wide bookkeeping beside the run folders (DaCapo never looks there).
+PRIVATE_DIR = ".dacapo_store"
+#: Writers append the name of each run whose index they changed (see `bests_for`).
+_CHANGES_FILE = "changed-runs.log"
+#: How often a leaderboard checks every run's journal anyway: what no writer logged (a writer that
+#: can't write the change log, DaCapo adding checkpoints, a run folder removed by hand) shows
+#: within this many seconds.
+SWEEP_EVERY = 60.0
 _LOCK_TIMEOUT = 60.0
 _CACHE_SIZE = 64
 
@@ -183,6 +192,26 @@ class LocalWeightsStore(WeightsStore):
         path = self._journal(run)
         with _locked(path):
             _append(path, _HEADER_KEY, payload)
+        self._log_change(run)
+
+    def _changes_file(self) -> Path:
+        return self.basedir / PRIVATE_DIR / _CHANGES_FILE
+
+    def _log_change(self, run: str) -> None:
+        """Append `run` to the registry's change log, after its journal: one line, one write.
+
+        Best-effort: without it a leaderboard sees the change at its next full check.
+        """
+        file = self._changes_file()
+        try:
+            file.parent.mkdir(exist_ok=True)
+            fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                os.write(fd, json.dumps(run).encode() + b"\n")
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.debug("change of run %s not logged in %s: %s", run, file, exc)
 
     def read_indexes(self, runs: Iterable[str] | None = None) -> dict[str, RunIndex]:
         """Indexes of `runs` (None: every folder under basedir with an index journal)."""
@@ -262,6 +291,7 @@ class LocalWeightsStore(WeightsStore):
             except OSError:
                 break  # not empty: DaCapo's own files or leftovers stay
         fsync_dir(self.basedir / run)
+        self._log_change(run)
 
     # ------------------------------------------------------------------ across runs
 
@@ -301,47 +331,108 @@ class LocalWeightsStore(WeightsStore):
 
     def bests_for(self, key: str, runs: Iterable[str] | None = None) -> list[tuple[str, list]]:
         """(run, [iteration, value, pinned]) of every run with a best by `key`, from a registry-wide
-        summary checked against every journal's stat.
+        summary (in the per-user cache, see `summary.py`: reading writes nothing into the
+        registry folder, which DaCapo may share; saving it is best-effort).
 
-        The summary (in the per-user cache, see `summary.py`: reading writes nothing into the
-        registry folder, which DaCapo may share) is rebuilt for a
-        run whenever its journal changed size, mtime or inode, or, for a run that had DaCapo
-        checkpoints (`checkpoints/iterations/`) when its entry was built, that folder changed;
-        saving it is best-effort. One stat per run is the whole cost of a warm leaderboard.
+        Writers log each run they change (`_log_change`), so between full checks only the runs in
+        the change log's new lines are looked at. A full check (at least every `SWEEP_EVERY`
+        seconds, or when the log is new, replaced or damaged) compares every run's journal stat,
+        and, for a run that had DaCapo checkpoints when its entry was built, that folder's mtime.
         """
         summary, present = self._summary(runs)
         table = summary.key(key)
         return [(name, table[name]) for name in present if name in table]
 
     def _summary(self, runs: Iterable[str] | None) -> tuple[BestsSummary, list[str]]:
-        sigs = self._journal_sigs(runs)
         summary = self._load_summary()
-        present = []
+        if runs is None:
+            try:
+                log_st = os.stat(self._changes_file())
+            except OSError:
+                log_st = None
+            tail = self._logged_changes(summary, log_st)
+            if tail is not None and log_st is not None and summary.log is not None:
+                # only the runs writers logged since the summary last read the log
+                changed_runs, offset = tail
+                changed = self._refresh(summary, self._journal_sigs(changed_runs), changed_runs)
+                if changed or offset != summary.log[1]:
+                    summary.log = [log_st.st_ino, offset, summary.log[2]]
+                    self._save_summary(summary)
+                return summary, list(summary.sigs)
+            swept_at = time.time()
+            sigs = self._journal_sigs(None)
+            self._refresh(summary, sigs, None)
+            # the log as it was before this check: what is logged during it is read next time
+            summary.log = None if log_st is None else [log_st.st_ino, log_st.st_size, swept_at]
+            self._save_summary(summary)
+            return summary, [name for name, _ in sigs if name in summary.sigs]
+        wanted = list(runs)
+        sigs = self._journal_sigs(wanted)
+        if self._refresh(summary, sigs, wanted):
+            self._save_summary(summary)
+        return summary, [name for name, _ in sigs if name in summary.sigs]
+
+    def _logged_changes(
+        self, summary: BestsSummary, log_st: os.stat_result | None
+    ) -> tuple[set[str], int] | None:
+        """(runs logged as changed since the summary last read the log, new offset), or None when
+        every journal must be checked: no log, a new log, or the last full check too long ago."""
+        if log_st is None or summary.log is None:
+            return None
+        inode, offset, swept_at = summary.log
+        if log_st.st_ino != inode or log_st.st_size < offset or time.time() - swept_at >= SWEEP_EVERY:
+            return None
+        offset = int(offset)
+        if log_st.st_size == offset:
+            return set(), offset
+        try:
+            with open(self._changes_file(), "rb") as f:
+                f.seek(offset)
+                data = f.read(log_st.st_size - offset)
+        except OSError:
+            return None
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written is read next time
+        names = set()
+        for line in complete.splitlines():
+            try:
+                name = json.loads(line)
+            except ValueError:
+                return None  # damaged: check everything
+            if isinstance(name, str):
+                names.add(name)
+        return names, offset + len(complete)
+
+    def _refresh(
+        self, summary: BestsSummary, sigs: list[tuple[str, tuple[int, int, int]]], runs: Iterable[str] | None
+    ) -> bool:
+        """Bring the summary's entries of these runs up to date (runs=None: all runs, dropping
+        those whose journal is gone); True if anything changed."""
         changed = False
+        found = set()
         for name, sig in sigs:
+            found.add(name)
             cached = summary.sigs.get(name)
             if (
                 cached is not None
-                and cached[:3] == sig
+                and tuple(cached[:3]) == sig
                 and (cached[3] == NO_LEGACY or cached[3] == self._legacy_sig(name))
             ):
-                present.append(name)
                 continue
             try:
                 index = self.read_index(name)
             except CorruptWeightsError as exc:
                 log.warning("leaderboard: skipping run %s: %s", name, exc)
+                if name in summary.sigs:
+                    summary.drop_run(name)
+                    changed = True
                 continue
             summary.set_run(name, (*sig, self._legacy_sig(name)), self.compute_bests(name, index))
-            present.append(name)
             changed = True
-        if runs is None and len(present) != len(summary.sigs):
-            for name in set(summary.sigs) - set(present):
-                summary.drop_run(name)  # its journal is gone
+        gone = (set(summary.sigs) if runs is None else set(runs) & set(summary.sigs)) - found
+        for name in gone:
+            summary.drop_run(name)  # its journal is gone
             changed = True
-        if changed:
-            self._save_summary(summary)
-        return summary, present
+        return changed
 
     def _bests_file(self) -> Path:
         return cache_file("run-bests", self.basedir, ".jsonl")

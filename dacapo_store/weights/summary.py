@@ -1,9 +1,12 @@
 """The files backend's leaderboard summary: every run's bests in one file, read a key at a time.
 
-Layout of `<basedir>/.dacapo_store/run-bests.jsonl` (a cache; rebuilt when unreadable):
+Layout of the file (in the per-user cache, see `LocalWeightsStore._bests_file`; a cache, rebuilt
+when unreadable):
 
-- line 1: ``{"version": 2, "names": [run, ...], "sigs": [size, mtime_ns, inode, legacy, ...]}``, four
-  numbers per run: its journal's stat, and the mtime of its DaCapo checkpoint folder (-1: none);
+- line 1: ``{"version": 2, "names": [run, ...], "sigs": [size, mtime_ns, inode, legacy, ...],
+  "log": [inode, offset, swept_at] or null}``, four numbers per run: its journal's stat, and the
+  mtime of its DaCapo checkpoint folder (-1: none); `log` says how far the registry's change log
+  (`LocalWeightsStore._changes_file`) was read and when every journal was last checked;
 - then one line per key ("<criterion>/<dataset or ''>"):
   ``{"key": k, "bests": [run index, iteration, value, pinned, ...]}``, four values per run.
 
@@ -25,6 +28,8 @@ class BestsSummary:
 
     def __init__(self) -> None:
         self.sigs: dict[str, Sig] = {}
+        #: [change log inode, offset read up to, time of the last check of every journal], or None
+        self.log: list[float] | None = None
         self._names: list[str] = []
         self._lines: dict[str, bytes] = {}
         self._keys: dict[str, dict[str, list]] = {}
@@ -41,6 +46,8 @@ class BestsSummary:
         if len(flat) != 4 * len(names):
             raise ValueError("names and signatures differ in length")
         summary._names = names
+        log = head.get("log")
+        summary.log = list(log) if isinstance(log, list) and len(log) == 3 else None
         summary.sigs = {name: tuple(flat[4 * i : 4 * i + 4]) for i, name in enumerate(names)}  # type: ignore[misc]
         prefix = b'{"key":'
         for line in lines[1:]:
@@ -90,7 +97,12 @@ class BestsSummary:
         self._parse_all()
         names = list(self.sigs)
         position = {name: i for i, name in enumerate(names)}
-        head = {"version": 2, "names": names, "sigs": [x for name in names for x in self.sigs[name]]}
+        head = {
+            "version": 2,
+            "names": names,
+            "sigs": [x for name in names for x in self.sigs[name]],
+            "log": self.log,
+        }
         lines = [json.dumps(head, separators=(",", ":"))]
         for key, table in sorted(self._keys.items()):
             flat: list[Any] = []

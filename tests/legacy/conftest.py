@@ -73,8 +73,11 @@ def tree_files(root: Path) -> dict[str, str]:
     return out
 
 
-# where our own files live beside DaCapo's under a run's checkpoints/
-OURS = re.compile(r"[^/]+/checkpoints/(blobs/.*|index\.jsonl(\.lock)?|training_stats\.jsonl(\.lock)?)")
+# where our own files live beside DaCapo's: under a run's checkpoints/, and the registry's change log
+OURS = re.compile(
+    r"[^/]+/checkpoints/(blobs/.*|index\.jsonl(\.lock)?|training_stats\.jsonl(\.lock)?)"
+    r"|\.dacapo_store/changed-runs\.log"
+)
 
 
 def assert_dacapo_unchanged(before: dict[str, str], after: dict[str, str]) -> None:

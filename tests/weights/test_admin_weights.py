@@ -3,6 +3,8 @@ leaderboards, deleting a run's weights, and copying a run's weights between stor
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -191,7 +193,7 @@ def test_the_files_summary_serves_a_new_process_and_is_rebuilt_when_damaged(tmp_
     local._bests_cache.clear()  # as in a new process
     assert store.leaderboard("voi") == first
     summary = local.cache_file("run-bests", tmp_path, ".jsonl")  # the per-user cache
-    assert summary.is_file() and not (tmp_path / ".dacapo_store").exists()
+    assert summary.is_file() and not list(tmp_path.rglob("run-bests*"))  # not in the registry
     summary.write_text("not a summary")
     local._bests_cache.clear()
     assert store.leaderboard("voi") == first
@@ -200,6 +202,56 @@ def test_the_files_summary_serves_a_new_process_and_is_rebuilt_when_damaged(tmp_
         ("b", 100, 0.2),
         ("a", 100, 0.5),
     ]
+
+
+def leaders(store) -> list[tuple[str, int]]:
+    return [(e.run, e.iteration) for e in store.leaderboard("voi")]
+
+
+def test_a_write_by_another_store_shows_in_the_next_leaderboard(tmp_path):
+    reader, writer = LocalWeightsStore(tmp_path), LocalWeightsStore(tmp_path)
+    scored(writer, "a", [(100, 0.5)])
+    assert leaders(reader) == [("a", 100)]
+    scored(writer, "b", [(100, 0.2)])  # logged in the registry's change log: no full check needed
+    assert leaders(reader) == [("b", 100), ("a", 100)]
+    writer.store_validation_scores("a", 100, {"voi": 0.1})
+    assert leaders(reader) == [("a", 100), ("b", 100)]
+    writer.delete_run("b")
+    assert leaders(reader) == [("a", 100)]
+
+
+def test_between_full_checks_the_leaderboard_reads_only_logged_runs(tmp_path, monkeypatch):
+    from dacapo_store.weights import local
+
+    store = LocalWeightsStore(tmp_path)
+    scored(store, "a", [(100, 0.5)])
+    scored(store, "b", [(100, 0.2)])
+    assert leaders(store) == [("b", 100), ("a", 100)]
+    # a change no writer logged (another tool appending to the journal): unseen until a full check
+    journal = tmp_path / "a" / "checkpoints" / "index.jsonl"
+    event = {"op": "scores", "iteration": 100, "dataset": "validate", "scores": {"voi": 0.01},
+             "higher_is_better": {"voi": False}}  # fmt: skip
+    with open(journal, "ab") as f:
+        f.write(json.dumps(event).encode() + b"\n")
+    assert leaders(store) == [("b", 100), ("a", 100)]
+    monkeypatch.setattr(local, "SWEEP_EVERY", 0.0)  # the full check is due
+    assert leaders(store) == [("a", 100), ("b", 100)]
+
+
+def test_a_replaced_or_damaged_change_log_means_a_full_check(tmp_path):
+    store = LocalWeightsStore(tmp_path)
+    scored(store, "a", [(100, 0.5)])
+    assert leaders(store) == [("a", 100)]
+    changes = tmp_path / ".dacapo_store" / "changed-runs.log"
+    changes.unlink()
+    changes.write_bytes(b"not json\n")  # a new file (another inode), and unreadable
+    journal = tmp_path / "a" / "checkpoints" / "index.jsonl"
+    event = {"op": "scores", "iteration": 100, "dataset": "validate", "scores": {"voi": 0.9},
+             "higher_is_better": {"voi": False}}  # fmt: skip
+    scored(store, "b", [(100, 0.2)])  # logged after the junk line
+    with open(journal, "ab") as f:
+        f.write(json.dumps(event).encode() + b"\n")  # not logged
+    assert [(e.run, e.value) for e in store.leaderboard("voi")] == [("b", 0.2), ("a", 0.9)]
 
 
 def test_training_stats_go_with_a_copy_and_a_deleted_run(tmp_path):

@@ -194,7 +194,8 @@ def test_options_name_the_gridfs_backend(monkeypatch):
 
     monkeypatch.setattr("dacapo_store.mongo.MongoClient", mongomock.MongoClient)
     options = Options(mongo_db_host="mongodb://example:27017", weights_store="gridfs")
-    assert isinstance(create_weights_store(options), GridFSWeightsStore)
+    with create_weights_store(options) as store:
+        assert isinstance(store, GridFSWeightsStore)
 
 
 def test_files_checkpoints_live_under_the_run_folder(tmp_path):
