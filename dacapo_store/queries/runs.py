@@ -100,9 +100,17 @@ class Prefetched(WeightsStore):
         self._legacy: dict[str, list[int]] = {}
         self.where = store.where
         self.dacapo = store.dacapo  # DaCapo's scores and bests, laid under ours as in the store
+        self._overlaid: dict[str, RunIndex] = {}
 
     def read_index(self, run: str) -> RunIndex:
         return self._indexes.get(run) or RunIndex()
+
+    def run_index(self, run: str) -> RunIndex:
+        """Ours over DaCapo's, built once per run for this view (every best asks for it)."""
+        found = self._overlaid.get(run)
+        if found is None:
+            found = self._overlaid[run] = super().run_index(run)
+        return found
 
     def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
         return self._store.read_training_stats(run)
