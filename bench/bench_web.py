@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dacapo_store.config_store import FileConfigStore, MongoConfigStore
 from dacapo_store.config_store.documents import META_KEY, RUN_PARTS, new_metadata
 from dacapo_store.conversion import converter
+from dacapo_store.web.browser import launch
 from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
 
 CRITERIA = {"f1_score": True, "loss": False}
@@ -269,7 +270,6 @@ def browser_time(folder: Path) -> float | None:
     """Seconds from navigation until the runs table is visible, in headless Chromium."""
     import socket
     import subprocess
-    import tempfile
 
     try:
         from playwright.sync_api import sync_playwright
@@ -296,20 +296,8 @@ def browser_time(folder: Path) -> float | None:
     try:
         proc.stdout.readline()
         url = f"http://127.0.0.1:{port}/"
-        flags = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ]
         with sync_playwright() as p:
-            context = p.chromium.launch_persistent_context(
-                tempfile.mkdtemp(), executable_path="/usr/bin/chromium", args=flags, headless=True
-            )
+            context = launch(p)
             page = context.new_page()
             # the server builds its run catalog on the first request: start-up, not the page's time
             page.goto(url + "api/v1/runs?limit=1", timeout=600_000)

@@ -5,7 +5,6 @@ Run: python docs/screenshots.py [DEMO_DIR]   (builds the demo there first if it 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -14,17 +13,9 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from dacapo_store.web.browser import launch
+
 DOCS = Path(__file__).resolve().parent
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CLI = [sys.executable, "-c", "from dacapo_store.cli import main; main()"]
 
 
@@ -38,13 +29,7 @@ def main() -> None:
     try:
         url = re.search(r"(http://\S+/)", server.stdout.readline()).group(1)
         with sync_playwright() as p:
-            context = p.chromium.launch_persistent_context(
-                tempfile.mkdtemp(),
-                executable_path=os.environ.get("DACAPO_STORE_CHROMIUM", "/usr/bin/chromium"),
-                args=FLAGS,
-                headless=True,
-                viewport={"width": 1280, "height": 800},
-            )
+            context = launch(p, viewport={"width": 1280, "height": 800})
             page = context.new_page()
             shots = [
                 ("dashboard-runs.png", "", None),

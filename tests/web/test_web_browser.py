@@ -16,20 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from dacapo_store.web.browser import CHROMIUM, launch
+
 from .conftest import RUNS
 
 BASE, FINETUNE = RUNS
-CHROMIUM = os.environ.get("DACAPO_STORE_CHROMIUM", "/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -100,12 +91,8 @@ def chromium(browser_ready, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
-            args=FLAGS,
-            headless=True,
-            viewport={"width": 1400, "height": 900},
+        context = launch(
+            p, tmp_path_factory.mktemp("chromium-profile"), viewport={"width": 1400, "height": 900}
         )
         yield context
         context.close()
