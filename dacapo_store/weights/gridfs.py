@@ -37,11 +37,8 @@ from pymongo.errors import BulkWriteError
 from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import IndexSpec, ensure_indexes
-from ..names import check_name
-from .base import BlobNotFoundError, LeaderboardEntry, Leftover, WeightsStore, run_name
+from .base import BlobNotFoundError, Leftover, WeightsStore
 from .index import RunIndex
-from .leaderboard import rank_entries
-from .scores import check_criterion
 from .stats import same_stats
 
 log = logging.getLogger(__name__)
@@ -401,20 +398,11 @@ class GridFSWeightsStore(WeightsStore):
                         out.setdefault(name, {})[doc["key"]] = best
         return out
 
-    def leaderboard(
-        self,
-        criterion: str,
-        runs: Iterable[Any] | None = None,
-        dataset: str | None = None,
-        *,
-        top: int | None = None,
-    ) -> list[LeaderboardEntry]:
-        """As `WeightsStore.leaderboard`, reading only the summary documents of one key."""
-        check_criterion(criterion)
-        if dataset is not None:
-            check_name(dataset, "dataset name", slash_ok=True)
-        names = None if runs is None else {run_name(r) for r in runs}
-        query: dict[str, Any] = {"key": f"{criterion}/{dataset or ''}"}
+    def bests_for(self, key: str, runs: Iterable[str] | None = None) -> list[tuple[str, list]]:
+        """(run, [iteration, value, pinned]) of the runs with a best by `key`: only the summary
+        documents of that key (and of the runs' buckets) are read."""
+        names = None if runs is None else set(runs)
+        query: dict[str, Any] = {"key": key}
         if names is not None:
             query["bucket"] = {"$in": sorted({_bucket(n) for n in names})}
         found = []
@@ -424,8 +412,7 @@ class GridFSWeightsStore(WeightsStore):
                     name = _unfield(encoded)
                     if names is None or name in names:
                         found.append((name, best))
-        higher = self.direction(criterion, None if names is None else sorted(names))
-        return rank_entries(found, higher, top)
+        return found
 
     # ------------------------------------------------------------------ training stats
 
