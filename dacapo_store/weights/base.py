@@ -485,6 +485,10 @@ class WeightsStore(ABC):
 
         With `dataset=None`, the mean over the datasets validated at each iteration.
         """
+        return self.best_choice(run, criterion, dataset).iteration
+
+    def best_choice(self, run: RunLike, criterion: str, dataset: str | None = None) -> BestChoice:
+        """What `retrieve_best` picks, with its score and whether it is a pin (one read of the index)."""
         name = run_name(run)
         check_criterion(criterion)
         if dataset is not None:
@@ -513,14 +517,7 @@ class WeightsStore(ABC):
             raise WeightsNotFoundError(
                 f"run {name}: no iteration scored on {criterion!r} has sound weights in {self.where}"
             )
-        return chosen[0]
-
-    def best_choice(self, run: RunLike, criterion: str, dataset: str | None = None) -> BestChoice:
-        """What `retrieve_best` picks, with its score and whether it is a pin."""
-        name = run_name(run)
-        iteration = self.retrieve_best(name, criterion, dataset)
-        index = self.run_index(name)
-        pinned = self._pin(index, criterion, dataset) == iteration
+        iteration, pinned = chosen
         return BestChoice(iteration, index.mean_score(criterion, dataset, iteration), pinned)
 
     def _choose_best(
