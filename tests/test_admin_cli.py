@@ -661,6 +661,9 @@ NEW_COMMANDS = [
     ["weights", "pin"],
     ["weights", "unpin"],
     ["weights", "remove"],
+    ["gc"],
+    ["import-dacapo"],
+    ["serve"],
 ]
 
 
@@ -678,5 +681,8 @@ def test_root_help_lists_the_new_commands_with_examples():
         "dacapo-store scores",
         "dacapo-store leaderboard",
         "dacapo-store weights verify",
+        "dacapo-store gc",
+        "dacapo-store import-dacapo",
+        "dacapo-store serve",
     ]:
         assert example in result.output

@@ -157,7 +157,10 @@ Examples:
   dacapo-store weights unpin my_run voi
   dacapo-store weights remove my_run 2000 --yes
   dacapo-store copy --from files:/data/dacapo --to mongodb://db:27017 --db-to dacapo
-  dacapo-store check --weights --json""",
+  dacapo-store check --weights --json
+  dacapo-store gc --older-than 1h --dry-run
+  dacapo-store import-dacapo --from files:/groups/lab/dacapo --dry-run
+  dacapo-store serve --port 8765""",
 )
 @click.option(
     "--store",
