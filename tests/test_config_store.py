@@ -337,3 +337,13 @@ def test_metadata_of_another_content_is_not_shown(config_store):
     meta = config_store.metadata("arrays", "a")
     assert meta.created_by is None and meta.created_at is None
     assert "__dacapo_store__" not in config_store.raw_document("arrays", "a")
+
+
+def test_get_documents_reads_several_in_order_and_names_the_first_missing(config_store):
+    config_store.store_run_config(RUN)
+    config_store.store_run_config(attrs.evolve(RUN, name="second"))
+    docs = config_store.get_documents("runs", ["second", "run"])
+    assert docs == [config_store.get_document("runs", "second"), config_store.get_document("runs", "run")]
+    with pytest.raises(ConfigNotFoundError, match="no run config named 'missing'"):
+        config_store.get_documents("runs", ["run", "missing"])
+    assert config_store.get_documents("tasks", [RUN.task_config.name])[0]["name"] == RUN.task_config.name

@@ -403,3 +403,8 @@ def test_a_lossy_number_is_an_error_naming_the_field(backend, tmp_path):
 def test_writing_stays_strict():
     with pytest.raises(ConfigValidationError, match="num_iterations"):
         converter.structure(other_version_run(), RunConfig)
+
+
+def test_get_documents_refuses_a_shared_run_name_as_get_document_does(mongo_pack):
+    with pytest.raises(AmbiguousNameError, match="'lab_inner_mito'"):
+        mongo_pack.get_documents("runs", ["lab_inner_mito"])

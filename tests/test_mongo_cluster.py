@@ -213,8 +213,7 @@ def test_every_write_of_the_stores_asks_a_majority_with_a_timeout(mongo_server):
     weights.store_best("run", 1, None, "voi")
     weights.remove("run", 1)
     namespaces = {ns for ns, _ in writes()}
-    assert {f"{db}.runs", f"{db}.weights.files", f"{db}.weights.chunks", f"{db}.weights_index"} <= namespaces
-    assert {f"{db}.weights_scores", f"{db}.weights_pins"} <= namespaces
+    assert {f"{db}.runs", f"{db}.weights.files", f"{db}.weights.chunks", f"{db}.weights_runs"} <= namespaces
     for namespace, concern in writes():
         assert concern.get("w") == "majority" and concern.get("wtimeout", 0) > 0, namespace
 
@@ -232,15 +231,15 @@ def test_index_builds_ask_a_majority_commit_quorum_and_fall_back_on_a_standalone
 # -- our scores are ours ----------------------------------------------------------------------------
 
 
-def test_scores_go_to_weights_scores_and_dacapo_validation_scores_stay_dacapos(mongo_server):
+def test_scores_go_to_weights_runs_and_dacapo_validation_scores_stay_dacapos(mongo_server):
     client = mongo_server.client()
     dacapo_doc = {"run_name": "run", "iteration": 1, "dataset": "validate", "criterion": "voi", "value": 1}
     client[mongo_server.db_name]["validation_scores"].insert_one(dict(dacapo_doc))
     store = GridFSWeightsStore(client=client, db_name=mongo_server.db_name)
     store.store_validation_scores("run", 1, {"voi": 0.25})
     assert store.retrieve_validation_scores("run") == {"voi": {"validate": {1: 0.25}}}
-    ours = client[mongo_server.db_name]["weights_scores"].find_one({}, projection={"_id": False})
-    assert ours["scores"] == {"voi": 0.25}
+    ours = client[mongo_server.db_name]["weights_runs"].find_one({"_id": "run"})
+    assert ours["scores"] == {"validate": {"1": {"voi": 0.25}}}
     theirs = list(client[mongo_server.db_name]["validation_scores"].find({}, projection={"_id": False}))
     assert theirs == [dacapo_doc]
 
@@ -254,11 +253,18 @@ def test_iterations_stored_as_int64_are_read(mongo_server):
     big = 2**31 + 5
     store.store_weights("run", big, {"w": torch.ones(2)})
     store.store_validation_scores("run", big, {"voi": 0.5})
+    store.store_best("run", big, None, "voi")
     db = client[mongo_server.db_name]
-    db["weights_index"].update_one({"run_name": "run"}, {"$set": {"iteration": Int64(big)}})
-    db["weights_scores"].update_one({"run_name": "run"}, {"$set": {"iteration": Int64(big)}})
-    assert store.iterations("run") == [big]
-    assert store.retrieve_best("run", "voi") == big
+    db["weights_runs"].update_one({"_id": "run"}, {"$set": {"pins.%.voi": Int64(big)}})
+    # the earlier layout (a document per checkpoint and scored iteration) keeps Int64 iterations
+    meta = db["weights_runs"].find_one({"_id": "run"})["checkpoints"][str(big)]
+    db["weights_index"].insert_one({"run_name": "old", "iteration": Int64(big), "meta": meta})
+    db["weights_scores"].insert_one(
+        {"run_name": "old", "iteration": Int64(big), "dataset": "validate", "scores": {"voi": 0.5}}
+    )
+    assert store.iterations("run") == [big] == store.iterations("old")
+    assert store.retrieve_best("run", "voi") == big == store.retrieve_best("old", "voi")
+    assert store.pins("run") == [(None, "voi", big)]
     assert torch.equal(store.retrieve_weights("run", Int64(big)).model["w"], torch.ones(2))
 
 

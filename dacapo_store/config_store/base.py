@@ -126,23 +126,29 @@ class ConfigStore(ABC):
         if repetition is not None and (kind != "runs" or type(repetition) is not int):
             raise TypeError(f"repetition must be an int, for runs only; got {repetition!r} for {kind}")
         if kind == "runs":
-            docs = self._find_all(kind, name)
-            if repetition is not None:
-                docs = [d for d in docs if d.get("repetition") == repetition]
-            if len(docs) > 1:
-                reps = sorted(d.get("repetition") for d in docs)
-                raise AmbiguousNameError(
-                    f"{len(docs)} runs are named {name!r} in {self.describe()} (DaCapo repetitions "
-                    f"{', '.join(map(str, reps))}); choose one with repetition=",
-                    reps,
-                )
-            doc = docs[0] if docs else None
-        else:
-            doc = self._find(kind, name)
+            return self._pick(kind, name, self._find_all(kind, name), repetition)
+        doc = self._find(kind, name)
         if doc is None:
+            raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
+        return doc
+
+    def _pick(
+        self, kind: str, name: str, docs: list[dict[str, Any]], repetition: int | None
+    ) -> dict[str, Any]:
+        """The one document of `docs` (all stored under `name`), or the error get_document raises."""
+        if repetition is not None:
+            docs = [d for d in docs if d.get("repetition") == repetition]
+        if len(docs) > 1:
+            reps = sorted(d.get("repetition") for d in docs)
+            raise AmbiguousNameError(
+                f"{len(docs)} runs are named {name!r} in {self.describe()} (DaCapo repetitions "
+                f"{', '.join(map(str, reps))}); choose one with repetition=",
+                reps,
+            )
+        if not docs:
             what = f" with repetition {repetition}" if repetition is not None else ""
             raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r}{what} in {self.describe()}")
-        return doc
+        return docs[0]
 
     def get_document(self, kind: str, name: str, *, repetition: int | None = None) -> dict[str, Any]:
         """The stored config document (without storage keys); ConfigNotFoundError if absent.
@@ -151,6 +157,20 @@ class ConfigStore(ABC):
         `repetition` picks one.
         """
         return config_part(self._find_or_raise(kind, name, repetition))
+
+    def get_documents(self, kind: str, names: Iterable[str]) -> list[dict[str, Any]]:
+        """`get_document` of each name, in order, read together (one query on MongoDB).
+
+        The first name that is missing or ambiguous raises what `get_document` raises for it.
+        """
+        check_kind(kind)
+        names = [self._check_name(name) for name in names]
+        found = self._find_many(kind, names)
+        return [config_part(self._pick(kind, name, found.get(name, []), None)) for name in names]
+
+    def _find_many(self, kind: str, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """name -> every document stored under it (see `_find_all`); backends may read them at once."""
+        return {name: self._find_all(kind, name) for name in names}
 
     def put_document(
         self, kind: str, doc: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None

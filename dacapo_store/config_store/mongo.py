@@ -94,6 +94,13 @@ class MongoConfigStore(ConfigStore):
         with translate_errors(self._where):
             return list(self.db[kind].find({"name": name}, projection={"_id": False}))
 
+    def _find_many(self, kind: str, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {}
+        with translate_errors(self._where):
+            for doc in self.db[kind].find({"name": {"$in": names}}, projection={"_id": False}):
+                found.setdefault(doc.get("name"), []).append(doc)
+        return found
+
     def _get_meta(self, kind: str, name: str) -> dict[str, Any] | None:
         with translate_errors(self._where):
             return self.db[METADATA_COLLECTION].find_one(

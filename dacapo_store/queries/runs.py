@@ -399,7 +399,7 @@ def differing_fields(docs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def compare_runs(configs: Any, weights: WeightsStore, names: Sequence[str]) -> dict[str, Any]:
     """The config fields that differ between runs, and each criterion's curves of every run."""
-    docs = [configs.get_document("runs", name) for name in names]
+    docs = configs.get_documents("runs", names)
     indexes = weights.read_indexes(names)
     by_criterion: dict[str, list[dict[str, Any]]] = {}
     for name in names:

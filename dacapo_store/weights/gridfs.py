@@ -1,13 +1,24 @@
-"""GridFSWeightsStore: checkpoints in MongoDB GridFS, index and scores in small collections.
+"""GridFSWeightsStore: checkpoints in MongoDB GridFS, each run's index in one document.
 
 - blobs: GridFS bucket `weights` (`weights.files`, `weights.chunks`), filename `<run>/<blob>`.
   GridFS writes the chunks first and the file document last, so a blob is whole or absent.
-- `weights_index`: one document per checkpoint, `{run_name, iteration, meta}`, written after its
-  blobs: this document is what makes a checkpoint visible.
-- `weights_scores`: one document per `{run_name, iteration, dataset}`, with `scores` and
-  `higher_is_better` mappings; new criteria are merged in with `$set`. (DaCapo's own
-  `validation_scores` collection is DaCapo's: we never write there.)
-- `weights_pins`: one document per `{run_name, dataset, criterion}` pinned by hand.
+- `weights_runs`: the run's index, one document per run, `_id` the run name:
+  `{checkpoints: {"<iteration>": meta}, damaged: {"<iteration>": problem},
+  scores: {<dataset>: {"<iteration>": {<criterion>: value}}}, directions: {<criterion>: bool},
+  pins: {<dataset, "%" for all>: {<criterion>: iteration}}, updated, writes}` (dataset and criterion
+  names with `%`, `.` and `$` escaped). Every write is one single-document update of a few
+  paths (`$set`/`$unset`), atomic on the server, so writers of one run (the trainer storing
+  checkpoints, a validator storing scores) never lose each other's updates; each sets
+  `updated` to the server's clock and adds one to `writes` (two writes in one millisecond),
+  which is how readers find what changed. A checkpoint's entry is written after its blobs: it
+  is what makes the checkpoint visible. One read gives a run's whole index (a run page, a
+  best), and reading every run's index reads one document per run, not one per scored
+  iteration (MongoDB's 16 MiB hold about 100,000 scored iterations of 5 criteria).
+  A run whose weights are deleted keeps an empty document (its `updated` says so to readers).
+- `weights_index`, `weights_scores`, `weights_pins`: the earlier layout of dacapo_store 0.1.0
+  (a document per checkpoint, per scored iteration and dataset, per pin). Still read, and
+  laid under `weights_runs`; removals and unpins delete there too; nothing new is written
+  there.
 - `weights_bests`: a summary of each run's bests, rewritten after every index write of the run:
   one document per `key` ("<criterion>/<dataset or ''>") and `bucket` (a hash of the run name,
   0-63), `{key, bucket, entries: {<run name, '%', '.', '$' escaped>: [iteration, value, pinned]}}`.
@@ -27,7 +38,7 @@ import os
 import time
 import zlib
 from collections.abc import Collection, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import gridfs
@@ -49,19 +60,7 @@ _WRITE_SLICE = 16 * 1024 * 1024
 #: Our collections' indexes, and GridFS's own under the names pymongo gives them (another name
 #: for the same keys would be refused by the server).
 INDEXES: tuple[IndexSpec, ...] = (
-    IndexSpec("weights_index", "run_name_iteration", (("run_name", 1), ("iteration", 1)), unique=True),
-    IndexSpec(
-        "weights_scores",
-        "run_name_iteration_dataset",
-        (("run_name", 1), ("iteration", 1), ("dataset", 1)),
-        unique=True,
-    ),
-    IndexSpec(
-        "weights_pins",
-        "run_name_dataset_criterion",
-        (("run_name", 1), ("dataset", 1), ("criterion", 1)),
-        unique=True,
-    ),
+    IndexSpec("weights_runs", "updated", (("updated", 1),)),
     IndexSpec(
         "weights_training_stats", "run_name_iteration", (("run_name", 1), ("iteration", 1)), unique=True
     ),
@@ -97,6 +96,7 @@ class GridFSWeightsStore(WeightsStore):
         self._index = self.db["weights_index"]
         self._scores = self.db["weights_scores"]
         self._pins = self.db["weights_pins"]
+        self._runs = self.db["weights_runs"]
         self._stats = self.db["weights_training_stats"]
         self._summary = self.db["weights_bests"]
         with translate_errors(self.where):
@@ -236,13 +236,34 @@ class GridFSWeightsStore(WeightsStore):
     # ------------------------------------------------------------------ index
 
     def read_index(self, run: str) -> RunIndex:
-        """Checkpoints, scores and pins of the run, read from their collections as index events."""
+        """Checkpoints, scores and pins of the run: its `weights_runs` document (one read)."""
         return self.read_indexes([run]).get(run) or RunIndex()
 
     def read_indexes(self, runs: Iterable[str] | None = None) -> dict[str, RunIndex]:
-        """Indexes of `runs` (None: every run with a document here), in one query per collection."""
-        query: dict[str, Any] = {} if runs is None else {"run_name": {"$in": list(runs)}}
-        events: dict[str, list[dict[str, Any]]] = {}
+        """Indexes of `runs` (None: every run with a document here): one query, plus one per
+        collection of the earlier layout."""
+        wanted = None if runs is None else list(runs)
+        events = self._earlier_layout_events(wanted)
+        if wanted is None:
+            query: dict[str, Any] = {}
+        elif len(wanted) == 1:
+            query = {"_id": wanted[0]}
+        else:
+            query = {"_id": {"$in": wanted}}
+        with translate_errors(self.where):
+            for doc in self._runs.find(query, projection={"updated": False, "writes": False}):
+                run = doc.get("_id")
+                if isinstance(run, str):
+                    events.setdefault(run, []).extend(_document_events(run, doc))
+        found = {run: RunIndex().with_events(evs) for run, evs in events.items() if isinstance(run, str)}
+        if wanted is not None:
+            found = {run: found.get(run) or RunIndex() for run in wanted}
+        return found
+
+    def _earlier_layout_events(self, runs: list[str] | None) -> dict[Any, list[dict[str, Any]]]:
+        """Index events of the runs from the earlier layout's collections (empty in a new database)."""
+        query: dict[str, Any] = {} if runs is None else {"run_name": {"$in": runs}}
+        events: dict[Any, list[dict[str, Any]]] = {}
         with translate_errors(self.where):
             for doc in self._index.find(query, projection={"_id": False}):
                 events.setdefault(doc.get("run_name"), []).append(
@@ -271,39 +292,43 @@ class GridFSWeightsStore(WeightsStore):
                         "iteration": doc.get("iteration"),
                     }
                 )
-        found = {run: RunIndex().with_events(evs) for run, evs in events.items() if isinstance(run, str)}
-        if runs is not None:
-            found = {run: found.get(run) or RunIndex() for run in runs}
-        return found
+        return events
 
     def changes_since(self, token: Any, runs: Collection[str]) -> tuple[Any, set[str] | None]:
-        """Checkpoints and scores by (count, newest _id): new documents name their runs; pins whole.
+        """Runs whose `weights_runs` document was updated since the token (by its `updated` time).
 
-        Pins are few, so they are read whole and compared (a pin moved in place shows). A checkpoint
-        replaced in place, or a score of an already scored iteration and dataset updated with
-        `$set`, keeps its _id: callers read everything again now and then to see those.
+        Every write sets `updated` to the server's clock, so an overwrite in place shows like a
+        new score. The query reaches back a few seconds before the newest time seen (writes in
+        the same millisecond, the clock of a new primary after a failover) and the token keeps
+        the times seen in that window, so a run is named again only if its time moved. The
+        earlier layout's collections are watched by count and newest _id (new documents name
+        their runs); pins there are few and compared whole.
         """
-        collections = (self._index, self._scores)
+        old = (self._index, self._scores)
+        valid = _valid_token(token)
+        newest, recent = (token[0], token[1]) if valid else (None, {})
         with translate_errors(self.where):
-            counts = tuple(_count_and_newest(c) for c in collections)
-            pins: dict[str, tuple] = {}
-            for doc in self._pins.find({}, projection={"_id": False}):
-                run = doc.get("run_name")
-                if isinstance(run, str):
-                    pins[run] = (
-                        *pins.get(run, ()),
-                        (doc.get("dataset"), doc.get("criterion"), doc.get("iteration")),
-                    )
-            pins = {run: tuple(sorted(p, key=repr)) for run, p in pins.items()}
-            now = (counts, pins)
-            if not isinstance(token, tuple) or len(token) != 2 or len(token[0]) != len(counts):
+            counts = tuple(_count_and_newest(c) for c in old)
+            pins = self._earlier_pins()
+            query = {} if newest is None else {"updated": {"$gte": newest - _LOOKBACK}}
+            seen: dict[str, tuple[datetime, Any]] = {}
+            projection = {"_id": True, "updated": True, "writes": True}
+            for doc in self._runs.find(query, projection=projection):
+                stamp = doc.get("updated")
+                if isinstance(doc.get("_id"), str) and isinstance(stamp, datetime):
+                    seen[doc["_id"]] = (stamp, doc.get("writes"))
+            changed = {run for run, mark in seen.items() if recent.get(run) != mark}
+            newest = max([*(t for t, _ in seen.values()), *([newest] if newest else [])], default=None)
+            recent = {} if newest is None else {r: m for r, m in seen.items() if m[0] >= newest - _LOOKBACK}
+            now = (newest, recent, counts, pins)
+            if not valid:
                 return now, None
-            old_counts, old_pins = token
-            changed = {run for run in set(pins) | set(old_pins) if pins.get(run) != old_pins.get(run)}
-            for collection, (count, newest), (old_count, old_newest) in zip(
-                collections, counts, old_counts, strict=True
+            old_counts, old_pins = token[2], token[3]
+            changed |= {run for run in set(pins) | set(old_pins) if pins.get(run) != old_pins.get(run)}
+            for collection, (count, newest_id), (old_count, old_newest) in zip(
+                old, counts, old_counts, strict=True
             ):
-                if (count, newest) == (old_count, old_newest):
+                if (count, newest_id) == (old_count, old_newest):
                     continue
                 if count < old_count or old_newest is None:
                     return now, None
@@ -314,45 +339,101 @@ class GridFSWeightsStore(WeightsStore):
                 changed |= {r for r in found if isinstance(r, str)}
         return now, changed
 
+    def _earlier_pins(self) -> dict[str, tuple]:
+        pins: dict[str, tuple] = {}
+        for doc in self._pins.find({}, projection={"_id": False}):
+            run = doc.get("run_name")
+            if isinstance(run, str):
+                pins[run] = (
+                    *pins.get(run, ()),
+                    (doc.get("dataset"), doc.get("criterion"), doc.get("iteration")),
+                )
+        return {run: tuple(sorted(p, key=repr)) for run, p in pins.items()}
+
     def read_checkpoint(self, run: str, iteration: int) -> dict[str, Any] | None:
-        """One checkpoint's entry, by a single indexed query."""
+        """One checkpoint's entry, by a single query for that one field."""
+        path = f"checkpoints.{iteration}"
         with translate_errors(self.where):
-            doc = self._index.find_one({"run_name": run, "iteration": iteration}, projection={"_id": False})
-        if doc is None:
+            doc = self._runs.find_one({"_id": run}, projection={path: True})
+            meta = ((doc or {}).get("checkpoints") or {}).get(str(iteration))
+            if meta is None:
+                earlier = self._index.find_one(
+                    {"run_name": run, "iteration": iteration}, projection={"_id": False}
+                )
+                meta = None if earlier is None else earlier.get("meta")
+        if meta is None:
             return None
-        return RunIndex().with_events([{"op": "checkpoint", **doc}]).checkpoints.get(iteration)
+        event = {"op": "checkpoint", "iteration": iteration, "meta": meta}
+        return RunIndex().with_events([event]).checkpoints.get(iteration)
 
     def append_index(self, run: str, events: list[dict[str, Any]]) -> None:
-        """Apply each event as one single-document write (upsert or delete)."""
+        """Apply each event as one update of the run's document (a few paths, atomic)."""
         with translate_errors(self.where):
             for event in events:
-                op = event["op"]
-                if op == "checkpoint":
-                    key = {"run_name": run, "iteration": event["iteration"]}
-                    self._index.replace_one(key, {**key, "meta": event["meta"]}, upsert=True)
-                elif op == "remove":
-                    self._index.delete_one({"run_name": run, "iteration": event["iteration"]})
-                elif op == "scores":
-                    key = {"run_name": run, "iteration": event["iteration"], "dataset": event["dataset"]}
-                    update = {f"scores.{c}": v for c, v in event["scores"].items()}
-                    update.update({f"higher_is_better.{c}": h for c, h in event["higher_is_better"].items()})
-                    self._scores.update_one(key, {"$set": update}, upsert=True)
-                elif op == "pin":
-                    key = {"run_name": run, "dataset": event["dataset"], "criterion": event["criterion"]}
-                    self._pins.replace_one(key, {**key, "iteration": event["iteration"]}, upsert=True)
-                elif op == "unpin":
-                    key = {"run_name": run, "dataset": event["dataset"], "criterion": event["criterion"]}
-                    self._pins.delete_one(key)
-                elif op == "damaged":
-                    key = {"run_name": run, "iteration": event["iteration"]}
-                    self._index.update_one(key, {"$set": {"damaged": event["problem"]}})
-                else:
-                    raise ValueError(f"unknown index event {op!r}")
+                self._apply(run, event)
             self._refresh_bests(run)
 
-    def forget_run(self, run: str) -> None:
-        """Delete the run's checkpoint entries, scores, pins and summary."""
+    def _apply(self, run: str, event: dict[str, Any]) -> None:
+        op = event["op"]
+        key = {"_id": run}
+        if op == "checkpoint":
+            it = event["iteration"]
+            self._update(key, {"$set": {f"checkpoints.{it}": event["meta"]}, "$unset": {f"damaged.{it}": ""}})
+        elif op == "remove":
+            it = event["iteration"]
+            self._update(key, {"$unset": {f"checkpoints.{it}": "", f"damaged.{it}": ""}})
+            self._index.delete_one({"run_name": run, "iteration": it})
+            self._drop_if_empty(run, "checkpoints")
+        elif op == "scores":
+            it, dataset = event["iteration"], _field(event["dataset"])
+            update = {f"scores.{dataset}.{it}.{_field(c)}": v for c, v in event["scores"].items()}
+            update.update({f"directions.{_field(c)}": h for c, h in event["higher_is_better"].items()})
+            self._update(key, {"$set": update})
+        elif op == "pin":
+            path = f"pins.{_pin_field(event['dataset'])}.{_field(event['criterion'])}"
+            self._update(key, {"$set": {path: event["iteration"]}})
+        elif op == "unpin":
+            path = f"pins.{_pin_field(event['dataset'])}.{_field(event['criterion'])}"
+            self._update(key, {"$unset": {path: ""}})
+            self._pins.delete_one(
+                {"run_name": run, "dataset": event["dataset"], "criterion": event["criterion"]}
+            )
+            self._drop_if_empty(run, "pins")
+        elif op == "damaged":
+            it = event["iteration"]
+            if self.read_checkpoint(run, it) is not None:  # as before: only a checkpoint there
+                self._update(key, {"$set": {f"damaged.{it}": event["problem"]}})
+        else:
+            raise ValueError(f"unknown index event {op!r}")
+
+    def _update(self, key: dict[str, Any], update: dict[str, Any]) -> None:
+        update = {**update, "$currentDate": {"updated": True}, "$inc": {"writes": 1}}
+        self._runs.update_one(key, update, upsert=True)
+
+    def _drop_if_empty(self, run: str, field: str) -> None:
+        """Remove a map left empty (pins of one dataset, or all), so `run_names` can ask `$exists`."""
         with translate_errors(self.where):
+            doc = self._runs.find_one({"_id": run}, projection={field: True}) or {}
+            value = doc.get(field)
+            if isinstance(value, dict):
+                empty = [k for k, v in value.items() if v == {}]
+                unset = {field: ""} if len(empty) == len(value) else {f"{field}.{k}": "" for k in empty}
+                if unset:
+                    self._runs.update_one({"_id": run}, {"$unset": unset})
+
+    def forget_run(self, run: str) -> None:
+        """Empty the run's document (it stays, with a new `updated`, so readers see the deletion),
+        delete its documents of the earlier layout and its summary entries."""
+        with translate_errors(self.where):
+            fields = ("checkpoints", "damaged", "scores", "directions", "pins")
+            self._runs.update_one(
+                {"_id": run},
+                {
+                    "$unset": dict.fromkeys(fields, ""),
+                    "$currentDate": {"updated": True},
+                    "$inc": {"writes": 1},
+                },
+            )
             for collection in (self._index, self._scores, self._pins):
                 collection.delete_many({"run_name": run})
             field = f"entries.{_field(run)}"
@@ -381,6 +462,8 @@ class GridFSWeightsStore(WeightsStore):
             names: set[str] = set()
             for collection in (self._index, self._scores, self._pins):
                 names.update(n for n in collection.distinct("run_name") if isinstance(n, str))
+            present = {"$or": [{f: {"$exists": True}} for f in ("checkpoints", "scores", "pins")]}
+            names.update(d["_id"] for d in self._runs.find(present, projection={"_id": True}))
         return sorted(names)
 
     def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
@@ -479,6 +562,78 @@ def _timestamp(value: Any) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.timestamp()
+
+
+#: How far before the newest `updated` seen a change check reaches back.
+_LOOKBACK = timedelta(seconds=5)
+
+
+def _valid_token(token: Any) -> bool:
+    return isinstance(token, tuple) and len(token) == 4 and isinstance(token[2], tuple)
+
+
+def _pin_field(dataset: str | None) -> str:
+    """A pin's dataset as a field name; "%" (never an escaped name) for a pin over all datasets."""
+    return "%" if dataset is None else _field(dataset)
+
+
+def _iteration(key: str) -> int | None:
+    return int(key) if key.isascii() and key.isdigit() else None
+
+
+def _document_events(run: str, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A `weights_runs` document as index events (checkpoints, damage, scores, pins)."""
+    events: list[dict[str, Any]] = []
+
+    def mapping(field: str) -> Mapping[str, Any]:
+        value = doc.get(field)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            log.warning("run %s: skipping its %s: not a mapping in weights_runs", run, field)
+            return {}
+        return value
+
+    def iterations(values: Mapping[str, Any], what: str) -> Iterable[tuple[int, Any]]:
+        for key, value in values.items():
+            it = _iteration(key)
+            if it is None:
+                log.warning("run %s: skipping %s %.50r: not an iteration", run, what, key)
+            else:
+                yield it, value
+
+    for it, meta in iterations(mapping("checkpoints"), "checkpoint"):
+        events.append({"op": "checkpoint", "iteration": it, "meta": meta})
+    for it, problem in iterations(mapping("damaged"), "damage record"):
+        events.append({"op": "damaged", "iteration": it, "problem": problem})
+    directions = {_unfield(c): h for c, h in mapping("directions").items()}
+    for dataset, by_iteration in mapping("scores").items():
+        if not isinstance(by_iteration, Mapping):
+            continue
+        for it, values in iterations(by_iteration, "scores of iteration"):
+            if isinstance(values, Mapping):
+                scores = {_unfield(c): v for c, v in values.items()}
+                events.append(
+                    {
+                        "op": "scores",
+                        "iteration": it,
+                        "dataset": _unfield(dataset),
+                        "scores": scores,
+                        "higher_is_better": {c: directions[c] for c in scores if c in directions},
+                    }
+                )
+    for dataset, by_criterion in mapping("pins").items():
+        if isinstance(by_criterion, Mapping):
+            for criterion, it in by_criterion.items():
+                events.append(
+                    {
+                        "op": "pin",
+                        "dataset": None if dataset == "%" else _unfield(dataset),
+                        "criterion": _unfield(criterion),
+                        "iteration": it,
+                    }
+                )
+    return events
 
 
 def _count_and_newest(collection: Any) -> tuple[int, Any]:

@@ -80,7 +80,7 @@ def test_our_documents_go_to_collections_dacapo_does_not_use(mongo_layout):
     counts = {name: layout.db[name].count_documents({}) for name in ("validation_scores", "training_stats")}
     layout.store.store_validation_scores(RUN, 5, {"mito__dice": 0.5}, dataset=DATASET)
     layout.store.store_training_stats(RUN, {20: {"loss": 1.0, "time": 0.1}})
-    assert layout.db["weights_scores"].count_documents({"run_name": RUN}) == 1
+    assert layout.db["weights_runs"].count_documents({"_id": RUN, "scores": {"$exists": True}}) == 1
     assert layout.db["weights_training_stats"].count_documents({"run_name": RUN}) == 1
     assert counts == {name: layout.db[name].count_documents({}) for name in counts}
     assert counts == {n: MANIFEST["mongo_counts"][n] for n in counts}

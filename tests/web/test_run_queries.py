@@ -155,6 +155,7 @@ def test_when_checking_is_expensive_it_runs_in_the_background_and_requests_do_no
     cat = RunCatalog(stores.configs, stores.weights, recheck=0, budget=0.0)
     cat.names()
     cat.names()  # an incremental check, timed: above the zero budget
+    cat._checked = -float("inf")  # as if the last check were long ago (not within 5x its cost)
     run = stores.configs.retrieve_run_config(FINETUNE)
     stores.configs.store_run_config(attrs.evolve(run, name="third"))
     cat.refresh()  # starts the check in a thread and returns with the summaries at hand
