@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
+from bson import ObjectId
 
 from ..config_store import FileConfigStore, MongoConfigStore
 from ..config_store.documents import config_part
@@ -149,22 +150,22 @@ class _MongoRuns:
         self.names: set[str] = set()
 
     def poll(self, full: bool) -> tuple[set[str], dict[str, dict | None]]:
+        """New documents are those with an `_id` above the newest seen (the `_id` index answers);
+        if the count doesn't add up (a deletion, or an `_id` made a little earlier by another
+        client), everything is read again."""
         with translate_errors(self.store.describe()):
-            newest = self.collection.find_one({}, projection={"_id": True}, sort=[("_id", -1)])
-            token = (self.collection.estimated_document_count(), newest and newest["_id"])
-            if not full and token == self.token:
-                return self.names, {}
+            count = self.collection.estimated_document_count()
+            docs: list[dict] = []
             incremental = not full and self.token is not None and self.token[1] is not None
-            if incremental and token[0] >= self.token[0]:
+            if incremental:
                 docs = list(self.collection.find({"_id": {"$gt": self.token[1]}}))
-                if len(docs) != token[0] - self.token[0]:
-                    incremental = False
-            else:
-                incremental = False
+                incremental = count == self.token[0] + len(docs)
             if not incremental:
                 docs = list(self.collection.find({}))
                 self.names = set()
-        self.token = token
+        ids = [d["_id"] for d in docs if isinstance(d.get("_id"), ObjectId)]
+        newest = max(ids) if ids else (self.token[1] if incremental and self.token else None)
+        self.token = (count, newest)
         changed = {str(d.get("name")): d for d in docs if isinstance(d.get("name"), str)}
         self.names |= set(changed)
         return self.names, changed

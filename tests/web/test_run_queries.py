@@ -107,6 +107,16 @@ def test_the_catalog_sees_runs_added_and_deleted(catalog):
     assert cat.names() == RUNS
 
 
+def test_a_run_deleted_and_another_stored_between_two_checks_both_show(catalog):
+    cat, stores = catalog
+    run = stores.configs.retrieve_run_config(FINETUNE)
+    stores.configs.store_run_config(attrs.evolve(run, name="third"))
+    assert cat.names() == [BASE, FINETUNE, "third"]
+    stores.configs.delete("runs", "third")  # the count of runs stays the same
+    stores.configs.store_run_config(attrs.evolve(run, name="fourth"))
+    assert cat.names() == [BASE, FINETUNE, "fourth"]
+
+
 def test_the_catalog_asks_the_stores_at_most_every_recheck_seconds(stores):
     cat = RunCatalog(stores.configs, stores.weights, recheck=3600)
     assert cat.names() == RUNS
