@@ -3,10 +3,8 @@
 Registries (generated once into --dir, reused on later runs):
 
 - files-10k: 10,000 runs x 100 scored iterations (2 criteria, 5 checkpoints each) on files;
-- mongomock-10k: 10,000 runs in mongomock (configs in MongoConfigStore, index in GridFSWeightsStore)
-  with 10 scored iterations each by default (--mongomock-iterations): mongomock's cursor copies
-  its whole result list on every next(), so reading 1,000,000 score documents is quadratic there
-  and did not finish in 20 minutes (a real server streams them);
+- mongomock-10k: 10,000 runs x 100 scored iterations in mongomock (configs in MongoConfigStore,
+  index in GridFSWeightsStore: one `weights_runs` document per run);
 - files-100k: 100,000 runs on files, every tenth with 10 scored iterations (generating a journal
   for each of 100,000 runs took ~30 min on the shared machine; the page's cost is in the run
   count, which is 100,000 summaries either way);
@@ -14,8 +12,8 @@ Registries (generated once into --dir, reused on later runs):
 each plus one run with 1,000 scored iterations x 5 criteria. Documents are written through the
 stores' primitives (`ConfigStore._insert`, `WeightsStore.append_index`) with fsync turned off while
 generating (throwaway data). Checkpoints are index entries without blob files: the dashboard never
-loads weights. On mongomock the index documents are inserted in bulk in the shape
-`GridFSWeightsStore.append_index` writes, because mongomock's upserts scan the whole collection.
+loads weights. On mongomock the run documents are inserted in bulk in the shape
+`GridFSWeightsStore.append_index` leaves, because mongomock's upserts scan the whole collection.
 
 Measured, through the ASGI app in this process (server time: routing, queries, templates):
 the runs page (first page; filtered by an architecture; sorted by best score), a run page of the
@@ -38,6 +36,7 @@ import os
 import statistics
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import attrs
@@ -49,6 +48,8 @@ from dacapo_store.config_store.documents import META_KEY, RUN_PARTS, new_metadat
 from dacapo_store.conversion import converter
 from dacapo_store.web.browser import launch
 from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
+from dacapo_store.weights.gridfs import _bucket, _document_events, _field
+from dacapo_store.weights.index import RunIndex
 
 CRITERIA = {"f1_score": True, "loss": False}
 BIG_CRITERIA = {"f1_score": True, "loss": False, "voi": False, "dice": True, "recall": True}
@@ -170,28 +171,27 @@ def generate_mongomock(n: int, iterations: int):
     configs.db["runs"].drop_indexes()  # see below: mongomock's unique checks are a scan per insert
     configs.db["runs"].insert_many([{**doc, META_KEY: new_metadata(doc)} for doc in docs])
     configs = MongoConfigStore(client=server, db_name="bench")  # its indexes again
-    index, scores = [], []
+    documents = []
     for i, doc in enumerate(docs):
         big = doc["name"] == BIG
+        run = {"_id": doc["name"], "checkpoints": {}, "scores": {}, "directions": {}}
         for event in index_events(i, 1000 if big else iterations, BIG_CRITERIA if big else CRITERIA):
-            key = {"run_name": doc["name"], "iteration": event["iteration"]}
+            it = str(event["iteration"])
             if event["op"] == "checkpoint":
-                index.append({**key, "meta": event["meta"]})
+                run["checkpoints"][it] = event["meta"]
             else:
-                scores.append(
-                    {
-                        **key,
-                        "dataset": event["dataset"],
-                        "scores": event["scores"],
-                        "higher_is_better": event["higher_is_better"],
-                    }
-                )
-    # mongomock checks a unique index by scanning the collection on every insert: build the
-    # indexes again after the bulk insert (a real server keeps them as it goes)
-    for collection, documents in ((weights._index, index), (weights._scores, scores)):
-        collection.drop_indexes()
-        collection.insert_many(documents)
-    GridFSWeightsStore(client=server, db_name="bench")  # creates its indexes again
+                run["scores"].setdefault(event["dataset"], {})[it] = event["scores"]
+                run["directions"].update(event["higher_is_better"])
+        documents.append({**run, "updated": datetime.now(timezone.utc), "writes": 1})
+    # the documents `GridFSWeightsStore.append_index` leaves, inserted at once (its upserts would
+    # scan the collection once per write on mongomock); then the bests summary it keeps
+    weights._runs.insert_many(documents)
+    summary: dict[tuple[str, int], dict] = {}
+    for run in documents:
+        index = RunIndex().with_events(_document_events(run["_id"], run))
+        for key, best in weights.compute_bests(run["_id"], index).items():
+            summary.setdefault((key, _bucket(run["_id"])), {})[_field(run["_id"])] = best
+    weights._summary.insert_many([{"key": k, "bucket": b, "entries": e} for (k, b), e in summary.items()])
     print(f"  generated in {time.perf_counter() - start:.0f} s", flush=True)
     return configs, weights
 
@@ -322,7 +322,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--only", default="files-10k,mongomock-10k,files-100k")
     parser.add_argument("--browser", action="store_true", help="also time the runs table in Chromium")
-    parser.add_argument("--mongomock-iterations", type=int, default=10)
+    parser.add_argument("--mongomock-iterations", type=int, default=100)
     args = parser.parse_args()
     chosen = args.only.split(",")
     targets_10k = {"runs": 0.2, "run": 0.3, "compare": 0.5}

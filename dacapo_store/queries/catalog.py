@@ -352,6 +352,12 @@ class RunCatalog:
                 out.setdefault(s.start_run, []).append((s.name, str(s.start_criterion)))
         return {k: sorted(v) for k, v in out.items()}
 
+    def start_of(self, name: str) -> tuple[str, str] | None:
+        """(run, criterion) the run starts from, or None (from memory)."""
+        entry = self._entries.get(name)
+        s = entry.summary if entry else None
+        return (s.start_run, str(s.start_criterion)) if s and s.start_run is not None else None
+
     def stored(self) -> frozenset[str]:
         """The names of every run (from memory)."""
         return self._cached(("stored",), lambda: frozenset(self._entries))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection
 
 import attrs
@@ -38,27 +39,27 @@ def lineage(
     *,
     stored: Collection[str] | None = None,
     starts_from: Callable[[str], list[tuple[str, str]]] | None = None,
+    start_of: Callable[[str], tuple[str, str] | None] | None = None,
 ) -> Lineage:
     """The lineage of a stored run (ConfigNotFoundError if it is not stored).
 
-    `stored` (the run names) and `starts_from` default to asking the store; the dashboard passes
-    its catalog's, which answer from memory.
+    `stored` (the run names), `starts_from` (runs starting from a run) and `start_of` (the run
+    and criterion a stored run starts from, or None) default to asking the store; the dashboard
+    passes its catalog's, which answer from memory (and then the caller has read the run).
     """
-    store.get_document("runs", run)
+    if start_of is None:
+        store.get_document("runs", run)
+        start_of = functools.partial(_start_of, store)
     stored = set(store.names("runs")) if stored is None else stored
     starts_from = starts_from or store.starts_from
     ancestors: list[LineageStep] = []
     seen, current, cycle = {run}, run, False
     while current in stored:
-        start = store.get_document("runs", current).get("start_config")
-        if not isinstance(start, dict):
+        start = start_of(current)
+        if start is None:
             break
-        parent = start.get("run")
-        if not isinstance(parent, str):
-            break
-        ancestors.append(
-            LineageStep(parent, str(start.get("criterion")), len(ancestors) + 1, parent in stored)
-        )
+        parent, criterion = start
+        ancestors.append(LineageStep(parent, criterion, len(ancestors) + 1, parent in stored))
         if parent in seen:
             cycle = True
             break
@@ -75,3 +76,10 @@ def lineage(
 
     walk(run, 1, {run})
     return Lineage(run, ancestors, cycle, descendants)
+
+
+def _start_of(store: ConfigStore, run: str) -> tuple[str, str] | None:
+    start = store.get_document("runs", run).get("start_config")
+    if not isinstance(start, dict) or not isinstance(start.get("run"), str):
+        return None
+    return start["run"], str(start.get("criterion"))

@@ -171,9 +171,10 @@ def run_lineage(
     *,
     stored: Collection[str] | None = None,
     starts_from: Callable[[str], list[tuple[str, str]]] | None = None,
+    start_of: Callable[[str], tuple[str, str] | None] | None = None,
 ) -> dict[str, Any]:
     """`queries.lineage` (what `dacapo-store lineage` prints) with the iteration each start takes."""
-    found = lineage(configs, run, stored=stored, starts_from=starts_from)
+    found = lineage(configs, run, stored=stored, starts_from=starts_from, start_of=start_of)
     last = len(found.ancestors) - 1
     up = [
         {

@@ -135,6 +135,7 @@ def run(request: Request, registry: Registry) -> dict[str, Any]:
             summary,
             stored=catalog.stored(),
             starts_from=catalog.starts_from,
+            start_of=catalog.start_of,
         )
     except ConfigNotFoundError as exc:
         raise NotFound(str(exc)) from None
