@@ -552,6 +552,8 @@ def _field(run: str) -> str:
 
 
 def _unfield(field: str) -> str:
+    if "%" not in field:  # most names: nothing to undo
+        return field
     return field.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
 
 
@@ -619,7 +621,7 @@ def _document_events(run: str, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
                         "iteration": it,
                         "dataset": _unfield(dataset),
                         "scores": scores,
-                        "higher_is_better": {c: directions[c] for c in scores if c in directions},
+                        "higher_is_better": directions,  # the run's, the same for every iteration
                     }
                 )
     for dataset, by_criterion in mapping("pins").items():
