@@ -314,6 +314,7 @@ class RunCatalog:
         log.debug("catalog: %d runs, %d changed", len(entries), len(changed))
 
     def _entry(self, name: str, index: RunIndex, view: Prefetched) -> _Entry:
+        index = view.run_index(name)  # ours over DaCapo's scores and pins, as every best reads it
         legacy = view.legacy_iterations(name)
         stats = training_stats(self.weights, name)
         summary = RunSummary(**self._config_fields[name], **weights_fields(index, legacy, stats))

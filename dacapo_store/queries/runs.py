@@ -337,8 +337,10 @@ def run_detail(
     `lineage` is passed on to `run_lineage` (stored=, starts_from=).
     """
     doc = configs.get_document("runs", name)
-    index = weights.read_index(name)
-    view = Prefetched(weights, {name: index})  # bests of every criterion from this one read
+    view = Prefetched(
+        weights, {name: weights.read_index(name)}
+    )  # bests of every criterion from this one read
+    index = view.run_index(name)  # ours over DaCapo's scores
     stats = training_stats(weights, name)
     parts = {field: kind for field, kind in RUN_PARTS.items()}
     return {
@@ -401,10 +403,10 @@ def differing_fields(docs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def compare_runs(configs: Any, weights: WeightsStore, names: Sequence[str]) -> dict[str, Any]:
     """The config fields that differ between runs, and each criterion's curves of every run."""
     docs = configs.get_documents("runs", names)
-    indexes = weights.read_indexes(names)
+    view = Prefetched(weights, weights.read_indexes(names))
     by_criterion: dict[str, list[dict[str, Any]]] = {}
     for name in names:
-        index = indexes[name]
+        index = view.run_index(name)  # ours over DaCapo's scores
         for criterion, by_dataset in sorted(index.scores.items()):
             for dataset, values in sorted(by_dataset.items()):
                 iterations = sorted(values)

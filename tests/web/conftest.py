@@ -74,3 +74,26 @@ def client(stores):
     with TestClient(create_app(stores.configs, stores.weights, recheck=0)) as c:
         c.stores = stores
         yield c
+
+
+@pytest.fixture(params=["files", "mongomock"])
+def pack(request, tmp_path):
+    """A dashboard over a copy of the DaCapo 0.3.5 pack: DaCapo's files layout, or its MongoDB one."""
+    import mongomock
+    from legacy.conftest import DB_NAME, dacapo_files_in, load_mongo
+    from starlette.testclient import TestClient
+
+    from dacapo_store.web import create_app
+
+    if request.param == "files":
+        root = dacapo_files_in(tmp_path)
+        configs, weights = FileConfigStore(root / "configs"), LocalWeightsStore(root)
+    else:
+        root = dacapo_files_in(tmp_path, with_stats_and_configs=False)
+        client = mongomock.MongoClient()
+        load_mongo(client)
+        configs = MongoConfigStore(client=client, db_name=DB_NAME)
+        weights = GridFSWeightsStore(client=client, db_name=DB_NAME, dacapo_runs_dir=root)
+    with TestClient(create_app(configs, weights, recheck=0)) as c:
+        c.backend, c.configs = request.param, configs
+        yield c
