@@ -301,10 +301,18 @@ class GridFSWeightsStore(WeightsStore):
         new score. The query reaches back a few seconds before the newest time seen (writes in
         the same millisecond, the clock of a new primary after a failover) and the token keeps
         the times seen in that window, so a run is named again only if its time moved. The
-        earlier layout's collections are watched by count and newest _id (new documents name
-        their runs); pins there are few and compared whole.
+        earlier layout's collections, our training stats and DaCapo's `validation_scores` and
+        `training_stats` are watched by count and newest _id (new documents name their runs;
+        a count that drops means everything is read again); pins of the earlier layout are few
+        and compared whole.
         """
-        old = (self._index, self._scores)
+        old = (
+            self._index,
+            self._scores,
+            self._stats,
+            self.db["validation_scores"],
+            self.db["training_stats"],
+        )
         valid = _valid_token(token)
         newest, recent = (token[0], token[1]) if valid else (None, {})
         with translate_errors(self.where):

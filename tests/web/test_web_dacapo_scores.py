@@ -48,3 +48,34 @@ def test_compare_overlays_dacapos_curves(pack):
     for name, entry in SCORES.items():
         for criterion in entry["criteria"]:
             assert name in runs_by_criterion[criterion]
+
+
+def test_what_dacapo_writes_into_mongodb_shows_on_the_next_request(tmp_path):
+    import mongomock
+    from legacy.conftest import DB_NAME, dacapo_files_in, load_mongo
+    from starlette.testclient import TestClient
+
+    from dacapo_store.config_store import MongoConfigStore
+    from dacapo_store.web import create_app
+    from dacapo_store.weights import GridFSWeightsStore
+
+    client = mongomock.MongoClient()
+    load_mongo(client)
+    configs = MongoConfigStore(client=client, db_name=DB_NAME)
+    root = dacapo_files_in(tmp_path, with_stats_and_configs=False)
+    weights = GridFSWeightsStore(client=client, db_name=DB_NAME, dacapo_runs_dir=root)
+    with TestClient(create_app(configs, weights, recheck=0)) as c:
+        before = c.get(f"/api/v1/runs/{RUN}").json()
+        assert 25 not in before["curves"][0]["iterations"]
+        db = client[DB_NAME]
+        # DaCapo validates iteration 25 and trains on to 30, as it writes them
+        scores = db["validation_scores"].find_one(
+            {"run_name": RUN, "iteration": 20}, projection={"_id": False}
+        )
+        db["validation_scores"].insert_one({**scores, "iteration": 25})
+        db["training_stats"].insert_one({"iteration": 30, "loss": 0.5, "time": 0.1, "run_name": RUN})
+        after = c.get(f"/api/v1/runs/{RUN}").json()
+        assert all(25 in curve["iterations"] for curve in after["curves"])
+        assert after["training"]["iterations"][-1] == 30
+        row = next(r for r in c.get("/api/v1/runs", params={"limit": 50}).json()["rows"] if r["name"] == RUN)
+        assert row["iterations_trained"] == 30
