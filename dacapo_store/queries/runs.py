@@ -22,6 +22,7 @@ from ..errors import CriterionNotFoundError, DacapoStoreError, WeightsNotFoundEr
 from ..weights.base import WeightsStore
 from ..weights.index import RunIndex
 from .lineage import lineage
+from .uses import NESTED_KINDS, nested_configs
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ class TrainingPoint:
     time: float | None
 
 
+def _pairs(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
+    """(kind, name) pairs as tuples, whatever sequences they come in (a snapshot read back)."""
+    return tuple((str(kind), str(name)) for kind, name in value)
+
+
 @attrs.frozen
 class RunSummary:
     """One row of the runs table: the run's parts, progress and timestamps (bests kept apart)."""
@@ -69,6 +75,8 @@ class RunSummary:
     updated_at: datetime | None
     criteria: tuple[str, ...]
     datasets: tuple[str, ...]
+    #: (kind, name) of the dataset and array configs its document holds (see `uses.py`)
+    uses: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
 
     def status(self, now: datetime | None = None, stale_after: timedelta = DEFAULT_STALE_AFTER) -> str:
         """new (nothing stored), finished (reached num_iterations), else training or stalled by age."""
@@ -85,6 +93,7 @@ class RunSummary:
         out = attrs.asdict(self, recurse=False)
         out["criteria"] = list(self.criteria)
         out["datasets"] = list(self.datasets)
+        out["uses"] = {kind: [n for k, n in self.uses if k == kind] for kind in NESTED_KINDS}
         out["created_at"] = _iso(self.created_at)
         out["updated_at"] = _iso(self.updated_at)
         out["status"] = self.status(now, stale_after)
@@ -230,6 +239,7 @@ def config_fields(name: str, doc: Mapping[str, Any] | None, metadata: DocumentMe
         "start_criterion": None if start.get("criterion") is None else str(start.get("criterion")),
         "created_by": metadata.created_by if metadata else None,
         "created_at": _aware(metadata.created_at) if metadata else None,
+        "uses": nested_configs(doc),
     }
 
 

@@ -10,6 +10,7 @@ import torch
 
 from dacapo_store.queries import RunCatalog, RunQuery
 from dacapo_store.queries.runs import RunSummary, differing_fields
+from dacapo_store.queries.uses import nested_configs
 
 from .conftest import RUNS
 
@@ -63,6 +64,28 @@ def summary(**changes) -> RunSummary:
 )
 def test_status_is_derived_from_what_is_stored(changes, status):
     assert summary(**changes).status(NOW, timedelta(minutes=30)) == status
+
+
+def test_a_run_uses_the_datasets_and_arrays_its_document_holds_by_their_type_at_any_depth():
+    zarr = {"__type__": "ZarrArrayConfig", "name": "z"}
+    concat = {"__type__": "ConcatArrayConfig", "name": "c", "source_array_configs": {"mito": zarr}}
+    dataset = {"__type__": "RawGTDatasetConfig", "name": "d", "raw_config": concat, "gt_config": zarr}
+    doc = {
+        "name": "r",
+        "datasplit_config": {
+            "__type__": "TrainValidateDataSplitConfig",
+            "name": "s",
+            "train_configs": [dataset],
+        },
+        # a class we don't have, and a mapping shaped like an array but without a type: not counted
+        "trainer_config": {"__type__": "PluginArrayConfig", "name": "p", "raw_config": {"name": "untyped"}},
+    }
+    assert nested_configs(doc) == (("arrays", "c"), ("arrays", "z"), ("datasets", "d"))
+    assert nested_configs({"datasplit_config": [1, None, "x", {"__type__": 3}]}) == ()
+
+
+def test_a_summary_read_back_from_plain_lists_keeps_its_uses_as_pairs():
+    assert summary(uses=[["arrays", "z"], ("datasets", "d")]).uses == (("arrays", "z"), ("datasets", "d"))
 
 
 def test_differing_fields_name_paths_and_keep_absent_values_apart_from_equal_ones():

@@ -277,6 +277,71 @@ def test_configs_list_a_kind_and_show_a_document_with_the_runs_that_use_it(clien
     assert "tiny_cnn_2" in client.get("/configs/architectures").text
 
 
+def store_nested_parts(stores):
+    """Store the demo's validate dataset and its raw array in their own kinds, plus a dataset no run
+    uses, and a third run whose own datasplit wraps that raw array in another array."""
+    from dacapo_store.configs import IntensitiesArrayConfig
+
+    run = stores.configs.retrieve_run_config(BASE)
+    validate = run.datasplit_config.validate_configs[0]
+    stores.configs.store(validate)
+    stores.configs.store(validate.raw_config)
+    stores.configs.store(attrs.evolve(validate, name="spare"))
+    wrapped = IntensitiesArrayConfig("validate_norm", validate.raw_config, min=0.0, max=255.0)
+    split = attrs.evolve(
+        run.datasplit_config,
+        name="blobs_norm",
+        validate_configs=[attrs.evolve(validate, name="validate_norm", raw_config=wrapped)],
+    )
+    stores.configs.store_run_config(attrs.evolve(run, name="blobs_third", datasplit_config=split))
+
+
+def test_dataset_and_array_pages_list_the_runs_whose_datasplit_holds_them(client):
+    store_nested_parts(client.stores)
+    dataset = client.get("/api/v1/configs/datasets/validate").json()
+    assert dataset["document"]["__type__"] == "RawGTDatasetConfig"
+    assert sorted(r["name"] for r in dataset["runs"]["rows"]) == RUNS  # not blobs_third: its own split
+    assert dataset["runs"]["total"] == 2 and dataset["runs"]["rows"][0]["best"] is not None
+    array = client.get("/api/v1/configs/arrays/validate_raw").json()  # in blobs_third, wrapped
+    assert sorted(r["name"] for r in array["runs"]["rows"]) == [BASE, FINETUNE, "blobs_third"]
+    rows = {r["name"]: r for r in client.get("/api/v1/runs").json()["rows"]}
+    assert rows["blobs_third"]["uses"] == {
+        "datasets": ["train", "validate_norm"],
+        "arrays": ["train_gt", "train_raw", "validate_gt", "validate_norm", "validate_raw"],
+    }
+
+
+def test_a_dataset_no_run_uses_lists_no_runs_and_an_unknown_one_is_a_404(client):
+    store_nested_parts(client.stores)
+    spare = client.get("/api/v1/configs/datasets/spare")
+    assert spare.status_code == 200 and spare.json()["runs"]["rows"] == []
+    assert spare.json()["runs"]["total"] == 0
+    assert "No stored run uses it." in client.get("/configs/datasets/spare").text
+    for path in ("/api/v1/configs/datasets/nope", "/api/v1/configs/arrays/nope"):
+        response = client.get(path)
+        assert response.status_code == 404 and "nope" in response.json()["error"]["message"]
+    assert client.get("/configs/datasets/nope", headers={"accept": "text/html"}).status_code == 404
+
+
+def test_the_dataset_page_shows_its_runs_with_their_best_and_pages_them(client):
+    store_nested_parts(client.stores)
+    page = client.get("/configs/arrays/validate_raw").text
+    for run in (BASE, FINETUNE, "blobs_third"):
+        assert f'href="/runs/{run}"' in page
+    assert "No stored run uses it." not in page
+    first = client.get("/api/v1/configs/arrays/validate_raw", params={"limit": 2}).json()["runs"]
+    rest = client.get("/api/v1/configs/arrays/validate_raw", params={"limit": 2, "offset": 2}).json()["runs"]
+    assert first["total"] == rest["total"] == 3
+    assert first["rows"][0]["name"] == BASE  # best first: the only run with scores
+    assert len(first["rows"]) == 2 and len(rest["rows"]) == 1
+    assert (
+        'rel="next" href="?offset=2&amp;limit=2"'
+        in client.get("/configs/arrays/validate_raw", params={"limit": 2}).text
+    )
+    bad = client.get("/api/v1/configs/arrays/validate_raw", params={"limit": 0})
+    assert bad.status_code == 400 and "limit" in bad.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("path", "status"),
     [
