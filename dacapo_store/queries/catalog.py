@@ -37,6 +37,7 @@ from .runs import (
     best_per_run,
     config_fields,
     run_metadata,
+    stats_updated,
     training_stats,
     weights_fields,
 )
@@ -322,7 +323,8 @@ class RunCatalog:
     def _entry(self, name: str, index: RunIndex, view: Prefetched) -> _Entry:
         legacy = view.legacy_iterations(name)
         stats = training_stats(self.weights, name)
-        summary = RunSummary(**self._config_fields[name], **weights_fields(index, legacy, stats))
+        updated = stats_updated(self.weights, name) if stats else None  # a stat or a query per source
+        summary = RunSummary(**self._config_fields[name], **weights_fields(index, legacy, stats, updated))
         bests: dict[tuple[str, str | None], Best] = {}
         if index.scores:
             for criterion, by_dataset in index.scores.items():

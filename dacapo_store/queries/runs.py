@@ -124,6 +124,9 @@ class Prefetched(WeightsStore):
     def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
         return self._store.read_training_stats(run)
 
+    def training_stats_written(self, run: str) -> float | None:
+        return self._store.training_stats_written(run)
+
     def close(self) -> None:
         """Nothing: the view owns nothing (the store it reads is the caller's)."""
 
@@ -171,6 +174,15 @@ def training_stats(weights: WeightsStore, run: str) -> list[TrainingPoint]:
         log.warning("training stats of run %s are unreadable: %s", run, exc)
         return []
     return [TrainingPoint(s.iteration, s.loss, s.time) for s in stats]
+
+
+def stats_updated(weights: WeightsStore, run: str) -> datetime | None:
+    """When the run's training stats (ours or DaCapo's) were last written; None if unknown."""
+    try:
+        return weights.training_stats_updated(run)
+    except (DacapoStoreError, OSError, ValueError) as exc:
+        log.warning("run %s: can't tell when its training stats were written: %s", run, exc)
+        return None
 
 
 def run_lineage(
@@ -249,11 +261,15 @@ def weights_fields(
     stats: Sequence[TrainingPoint] = (),
     updated_at: datetime | None = None,
 ) -> dict:
-    """The summary fields taken from a run's weights index and training stats."""
+    """The summary fields taken from a run's weights index and training stats.
+
+    `updated_at`: when its training stats were last written (`stats_updated`), if known.
+    """
     checkpoints = sorted(set(index.checkpoints).union(legacy))
     scored = [it for by_d in index.scores.values() for values in by_d.values() for it in values]
     trained = max([*checkpoints, *scored, *(s.iteration for s in stats), 0])
-    # DaCapo's stats time is seconds per iteration, not a date: checkpoints date a run.
+    # checkpoints and `updated_at` (when its training stats were written) date a run; DaCapo's
+    # stats `time` is seconds per iteration, not a date
     stamps = [_parse_time(m.get("created_at")) for m in index.checkpoints.values()]
     stamps = [s for s in stamps if s is not None]
     if updated_at is not None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import attrs
 import pytest
 import torch
+from weights.conftest import age_our_stats
 
 from dacapo_store.configs import StartConfig
 
@@ -70,6 +73,22 @@ def test_filters_narrow_the_runs(client, params, expected):
     data = client.get("/api/v1/runs", params=params).json()
     assert [r["name"] for r in data["rows"]] == expected
     assert data["total"] == len(expected)
+
+
+def test_a_run_writing_stats_before_its_first_checkpoint_shows_as_training(client):
+    client.stores.weights.store_training_stats(FINETUNE, {1: {"loss": 1.0, "time": 0.1}})
+    data = client.get("/api/v1/runs", params={"status": "training"}).json()
+    assert [r["name"] for r in data["rows"]] == [FINETUNE]
+    assert data["rows"][0]["latest_checkpoint"] is None and data["rows"][0]["updated_at"] is not None
+    assert '<span class="status status-training">training</span>' in client.get("/").text
+
+
+def test_a_run_whose_stats_stopped_long_ago_shows_as_stalled(client):
+    client.stores.weights.store_training_stats(FINETUNE, {1: {"loss": 1.0, "time": 0.1}})
+    age_our_stats(client.stores.weights, FINETUNE, datetime.now(timezone.utc) - timedelta(hours=2))
+    data = client.get("/api/v1/runs", params={"status": "stalled"}).json()
+    assert [r["name"] for r in data["rows"]] == [FINETUNE]
+    assert client.get(f"/api/v1/runs/{FINETUNE}").json()["summary"]["status"] == "stalled"
 
 
 def test_sorting_by_best_puts_the_best_first_and_runs_without_a_score_last(client):
@@ -474,5 +493,5 @@ def test_training_stats_show_as_a_loss_curve_once_the_store_keeps_them(demo_dir,
         data = c.get(f"/api/v1/runs/{FINETUNE}").json()
         assert data["training"] == {"iterations": [1, 2, 3], "loss": [1.0, 0.5, 1.0 / 3]}
         assert data["summary"]["has_stats"] is True and data["summary"]["iterations_trained"] == 3
-        assert data["summary"]["status"] == "stalled"  # stats, but no checkpoint to date it
+        assert data["summary"]["status"] == "stalled"  # stats, but none stored to date them
         assert 'data-chart="run-loss"' in c.get(f"/runs/{FINETUNE}").text
