@@ -193,8 +193,9 @@ def configs(request: Request, registry: Registry) -> dict[str, Any]:
 
 def config(request: Request, registry: Registry) -> dict[str, Any]:
     """One config document, who stored it, and a page of the runs that use it (with their best)."""
-    p = Params(request.query_params, ("offset", "limit"))
     kind = _kind(request)
+    lists_runs = kind in KIND_FILTER or kind in NESTED_KINDS
+    p = Params(request.query_params, ("offset", "limit") if lists_runs else ())
     offset, limit = p.integer("offset", 0, 0), p.integer("limit", 100, 1, MAX_LIMIT)
     try:
         slash_ok = getattr(registry.configs, "slash_in_names", False)  # MongoDB keeps DaCapo's '/' names

@@ -368,6 +368,8 @@ def test_the_dataset_page_shows_its_runs_with_their_best_and_pages_them(client):
         ("/api/v1/configs/tasks/nope", 404),
         ("/api/v1/configs/tasks/bad%5Cname", 400),
         ("/api/v1/configs/tasks?offset=-1", 400),
+        ("/api/v1/configs/tasks/blobs_fg?offset=-1", 400),
+        (f"/api/v1/configs/runs/{BASE}?offset=1", 400),  # a run's page lists no runs to page
         ("/api/v1/nothing/here", 404),
     ],
 )
