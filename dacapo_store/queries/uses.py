@@ -8,7 +8,6 @@ registered later counts too); a `__type__` no installed class has tells nothing 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from ..config_store.documents import KIND_CLASSES
@@ -37,18 +36,23 @@ def nested_configs(doc: Any) -> tuple[tuple[str, str], ...]:
     """(kind, name) of every dataset and array config inside a run document, sorted, each once.
 
     Any shape is accepted (a document DaCapo wrote, one with unknown classes): never raises.
+    Documents are plain dicts and lists (YAML, JSON, BSON), walked without recursion.
     """
     kinds = _kind_of_type()
     found: set[tuple[str, str]] = set()
     stack = [doc]
     while stack:
         value = stack.pop()
-        if isinstance(value, Mapping):
-            tag, name = value.get(TYPE_KEY), value.get("name")
+        if isinstance(value, dict):
+            tag = value.get(TYPE_KEY)
             kind = kinds.get(tag) if isinstance(tag, str) else None
+            name = value.get("name")
             if kind is not None and isinstance(name, str):
                 found.add((kind, name))
-            stack.extend(v for v in value.values() if isinstance(v, (Mapping, list, tuple)))
-        elif isinstance(value, (list, tuple)):
-            stack.extend(v for v in value if isinstance(v, (Mapping, list, tuple)))
+            value = value.values()
+        elif not isinstance(value, (list, tuple)):
+            continue
+        for item in value:
+            if isinstance(item, (dict, list, tuple)):
+                stack.append(item)
     return tuple(sorted(found))
