@@ -20,6 +20,7 @@ from ..config_store import yamlio
 from ..errors import DacapoStoreError
 from ..mongo import translate_errors
 from ..weights.index import RunIndex
+from ..weights.stats import mongo_stats_written
 from .unpickler import load_stats_pickle
 from .validation import score_events
 
@@ -69,6 +70,10 @@ class DacapoRegistry(ABC):
     @abstractmethod
     def stats_run_names(self) -> set[str]:
         """Runs with DaCapo stats."""
+
+    @abstractmethod
+    def training_stats_written(self, run: str) -> float | None:
+        """When DaCapo last wrote the run's training stats (seconds since the epoch); None if none."""
 
     def _scores_signature(self, run: str) -> Any:
         """Something that changes when the run's DaCapo scores or config change; None: don't cache."""
@@ -264,6 +269,13 @@ class DacapoFiles(DacapoRegistry):
     def training_stats_documents(self, run: str) -> list[dict[str, Any]]:
         return self._stats("training_stats", run)
 
+    def training_stats_written(self, run: str) -> float | None:
+        """The stats file's mtime: DaCapo rewrites the whole file each time."""
+        try:
+            return os.stat(self.basedir / "stats" / "training_stats" / run).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def stats_run_names(self) -> set[str]:
         names: set[str] = set()
         for kind in ("training_stats", "validation_scores"):
@@ -362,6 +374,11 @@ class DacapoMongo(DacapoRegistry):
     def _find(self, collection: str, run: str) -> list[dict[str, Any]]:
         with translate_errors(self.where):
             return list(self.db[collection].find({"run_name": run}, projection={"_id": False}))
+
+    def training_stats_written(self, run: str) -> float | None:
+        """The ObjectId time of the run's newest document in `training_stats` (index `run_it`)."""
+        with translate_errors(self.where):
+            return mongo_stats_written(self.db["training_stats"], run)
 
     def stats_run_names(self) -> set[str]:
         names: set[str] = set()

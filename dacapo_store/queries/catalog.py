@@ -38,9 +38,11 @@ from .runs import (
     best_per_run,
     config_fields,
     run_metadata,
+    stats_updated,
     training_stats,
     weights_fields,
 )
+from .uses import NESTED_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,8 @@ class RunQuery:
     with_best_only: bool = False
     offset: int = 0
     limit: int = 50
+    #: only runs whose document holds this (kind, name) dataset or array config
+    uses: tuple[str, str] | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.sort not in SORT_KEYS:
@@ -93,6 +97,10 @@ class RunQuery:
             raise ValueError(f"offset must be a non-negative integer, got {self.offset!r}")
         if type(self.limit) is not int or not 1 <= self.limit <= MAX_LIMIT:
             raise ValueError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {self.limit!r}")
+        if self.uses is not None and (
+            type(self.uses) is not tuple or len(self.uses) != 2 or self.uses[0] not in NESTED_KINDS
+        ):
+            raise ValueError(f"uses must be (kind, name) with a kind of {', '.join(NESTED_KINDS)}")
 
 
 @attrs.frozen
@@ -317,7 +325,8 @@ class RunCatalog:
         index = view.run_index(name)  # ours over DaCapo's scores and pins, as every best reads it
         legacy = view.legacy_iterations(name)
         stats = training_stats(self.weights, name)
-        summary = RunSummary(**self._config_fields[name], **weights_fields(index, legacy, stats))
+        updated = stats_updated(self.weights, name) if stats else None  # a stat or a query per source
+        summary = RunSummary(**self._config_fields[name], **weights_fields(index, legacy, stats, updated))
         bests: dict[tuple[str, str | None], Best] = {}
         if index.scores:
             for criterion, by_dataset in index.scores.items():
@@ -447,6 +456,8 @@ class RunCatalog:
             if needle is not None and needle not in s.name.casefold():
                 continue
             if q.status and s.status(now, self.stale_after) not in q.status:
+                continue
+            if q.uses is not None and q.uses not in s.uses:
                 continue
             if q.with_best_only and (criterion is None or (criterion, q.dataset) not in entry.bests):
                 continue

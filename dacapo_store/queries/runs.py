@@ -22,6 +22,7 @@ from ..errors import CriterionNotFoundError, DacapoStoreError, WeightsNotFoundEr
 from ..weights.base import WeightsStore
 from ..weights.index import RunIndex
 from .lineage import lineage
+from .uses import NESTED_KINDS, nested_configs
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,11 @@ class TrainingPoint:
     time: float | None
 
 
+def _pairs(value: Iterable[Iterable[str]]) -> tuple[tuple[str, str], ...]:
+    """(kind, name) pairs as tuples, whatever sequences they come in (a snapshot read back)."""
+    return tuple((str(kind), str(name)) for kind, name in value)
+
+
 @attrs.frozen
 class RunSummary:
     """One row of the runs table: the run's parts, progress and timestamps (bests kept apart)."""
@@ -69,6 +75,8 @@ class RunSummary:
     updated_at: datetime | None
     criteria: tuple[str, ...]
     datasets: tuple[str, ...]
+    #: (kind, name) of the dataset and array configs its document holds (see `uses.py`)
+    uses: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
 
     def status(self, now: datetime | None = None, stale_after: timedelta = DEFAULT_STALE_AFTER) -> str:
         """new (nothing stored), finished (reached num_iterations), else training or stalled by age."""
@@ -85,6 +93,7 @@ class RunSummary:
         out = attrs.asdict(self, recurse=False)
         out["criteria"] = list(self.criteria)
         out["datasets"] = list(self.datasets)
+        out["uses"] = {kind: [n for k, n in self.uses if k == kind] for kind in NESTED_KINDS}
         out["created_at"] = _iso(self.created_at)
         out["updated_at"] = _iso(self.updated_at)
         out["status"] = self.status(now, stale_after)
@@ -114,6 +123,9 @@ class Prefetched(WeightsStore):
 
     def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
         return self._store.read_training_stats(run)
+
+    def training_stats_written(self, run: str) -> float | None:
+        return self._store.training_stats_written(run)
 
     def close(self) -> None:
         """Nothing: the view owns nothing (the store it reads is the caller's)."""
@@ -162,6 +174,15 @@ def training_stats(weights: WeightsStore, run: str) -> list[TrainingPoint]:
         log.warning("training stats of run %s are unreadable: %s", run, exc)
         return []
     return [TrainingPoint(s.iteration, s.loss, s.time) for s in stats]
+
+
+def stats_updated(weights: WeightsStore, run: str) -> datetime | None:
+    """When the run's training stats (ours or DaCapo's) were last written; None if unknown."""
+    try:
+        return weights.training_stats_updated(run)
+    except (DacapoStoreError, OSError, ValueError) as exc:
+        log.warning("run %s: can't tell when its training stats were written: %s", run, exc)
+        return None
 
 
 def run_lineage(
@@ -231,6 +252,7 @@ def config_fields(name: str, doc: Mapping[str, Any] | None, metadata: DocumentMe
         "start_criterion": None if start.get("criterion") is None else str(start.get("criterion")),
         "created_by": metadata.created_by if metadata else None,
         "created_at": _aware(metadata.created_at) if metadata else None,
+        "uses": nested_configs(doc),
     }
 
 
@@ -240,11 +262,15 @@ def weights_fields(
     stats: Sequence[TrainingPoint] = (),
     updated_at: datetime | None = None,
 ) -> dict:
-    """The summary fields taken from a run's weights index and training stats."""
+    """The summary fields taken from a run's weights index and training stats.
+
+    `updated_at`: when its training stats were last written (`stats_updated`), if known.
+    """
     checkpoints = sorted(set(index.checkpoints).union(legacy))
     scored = [it for by_d in index.scores.values() for values in by_d.values() for it in values]
     trained = max([*checkpoints, *scored, *(s.iteration for s in stats), 0])
-    # DaCapo's stats time is seconds per iteration, not a date: checkpoints date a run.
+    # checkpoints and `updated_at` (when its training stats were written) date a run; DaCapo's
+    # stats `time` is seconds per iteration, not a date
     stamps = [_parse_time(m.get("created_at")) for m in index.checkpoints.values()]
     stamps = [s for s in stamps if s is not None]
     if updated_at is not None:

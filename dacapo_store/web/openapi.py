@@ -8,6 +8,7 @@ from typing import Any
 from ..config_store.documents import KINDS
 from ..queries.catalog import MAX_LIMIT, SORT_KEYS
 from ..queries.runs import STATUSES
+from ..queries.uses import NESTED_KINDS
 
 _NULL_STR = {"type": "string", "nullable": True}
 _NULL_INT = {"type": "integer", "nullable": True}
@@ -92,6 +93,11 @@ _SUMMARY = {
         "updated_at": _NULL_STR,
         "criteria": {"type": "array", "items": {"type": "string"}},
         "datasets": {"type": "array", "items": {"type": "string"}},
+        "uses": {
+            "type": "object",
+            "description": "Names of the dataset and array configs its document holds, by kind.",
+            "properties": {kind: {"type": "array", "items": {"type": "string"}} for kind in NESTED_KINDS},
+        },
         "status": {"type": "string", "enum": list(STATUSES)},
         "best": _BEST,
         "rank": {"type": "integer"},
@@ -116,6 +122,16 @@ _PAGE = {
         "filters": {"type": "object"},
         "statuses": {"type": "array", "items": {"type": "string"}},
         "sort_keys": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+#: The runs a config page lists: a page of the runs table, without its filter choices.
+_USED_BY = {
+    "type": "object",
+    "nullable": True,
+    "required": ["total", "offset", "limit", "rows", "criterion", "dataset"],
+    "properties": {
+        key: _PAGE["properties"][key] for key in ("total", "offset", "limit", "criterion", "dataset", "rows")
     },
 }
 
@@ -305,10 +321,17 @@ def openapi_document() -> dict[str, Any]:
                         "name": {"type": "string"},
                         "document": {"type": "object"},
                         "metadata": {"type": "object", "nullable": True},
-                        "runs": {**_PAGE, "nullable": True},
+                        "runs": _USED_BY,
                     },
                 },
-                [kind, name],
+                [
+                    kind,
+                    name,
+                    _param("offset", {"type": "integer", "minimum": 0, "maximum": 10**12}, "Runs to skip."),
+                    _param(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Runs per page."
+                    ),
+                ],
                 ("400", "401", "404", "503"),
             ),
             "/healthz": {

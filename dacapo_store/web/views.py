@@ -18,6 +18,7 @@ from ..names import check_name
 from ..queries import STATUSES, RunCatalog, RunQuery, compare_runs, run_detail
 from ..queries.catalog import MAX_LIMIT, PART_FILTERS, SORT_KEYS
 from ..queries.runs import check_run_names
+from ..queries.uses import NESTED_KINDS
 from ..weights.base import WeightsStore
 from .params import BadRequest, NotFound, Params
 
@@ -192,11 +193,14 @@ def configs(request: Request, registry: Registry) -> dict[str, Any]:
 
 
 def config(request: Request, registry: Registry) -> dict[str, Any]:
-    """One config document, who stored it, and the runs that use it (with their best)."""
-    Params(request.query_params, ())
+    """One config document, who stored it, and a page of the runs that use it (with their best)."""
     kind = _kind(request)
+    lists_runs = kind in KIND_FILTER or kind in NESTED_KINDS
+    p = Params(request.query_params, ("offset", "limit") if lists_runs else ())
+    offset, limit = p.integer("offset", 0, 0), p.integer("limit", 100, 1, MAX_LIMIT)
     try:
-        name = check_name(request.path_params["name"], f"{kind[:-1]} name")
+        slash_ok = getattr(registry.configs, "slash_in_names", False)  # MongoDB keeps DaCapo's '/' names
+        name = check_name(request.path_params["name"], f"{kind[:-1]} name", slash_ok=slash_ok)
         document = registry.configs.get_document(kind, name)
     except ConfigNotFoundError as exc:
         raise NotFound(str(exc)) from None
@@ -213,8 +217,10 @@ def config(request: Request, registry: Registry) -> dict[str, Any]:
         metadata = None
     used_by = None
     if kind in KIND_FILTER:
-        q = RunQuery(sort="best", limit=MAX_LIMIT, **{KIND_FILTER[kind]: (name,)})
+        q = RunQuery(sort="best", offset=offset, limit=limit, **{KIND_FILTER[kind]: (name,)})
         used_by = registry.catalog.query(q)
+    elif kind in NESTED_KINDS:  # held by the datasplit, at any depth
+        used_by = registry.catalog.query(RunQuery(sort="best", offset=offset, limit=limit, uses=(kind, name)))
     return {"kind": kind, "name": name, "document": document, "metadata": metadata, "runs": used_by}
 
 

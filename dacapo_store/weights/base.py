@@ -18,7 +18,7 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -209,6 +209,13 @@ class WeightsStore(ABC):
     @abstractmethod
     def drop_training_stats(self, run: str) -> None:
         """Remove our training stats of the run; absent is fine."""
+
+    @abstractmethod
+    def training_stats_written(self, run: str) -> float | None:
+        """When our training stats of the run were last written (seconds since the epoch); None if none.
+
+        From what is stored anyway (a file's mtime, a document's ObjectId), nothing written for it.
+        """
 
     # ------------------------------------------------------------------ DaCapo's own data
 
@@ -658,6 +665,19 @@ class WeightsStore(ABC):
     def delete_training_stats(self, run: RunLike) -> None:
         """Remove the run's training stats that we stored (DaCapo's own files are never touched)."""
         self.drop_training_stats(run_name(run))
+
+    def training_stats_updated(self, run: RunLike) -> datetime | None:
+        """When the run's training stats, ours or DaCapo's, were last written (UTC); None if it has none.
+
+        What dates a run that trains before its first checkpoint (DaCapo's `time` field is seconds
+        per iteration, not a date). Costs a stat per stats file or an indexed query per collection.
+        """
+        name = run_name(run)
+        stamps = [self.training_stats_written(name)]
+        if self.dacapo is not None:
+            stamps.append(self.dacapo.training_stats_written(name))
+        found = [stamp for stamp in stamps if stamp is not None]
+        return datetime.fromtimestamp(max(found), timezone.utc) if found else None
 
     def _training_stats(self, run: str) -> dict[int, tuple[float, float]]:
         theirs = {} if self.dacapo is None else self.dacapo.training_stats(run)

@@ -518,6 +518,13 @@ class GridFSWeightsStore(WeightsStore):
                     log.warning("skipping a malformed training stats document of run %s: %.100r", run, doc)
         return out
 
+    def training_stats_written(self, run: str) -> float | None:
+        """The ObjectId time of the run's newest stats document, one indexed query."""
+        from .stats import mongo_stats_written
+
+        with translate_errors(self.where):
+            return mongo_stats_written(self._stats, run)
+
     def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
         """Insert one document per iteration; the unique index turns a race into a comparison."""
         docs = [

@@ -268,6 +268,13 @@ class LocalWeightsStore(WeightsStore):
             if payload:
                 _append(path, _STATS_KEY, payload)
 
+    def training_stats_written(self, run: str) -> float | None:
+        """The journal's mtime: every append writes it."""
+        try:
+            return os.stat(self._stats_journal(run)).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def drop_training_stats(self, run: str) -> None:
         """Remove the journal (under its lock)."""
         path = self._stats_journal(run)

@@ -62,3 +62,17 @@ def _add(rows: dict[int, tuple[float, float]], iteration: Any, loss: Any, time: 
 def same_stats(a: tuple[float, float], b: tuple[float, float]) -> bool:
     """Equal values, NaN equal to NaN."""
     return all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True))
+
+
+def mongo_stats_written(collection: Any, run: str) -> float | None:
+    """When the run's stats document of the highest iteration was inserted (its ObjectId's time).
+
+    Training writes stats in iteration order, so that one is the newest. The (run_name,
+    iteration) index that ours and DaCapo's collections both have finds it in one key, where
+    sorting on `_id` would read every document of the run. None: the run has no stats here.
+    """
+    from bson import ObjectId
+
+    doc = collection.find_one({"run_name": run}, projection={"_id": True}, sort=[("iteration", -1)])
+    oid = doc.get("_id") if doc else None
+    return oid.generation_time.timestamp() if isinstance(oid, ObjectId) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import torch
@@ -131,6 +132,19 @@ def test_training_stats_are_dacapos(layout, entry):
         for it, v in sorted(entry["stats"].items(), key=lambda kv: int(kv[0]))
     ]
     assert layout.store.retrieve_training_stats(entry["run"]) == expected
+
+
+def test_dacapos_training_stats_are_dated_where_dacapo_keeps_them(layout):
+    """Files: the stats file's mtime (the pack's copy keeps it); MongoDB: the ObjectId of the
+    newest document (given when the pack was loaded, just now)."""
+    for entry in MANIFEST["training_stats"]:
+        written = layout.store.training_stats_updated(entry["run"])
+        if layout.kind == "files":
+            mtime = (layout.root / "stats" / "training_stats" / entry["run"]).stat().st_mtime
+            assert written == datetime.fromtimestamp(mtime, timezone.utc)
+        else:
+            assert datetime.now(timezone.utc) - written < timedelta(minutes=5)
+    assert layout.store.training_stats_updated(RUNS[0] + "_no_such_run") is None
 
 
 def _module_like(state: dict) -> torch.nn.Module:

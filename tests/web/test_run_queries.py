@@ -7,9 +7,12 @@ from datetime import datetime, timedelta, timezone
 import attrs
 import pytest
 import torch
+from weights.conftest import age_our_stats, dacapo_stats_written_at
 
 from dacapo_store.queries import RunCatalog, RunQuery
-from dacapo_store.queries.runs import RunSummary, differing_fields
+from dacapo_store.queries.runs import RunSummary, TrainingPoint, differing_fields, weights_fields
+from dacapo_store.queries.uses import nested_configs
+from dacapo_store.weights.index import RunIndex
 
 from .conftest import RUNS
 
@@ -65,6 +68,28 @@ def test_status_is_derived_from_what_is_stored(changes, status):
     assert summary(**changes).status(NOW, timedelta(minutes=30)) == status
 
 
+def test_a_run_uses_the_datasets_and_arrays_its_document_holds_by_their_type_at_any_depth():
+    zarr = {"__type__": "ZarrArrayConfig", "name": "z"}
+    concat = {"__type__": "ConcatArrayConfig", "name": "c", "source_array_configs": {"mito": zarr}}
+    dataset = {"__type__": "RawGTDatasetConfig", "name": "d", "raw_config": concat, "gt_config": zarr}
+    doc = {
+        "name": "r",
+        "datasplit_config": {
+            "__type__": "TrainValidateDataSplitConfig",
+            "name": "s",
+            "train_configs": [dataset],
+        },
+        # a class we don't have, and a mapping shaped like an array but without a type: not counted
+        "trainer_config": {"__type__": "PluginArrayConfig", "name": "p", "raw_config": {"name": "untyped"}},
+    }
+    assert nested_configs(doc) == (("arrays", "c"), ("arrays", "z"), ("datasets", "d"))
+    assert nested_configs({"datasplit_config": [1, None, "x", {"__type__": 3}]}) == ()
+
+
+def test_a_summary_read_back_from_plain_lists_keeps_its_uses_as_pairs():
+    assert summary(uses=[["arrays", "z"], ("datasets", "d")]).uses == (("arrays", "z"), ("datasets", "d"))
+
+
 def test_differing_fields_name_paths_and_keep_absent_values_apart_from_equal_ones():
     a = {"name": "a", "x": {"y": 1, "z": [1, 2]}, "s": None, "t": True}
     b = {"name": "b", "x": {"y": 1, "z": [1, 3]}, "s": {"run": "a"}, "t": 1}
@@ -75,6 +100,50 @@ def test_differing_fields_name_paths_and_keep_absent_values_apart_from_equal_one
 @pytest.fixture
 def catalog(stores):
     return RunCatalog(stores.configs, stores.weights, recheck=0), stores
+
+
+def fresh_summary(stores, run: str):
+    """The run's summary as a catalog reading the stores now has it."""
+    return RunCatalog(stores.configs, stores.weights, recheck=0).summary(run)
+
+
+def test_a_run_writing_stats_before_its_first_checkpoint_is_training(stores):
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    stores.weights.store_training_stats(FINETUNE, {1: {"loss": 1.0, "time": 0.1}})
+    found = fresh_summary(stores, FINETUNE)
+    assert found.latest_checkpoint is None and found.updated_at >= before
+    assert found.status() == "training"
+
+
+def test_a_run_whose_stats_stopped_long_ago_is_stalled(stores):
+    stores.weights.store_training_stats(FINETUNE, {1: {"loss": 1.0, "time": 0.1}})
+    long_ago = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
+    age_our_stats(stores.weights, FINETUNE, long_ago)
+    found = fresh_summary(stores, FINETUNE)
+    assert found.updated_at == long_ago and found.status() == "stalled"
+
+
+def test_dacapos_own_stats_date_a_run_too(stores):
+    dacapo_stats_written_at(stores.weights, FINETUNE, datetime.now(timezone.utc))
+    assert fresh_summary(stores, FINETUNE).status() == "training"
+
+
+def test_a_finished_run_stays_finished_whatever_its_stats_say(stores):
+    assert fresh_summary(stores, BASE).status() == "finished"  # the demo's stats: just written
+    age_our_stats(stores.weights, BASE, datetime.now(timezone.utc) - timedelta(days=3))
+    assert fresh_summary(stores, BASE).status() == "finished"
+
+
+def test_fresh_stats_date_a_run_whose_last_checkpoint_is_old():
+    old = (NOW - timedelta(days=2)).isoformat()
+    index = RunIndex().with_events(
+        [{"op": "checkpoint", "iteration": 100, "meta": {"created_at": old, "blobs": {}}}]
+    )
+    stats = [TrainingPoint(150, 0.5, 0.1)]
+    fields = weights_fields(index, stats=stats, updated_at=NOW - timedelta(minutes=1))
+    assert fields["updated_at"] == NOW - timedelta(minutes=1) and fields["iterations_trained"] == 150
+    assert summary(**fields).status(NOW) == "training"
+    assert summary(**weights_fields(index, stats=stats)).status(NOW) == "stalled"  # checkpoint alone
 
 
 def test_the_catalog_sees_new_scores_checkpoints_and_pins_of_a_known_run(catalog):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import attrs
 import pytest
 import torch
+from weights.conftest import age_our_stats
 
 from dacapo_store.configs import StartConfig
 
@@ -70,6 +73,22 @@ def test_filters_narrow_the_runs(client, params, expected):
     data = client.get("/api/v1/runs", params=params).json()
     assert [r["name"] for r in data["rows"]] == expected
     assert data["total"] == len(expected)
+
+
+def test_a_run_writing_stats_before_its_first_checkpoint_shows_as_training(client):
+    client.stores.weights.store_training_stats(FINETUNE, {1: {"loss": 1.0, "time": 0.1}})
+    data = client.get("/api/v1/runs", params={"status": "training"}).json()
+    assert [r["name"] for r in data["rows"]] == [FINETUNE]
+    assert data["rows"][0]["latest_checkpoint"] is None and data["rows"][0]["updated_at"] is not None
+    assert '<span class="status status-training">training</span>' in client.get("/").text
+
+
+def test_a_run_whose_stats_stopped_long_ago_shows_as_stalled(client):
+    client.stores.weights.store_training_stats(FINETUNE, {1: {"loss": 1.0, "time": 0.1}})
+    age_our_stats(client.stores.weights, FINETUNE, datetime.now(timezone.utc) - timedelta(hours=2))
+    data = client.get("/api/v1/runs", params={"status": "stalled"}).json()
+    assert [r["name"] for r in data["rows"]] == [FINETUNE]
+    assert client.get(f"/api/v1/runs/{FINETUNE}").json()["summary"]["status"] == "stalled"
 
 
 def test_sorting_by_best_puts_the_best_first_and_runs_without_a_score_last(client):
@@ -277,6 +296,71 @@ def test_configs_list_a_kind_and_show_a_document_with_the_runs_that_use_it(clien
     assert "tiny_cnn_2" in client.get("/configs/architectures").text
 
 
+def store_nested_parts(stores):
+    """Store the demo's validate dataset and its raw array in their own kinds, plus a dataset no run
+    uses, and a third run whose own datasplit wraps that raw array in another array."""
+    from dacapo_store.configs import IntensitiesArrayConfig
+
+    run = stores.configs.retrieve_run_config(BASE)
+    validate = run.datasplit_config.validate_configs[0]
+    stores.configs.store(validate)
+    stores.configs.store(validate.raw_config)
+    stores.configs.store(attrs.evolve(validate, name="spare"))
+    wrapped = IntensitiesArrayConfig("validate_norm", validate.raw_config, min=0.0, max=255.0)
+    split = attrs.evolve(
+        run.datasplit_config,
+        name="blobs_norm",
+        validate_configs=[attrs.evolve(validate, name="validate_norm", raw_config=wrapped)],
+    )
+    stores.configs.store_run_config(attrs.evolve(run, name="blobs_third", datasplit_config=split))
+
+
+def test_dataset_and_array_pages_list_the_runs_whose_datasplit_holds_them(client):
+    store_nested_parts(client.stores)
+    dataset = client.get("/api/v1/configs/datasets/validate").json()
+    assert dataset["document"]["__type__"] == "RawGTDatasetConfig"
+    assert sorted(r["name"] for r in dataset["runs"]["rows"]) == RUNS  # not blobs_third: its own split
+    assert dataset["runs"]["total"] == 2 and dataset["runs"]["rows"][0]["best"] is not None
+    array = client.get("/api/v1/configs/arrays/validate_raw").json()  # in blobs_third, wrapped
+    assert sorted(r["name"] for r in array["runs"]["rows"]) == [BASE, FINETUNE, "blobs_third"]
+    rows = {r["name"]: r for r in client.get("/api/v1/runs").json()["rows"]}
+    assert rows["blobs_third"]["uses"] == {
+        "datasets": ["train", "validate_norm"],
+        "arrays": ["train_gt", "train_raw", "validate_gt", "validate_norm", "validate_raw"],
+    }
+
+
+def test_a_dataset_no_run_uses_lists_no_runs_and_an_unknown_one_is_a_404(client):
+    store_nested_parts(client.stores)
+    spare = client.get("/api/v1/configs/datasets/spare")
+    assert spare.status_code == 200 and spare.json()["runs"]["rows"] == []
+    assert spare.json()["runs"]["total"] == 0
+    assert "No stored run uses it." in client.get("/configs/datasets/spare").text
+    for path in ("/api/v1/configs/datasets/nope", "/api/v1/configs/arrays/nope"):
+        response = client.get(path)
+        assert response.status_code == 404 and "nope" in response.json()["error"]["message"]
+    assert client.get("/configs/datasets/nope", headers={"accept": "text/html"}).status_code == 404
+
+
+def test_the_dataset_page_shows_its_runs_with_their_best_and_pages_them(client):
+    store_nested_parts(client.stores)
+    page = client.get("/configs/arrays/validate_raw").text
+    for run in (BASE, FINETUNE, "blobs_third"):
+        assert f'href="/runs/{run}"' in page
+    assert "No stored run uses it." not in page
+    first = client.get("/api/v1/configs/arrays/validate_raw", params={"limit": 2}).json()["runs"]
+    rest = client.get("/api/v1/configs/arrays/validate_raw", params={"limit": 2, "offset": 2}).json()["runs"]
+    assert first["total"] == rest["total"] == 3
+    assert first["rows"][0]["name"] == BASE  # best first: the only run with scores
+    assert len(first["rows"]) == 2 and len(rest["rows"]) == 1
+    assert (
+        'rel="next" href="?offset=2&amp;limit=2"'
+        in client.get("/configs/arrays/validate_raw", params={"limit": 2}).text
+    )
+    bad = client.get("/api/v1/configs/arrays/validate_raw", params={"limit": 0})
+    assert bad.status_code == 400 and "limit" in bad.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("path", "status"),
     [
@@ -284,6 +368,8 @@ def test_configs_list_a_kind_and_show_a_document_with_the_runs_that_use_it(clien
         ("/api/v1/configs/tasks/nope", 404),
         ("/api/v1/configs/tasks/bad%5Cname", 400),
         ("/api/v1/configs/tasks?offset=-1", 400),
+        ("/api/v1/configs/tasks/blobs_fg?offset=-1", 400),
+        (f"/api/v1/configs/runs/{BASE}?offset=1", 400),  # a run's page lists no runs to page
         ("/api/v1/nothing/here", 404),
     ],
 )
@@ -409,5 +495,5 @@ def test_training_stats_show_as_a_loss_curve_once_the_store_keeps_them(demo_dir,
         data = c.get(f"/api/v1/runs/{FINETUNE}").json()
         assert data["training"] == {"iterations": [1, 2, 3], "loss": [1.0, 0.5, 1.0 / 3]}
         assert data["summary"]["has_stats"] is True and data["summary"]["iterations_trained"] == 3
-        assert data["summary"]["status"] == "stalled"  # stats, but no checkpoint to date it
+        assert data["summary"]["status"] == "stalled"  # stats, but none stored to date them
         assert 'data-chart="run-loss"' in c.get(f"/runs/{FINETUNE}").text

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
+from datetime import datetime
+from pathlib import Path
 
 import mongomock
 import mongomock.gridfs
 import pytest
 import torch
+from bson import ObjectId
 from conftest import MONGO_URI, NO_MONGO
 from strict_mongo import StrictMongoClient
 from torch import nn
@@ -165,3 +170,35 @@ def store_reading_with(spec: dict, namespace: str, action) -> GridFSWeightsStore
 
     client = MongoClient(spec["uri"], event_listeners=[Listener()])
     return GridFSWeightsStore(client=client, db_name=spec["db"])
+
+
+#: a stats file DaCapo 0.3.5 wrote (a pickled list of dicts)
+DACAPO_STATS = next(
+    (Path(__file__).parents[1] / "data" / "dacapo-0.3.5" / "files" / "stats" / "training_stats").iterdir()
+)
+
+
+def age_our_stats(store, run: str, when: datetime) -> None:
+    """Make our stats of `run` look written at `when`: the journal's mtime, or its newest document
+    (the highest iteration) stored again under an ObjectId of that time."""
+    if isinstance(store, LocalWeightsStore):
+        journal = store.basedir / run / "checkpoints" / "training_stats.jsonl"
+        os.utime(journal, (when.timestamp(), when.timestamp()))
+        return
+    collection = store.db["weights_training_stats"]
+    newest = collection.find_one({"run_name": run}, sort=[("iteration", -1)])
+    collection.delete_one({"_id": newest["_id"]})
+    collection.insert_one({**newest, "_id": ObjectId.from_datetime(when)})
+
+
+def dacapo_stats_written_at(store, run: str, when: datetime) -> None:
+    """DaCapo's own training stats of `run`, written at `when`: its stats file, or its collection."""
+    if isinstance(store, LocalWeightsStore):
+        path = store.basedir / "stats" / "training_stats" / run
+        path.parent.mkdir(parents=True)
+        shutil.copyfile(DACAPO_STATS, path)
+        os.utime(path, (when.timestamp(), when.timestamp()))
+    else:
+        store.db["training_stats"].insert_one(
+            {"_id": ObjectId.from_datetime(when), "run_name": run, "iteration": 3, "loss": 0.5, "time": 0.2}
+        )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from dacapo_store import TrainingIterationStats, TrainingStatsConflictError
+
+from .conftest import age_our_stats, dacapo_stats_written_at
 
 
 def stats(*iterations: int, loss: float = 1.0) -> list[TrainingIterationStats]:
@@ -108,3 +111,37 @@ def test_gridfs_keeps_ours_in_weights_training_stats():
     store.store_training_stats("run", stats(0, 1))
     assert store.db["weights_training_stats"].count_documents({"run_name": "run"}) == 2
     assert "training_stats" not in store.db.list_collection_names()
+
+
+# ------------------------------------------------------------------ when they were written
+
+OLD = datetime(2025, 6, 1, 12, tzinfo=timezone.utc)
+
+
+def test_a_run_without_stats_has_no_stats_time(store):
+    assert store.training_stats_updated("run") is None
+    store.store_training_stats("other", stats(0))
+    assert store.training_stats_updated("run") is None
+
+
+def test_storing_stats_dates_them_now(store):
+    before = datetime.now(timezone.utc)
+    store.store_training_stats("run", stats(0, 1))
+    written = store.training_stats_updated("run")
+    assert written.tzinfo is not None
+    # an ObjectId keeps whole seconds; the bound is the test's own run time, not a timing
+    assert before - timedelta(seconds=1) <= written <= datetime.now(timezone.utc) + timedelta(seconds=1)
+
+
+def test_stats_written_long_ago_are_dated_then(store):
+    store.store_training_stats("run", stats(0, 1))
+    age_our_stats(store, "run", OLD)
+    assert store.training_stats_updated("run") == OLD
+
+
+def test_dacapos_own_stats_are_dated_where_dacapo_keeps_them(store):
+    dacapo_stats_written_at(store, "run", OLD)
+    assert store.retrieve_training_stats("run") != []  # DaCapo's, read in place
+    assert store.training_stats_updated("run") == OLD
+    store.store_training_stats("run", stats(10**7))  # ours, newer: the newest of both counts
+    assert store.training_stats_updated("run") > OLD + timedelta(days=1)

@@ -1,0 +1,58 @@
+"""Which dataset and array configs a run uses: those its stored document holds, at any depth.
+
+A run names its task, architecture, trainer and datasplit directly; datasets and arrays sit
+inside the datasplit (datasets hold arrays, arrays wrap other arrays). A nested mapping's kind
+comes from its `__type__`, looked up among our config classes (the family registry, so a class
+registered later counts too); a `__type__` no installed class has tells nothing and is skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config_store.documents import KIND_CLASSES
+from ..configs._base import FAMILIES, TYPE_KEY, registry_generation
+
+#: The kinds a run uses through its document rather than by a field of its own.
+NESTED_KINDS: tuple[str, ...] = ("datasets", "arrays")
+
+_kinds: tuple[int, dict[str, str]] = (-1, {})
+
+
+def _kind_of_type() -> dict[str, str]:
+    """Class name -> kind, for the nested kinds' families (names two families share are left out)."""
+    global _kinds
+    generation = registry_generation()
+    if _kinds[0] != generation:
+        found: dict[str, set[str]] = {}
+        for kind in NESTED_KINDS:
+            for name in FAMILIES.get(KIND_CLASSES[kind], {}):
+                found.setdefault(name, set()).add(kind)
+        _kinds = (generation, {name: kinds.pop() for name, kinds in found.items() if len(kinds) == 1})
+    return _kinds[1]
+
+
+def nested_configs(doc: Any) -> tuple[tuple[str, str], ...]:
+    """(kind, name) of every dataset and array config inside a run document, sorted, each once.
+
+    Any shape is accepted (a document DaCapo wrote, one with unknown classes): never raises.
+    Documents are plain dicts and lists (YAML, JSON, BSON), walked without recursion.
+    """
+    kinds = _kind_of_type()
+    found: set[tuple[str, str]] = set()
+    stack = [doc]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            tag = value.get(TYPE_KEY)
+            kind = kinds.get(tag) if isinstance(tag, str) else None
+            name = value.get("name")
+            if kind is not None and isinstance(name, str):
+                found.add((kind, name))
+            value = value.values()
+        elif not isinstance(value, (list, tuple)):
+            continue
+        for item in value:
+            if isinstance(item, (dict, list, tuple)):
+                stack.append(item)
+    return tuple(sorted(found))
