@@ -8,15 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import mongomock
-import pytest
-from legacy.conftest import DB_NAME, dacapo_files_in, load_mongo
-from starlette.testclient import TestClient
-
-from dacapo_store.config_store import FileConfigStore, MongoConfigStore
 from dacapo_store.configs import DummyArrayConfig, DummyDatasetConfig
-from dacapo_store.web import create_app
-from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
 
 DUMMY_RUNS = [  # the runs whose datasplit holds lab_dummy_dataset (and its lab_dummy_array)
     "lab_dist_mito_ints",
@@ -28,23 +20,6 @@ TIFF_RUNS = [  # lab_tiff_raw sits in lab_jrc_hela-2_split, wrapped by other arr
     "lab_jrc_hela-2_split_pretrained_lab_unet_lab_132_gp_simple_lab__0",
     "lab_lsd_er",
 ]
-
-
-@pytest.fixture(params=["files", "mongomock"])
-def pack(request, tmp_path):
-    """A dashboard over a copy of the pack: DaCapo's files layout, or its MongoDB layout."""
-    if request.param == "files":
-        root = dacapo_files_in(tmp_path)
-        configs, weights = FileConfigStore(root / "configs"), LocalWeightsStore(root)
-    else:
-        root = dacapo_files_in(tmp_path, with_stats_and_configs=False)
-        client = mongomock.MongoClient()
-        load_mongo(client)
-        configs = MongoConfigStore(client=client, db_name=DB_NAME)
-        weights = GridFSWeightsStore(client=client, db_name=DB_NAME, dacapo_runs_dir=root)
-    with TestClient(create_app(configs, weights, recheck=0)) as c:
-        c.backend, c.configs = request.param, configs
-        yield c
 
 
 def runs_of(client, kind: str, name: str) -> list[str]:
