@@ -372,7 +372,7 @@ class RunCatalog:
         if not changed:
             self._weights_token = token
             return
-        view = Prefetched(self.weights, indexes)
+        view = self._view(indexes, token, changed & names)
         entries = dict(self._entries)
         for name in changed:
             if name not in names:
@@ -385,6 +385,18 @@ class RunCatalog:
         self._views = OrderedDict()
         self.version += 1
         log.debug("catalog: %d runs, %d changed", len(entries), len(changed))
+
+    def _view(self, indexes: Mapping[str, RunIndex], token: Any, runs: set[str]) -> Prefetched:
+        """The weights store as the entries read it: the indexes at hand, and on files, DaCapo's
+        data and training stats not looked for where the sweep just found none."""
+        if not isinstance(token, InputState):
+            return Prefetched(self.weights, indexes)
+        return Prefetched(
+            self.weights,
+            indexes,
+            without_dacapo={run for run in runs if token.without_dacapo(run)},
+            without_stats={run for run in runs if token.without_training_stats(run)},
+        )
 
     def _weights_changes(self, names: set[str], full: bool) -> tuple[Any, set[str] | None]:
         """(token, runs whose weights data may have changed, None: any). On files the token is
@@ -453,7 +465,7 @@ class RunCatalog:
 
     def _entry(self, name: str, index: RunIndex, view: Prefetched) -> _Entry:
         legacy = view.legacy_iterations(name)
-        stats = training_stats(self.weights, name)
+        stats = training_stats(view, name)
         summary = RunSummary(**self._config_fields[name], **weights_fields(index, legacy, stats))
         bests: dict[tuple[str, str | None], Best] = {}
         if index.scores:

@@ -35,6 +35,8 @@ from typing import Any
 RACY_NS = 100_000_000
 #: Our journals under `<run>/checkpoints/`.
 JOURNALS = ("index.jsonl", "training_stats.jsonl")
+#: Names in a signature that hold no DaCapo scores, bests or checkpoints.
+_OURS = frozenset({*JOURNALS, "training_stats"})
 #: DaCapo's stats folders under its base folder.
 STATS_KINDS = ("training_stats", "validation_scores")
 
@@ -60,6 +62,19 @@ class InputState:
         self.stats: dict[str, tuple[int, int, frozenset[str]]] = {}
         #: False when some input of the runs can't be stat'ed (DaCapo's stats in MongoDB)
         self.complete = True
+
+    def without_dacapo(self, run: str) -> bool:
+        """Whether the run has, by this sweep, none of DaCapo's checkpoints, best files or scores
+        (so its DaCapo index is empty and needs no reading)."""
+        sig = self.sigs.get(run)
+        return self.complete and sig is not None and all(type(x) is not str or x in _OURS for x in sig)
+
+    def without_training_stats(self, run: str) -> bool:
+        """Whether the run has, by this sweep, no training stats at all (ours or DaCapo's)."""
+        sig = self.sigs.get(run)
+        if not self.complete or sig is None:
+            return False
+        return "training_stats.jsonl" not in sig and "training_stats" not in sig
 
     def changed(self, other: InputState, runs: Iterable[str]) -> set[str]:
         """The runs (of `runs`, or gone since) whose signature differs between the two states."""
