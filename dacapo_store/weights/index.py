@@ -69,6 +69,7 @@ class RunIndex:
         touched: set[str] = set()
         # the scores containers this batch copied: criterion -> dataset -> its values (None: none yet)
         own_values: dict[str, dict[str, dict[int, float]]] | None = None
+        applied: dict | None = None  # the directions of the last scores event, applied
         for event in events:
             try:
                 op = event["op"]
@@ -91,9 +92,12 @@ class RunIndex:
                 elif op == "scores":  # most events: kept free of per-score calls
                     iteration, dataset = event["iteration"], event["dataset"]
                     scores, directions = event["scores"], event.get("higher_is_better") or {}
-                    if not _is_iteration(iteration) or not isinstance(dataset, str):
-                        raise ValueError(f"bad iteration {iteration!r} or dataset {dataset!r}")
-                    iteration = int(iteration)
+                    if type(iteration) is not int or iteration < 0:
+                        if not _is_iteration(iteration):
+                            raise ValueError(f"bad iteration {iteration!r}")
+                        iteration = int(iteration)
+                    if not isinstance(dataset, str):
+                        raise ValueError(f"bad dataset {dataset!r}")
                     if not isinstance(scores, dict) or not isinstance(directions, dict):
                         raise ValueError("scores and higher_is_better must be mappings")
                     if own_values is None:
@@ -117,11 +121,14 @@ class RunIndex:
                                 by_dataset.get(dataset, {})
                             )
                         values[iteration] = float(value)
+                    if directions == applied:
+                        continue  # as the last event's (every event of a run repeats them)
                     for criterion, higher in directions.items():
                         if isinstance(higher, bool) and new.directions.get(criterion) is not higher:
                             new.directions = fresh("directions", new.directions)
                             new.directions[criterion] = higher
                             touched.add(criterion)
+                    applied = directions
                 elif op == "pin":
                     dataset, criterion, iteration = event["dataset"], event["criterion"], event["iteration"]
                     if not (dataset is None or isinstance(dataset, str)) or not isinstance(criterion, str):
