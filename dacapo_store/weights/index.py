@@ -181,7 +181,11 @@ class RunIndex:
             higher = self.directions.get(criterion, known_direction(criterion))
             if higher is None:
                 raise ValueError(f"no direction (higher or lower is better) is stored for {criterion!r}")
-            cached = rank(self.scores[criterion], higher, None if dataset is None else [dataset])
+            by_dataset = self.scores[criterion]
+            if dataset is None and len(by_dataset) == 1:  # the mean over one dataset: its own ranking
+                cached = self.ranking(criterion, next(iter(by_dataset)))
+            else:
+                cached = rank(by_dataset, higher, None if dataset is None else [dataset])
             self._rankings[key] = cached
         return cached
 
