@@ -141,6 +141,7 @@ def loads(data: bytes, configs: str, weights: str) -> Snapshot:
             raise ValueError(f"unknown codec {codec!r}")
         columns.append(values)
     width = 2 + len(best_fields())
+    made: dict[tuple, Best] = {}
     entries: dict[str, Entry] = {}
     positional = all(not f.kw_only for f in attrs.fields(RunSummary) if f.init)
     rows = zip(*columns, strict=True) if columns else iter([()] * n)
@@ -148,9 +149,13 @@ def loads(data: bytes, configs: str, weights: str) -> Snapshot:
         summary = RunSummary(*row) if positional else RunSummary(**dict(zip(fields, row, strict=True)))
         if summary.name != name:
             raise ValueError(f"summary of {summary.name!r} filed under {name!r}")
-        run_bests = {
-            (flat[j], flat[j + 1]): Best(*flat[j + 2 : j + width]) for j in range(0, len(flat), width)
-        }
+        run_bests = {}
+        for j in range(0, len(flat), width):
+            values = tuple(flat[j + 2 : j + width])
+            best = made.get(values)  # Best is frozen: equal ones are shared (a run's best over all
+            if best is None:  # datasets is its best on its one dataset, most of the time)
+                best = made[values] = Best(*values)
+            run_bests[(flat[j], flat[j + 1])] = best
         entries[name] = (summary, run_bests, dict(zip(dirs[::2], dirs[1::2], strict=True)))
     roots = [str(root) for root in doc["roots"]]
     inputs = InputState(roots)
