@@ -85,6 +85,23 @@ def test_a_restarted_server_serves_the_same_rows_from_the_snapshot(registry, use
     assert again == first and [r["name"] for r in again["rows"]] == RUNS
 
 
+def tree(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.lstat().st_mtime_ns for p in root.rglob("*")}
+
+
+def test_the_snapshot_lives_in_the_user_cache_and_holds_every_summary_field(registry, user_cache):
+    before = tree(registry)
+    catalog = open_catalog(registry)
+    assert tree(registry) == before  # nothing written into the registry
+    (file,) = snapshot_files(user_cache)
+    saved = snapshot.loads(file.read_bytes(), *catalog._snapshot_keys())
+    for name in RUNS:
+        summary, bests, directions = saved.entries[name]
+        assert summary == catalog.summary(name)  # attrs equality: every field, of whatever type
+        assert summary.created_at is not None and summary.created_at.tzinfo is not None
+        assert bests == catalog._entries[name].bests and directions == catalog._entries[name].directions
+
+
 def test_a_restarted_catalog_reads_only_the_journals_whose_signature_changed(registry):
     first = open_catalog(registry)
     best = first.best(BASE, "f1_score")
