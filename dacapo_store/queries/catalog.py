@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import os
 import threading
 import time
@@ -426,8 +427,9 @@ class RunCatalog:
         if snap is None:
             return
         try:
+            fields_of = operator.attrgetter(*_CONFIG_KEYS)
             config_fields_ = {
-                name: {key: getattr(summary, key) for key in _CONFIG_KEYS}
+                name: dict(zip(_CONFIG_KEYS, fields_of(summary), strict=True))
                 for name, (summary, _, _) in snap.entries.items()
             }
         except AttributeError as exc:

@@ -13,7 +13,9 @@ Layout: one JSON object, the runs in parallel arrays (flat arrays parse many tim
 object per run). RunSummary and Best are written generically, every attrs field by name, each
 summary field as a column with a codec chosen from its values ("plain" JSON values, "datetime" as
 ISO text, "tuple" as arrays), so a field added to RunSummary travels without a change here; a
-snapshot whose fields differ from the running code's is one written by another version.
+snapshot whose fields differ from the running code's is one written by another version. What
+repeats from run to run (a best's criterion and dataset, a run's set of directions, the names in
+a `checkpoints/` folder) is written once in a table and named by its position there.
 """
 
 from __future__ import annotations
@@ -80,15 +82,29 @@ def dumps(snap: Snapshot) -> bytes:
         elif codec == "tuple":
             values = [None if v is None else list(v) for v in values]
         columns.append(values)
+    # what repeats from run to run is written once, in a table, and named by its position there
+    best_keys: dict[tuple[str, str | None], int] = {}
+    direction_sets: dict[tuple, int] = {}
+    listed_names: dict[tuple[str, ...], int] = {}
     bests, directions = [], []
     for n in names:
         _, run_bests, run_directions = snap.entries[n]
         flat: list[Any] = []
-        for (criterion, dataset), best in run_bests.items():
-            flat += [criterion, dataset, *(getattr(best, f) for f in bfields)]
+        for key, best in run_bests.items():
+            flat += [best_keys.setdefault(key, len(best_keys)), *(getattr(best, f) for f in bfields)]
         bests.append(flat)
-        directions.append([x for item in run_directions.items() for x in item])
+        items = tuple(x for item in run_directions.items() for x in item)
+        directions.append(direction_sets.setdefault(items, len(direction_sets)))
     inputs = snap.inputs
+    listings = []
+    for n in names:
+        per_root = []
+        for root in inputs.roots:
+            listing = inputs.listings.get(root, {}).get(n)
+            if listing is not None:
+                listing = [*listing[:2], listed_names.setdefault(tuple(listing[2]), len(listed_names))]
+            per_root.append(listing)
+        listings.append(per_root)
     doc = {
         "format": FORMAT,
         "version": VERSION,
@@ -103,12 +119,15 @@ def dumps(snap: Snapshot) -> bytes:
         "stats": {kind: [m, i, sorted(names_)] for kind, (m, i, names_) in inputs.stats.items()},
         "names": names,
         "columns": columns,
+        "best_keys": list(best_keys),
         "bests": bests,
+        "direction_sets": list(direction_sets),
         "directions": directions,
+        "listed_names": list(listed_names),
         "run_files": [snap.run_files.get(n) for n in names],
         "meta_files": [snap.meta_files.get(n) for n in names],
         "inputs": [inputs.sigs.get(n) for n in names],
-        "listings": [[inputs.listings.get(root, {}).get(n) for root in inputs.roots] for n in names],
+        "listings": listings,
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -140,7 +159,10 @@ def loads(data: bytes, configs: str, weights: str) -> Snapshot:
         elif codec != "plain":
             raise ValueError(f"unknown codec {codec!r}")
         columns.append(values)
-    width = 2 + len(best_fields())
+    width = 1 + len(best_fields())
+    best_keys = [(criterion, dataset) for criterion, dataset in doc["best_keys"]]
+    # read-only once loaded: runs with the same directions share one mapping
+    direction_sets = [dict(zip(d[::2], d[1::2], strict=True)) for d in doc["direction_sets"]]
     made: dict[tuple, Best] = {}
     entries: dict[str, Entry] = {}
     positional = all(not f.kw_only for f in attrs.fields(RunSummary) if f.init)
@@ -151,20 +173,24 @@ def loads(data: bytes, configs: str, weights: str) -> Snapshot:
             raise ValueError(f"summary of {summary.name!r} filed under {name!r}")
         run_bests = {}
         for j in range(0, len(flat), width):
-            values = tuple(flat[j + 2 : j + width])
+            values = tuple(flat[j + 1 : j + width])
             best = made.get(values)  # Best is frozen: equal ones are shared (a run's best over all
             if best is None:  # datasets is its best on its one dataset, most of the time)
                 best = made[values] = Best(*values)
-            run_bests[(flat[j], flat[j + 1])] = best
-        entries[name] = (summary, run_bests, dict(zip(dirs[::2], dirs[1::2], strict=True)))
+            run_bests[best_keys[flat[j]]] = best
+        entries[name] = (summary, run_bests, direction_sets[dirs])
     roots = [str(root) for root in doc["roots"]]
     inputs = InputState(roots)
     inputs.stats = {kind: (m, i, frozenset(names_)) for kind, (m, i, names_) in doc["stats"].items()}
     inputs.listings = {root: {} for root in roots}
+    listed_names = [tuple(names_) for names_ in doc["listed_names"]]
     for name, sig, listings in zip(names, doc["inputs"], doc["listings"], strict=True):
         inputs.sigs[name] = tuple(sig)
         for root, listing in zip(roots, listings, strict=True):
-            inputs.listings[root][name] = listing  # [mtime, inode, names]: read, never compared whole
+            # (mtime, inode, names); read, never compared whole
+            inputs.listings[root][name] = (
+                None if listing is None else (*listing[:2], listed_names[listing[2]])
+            )
     return Snapshot(
         configs=configs,
         weights=weights,
