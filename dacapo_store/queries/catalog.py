@@ -389,14 +389,11 @@ class RunCatalog:
 
     def _view(self, indexes: Mapping[str, RunIndex], token: Any, runs: set[str]) -> Prefetched:
         """The weights store as the entries read it: the indexes at hand, and on files, DaCapo's
-        data and training stats not looked for where the sweep just found none."""
+        checkpoints, scores and bests not looked for where the sweep just found none."""
         if not isinstance(token, InputState):
             return Prefetched(self.weights, indexes)
         return Prefetched(
-            self.weights,
-            indexes,
-            without_dacapo={run for run in runs if token.without_dacapo(run)},
-            without_stats={run for run in runs if token.without_training_stats(run)},
+            self.weights, indexes, without_dacapo={run for run in runs if token.without_dacapo(run)}
         )
 
     def _weights_changes(self, names: set[str], full: bool) -> tuple[Any, set[str] | None]:
@@ -467,7 +464,7 @@ class RunCatalog:
 
     def _entry(self, name: str, index: RunIndex, view: Prefetched) -> _Entry:
         legacy = view.legacy_iterations(name)
-        stats = training_stats(view, name)
+        stats = training_stats(self.weights, name)
         summary = RunSummary(**self._config_fields[name], **weights_fields(index, legacy, stats))
         bests: dict[tuple[str, str | None], Best] = {}
         if index.scores:

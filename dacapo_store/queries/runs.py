@@ -100,14 +100,12 @@ class Prefetched(WeightsStore):
         indexes: Mapping[str, RunIndex],
         *,
         without_dacapo: Collection[str] = (),
-        without_stats: Collection[str] = (),
     ) -> None:
-        """`without_dacapo`, `without_stats`: runs known (by a stat of their files) to have no
-        DaCapo checkpoints, scores or bests, and no training stats: those aren't looked for."""
+        """`without_dacapo`: runs known (by a stat of their files) to have no DaCapo checkpoints,
+        scores or bests: those aren't looked for."""
         self._store = store
         self._indexes = indexes  # a run not in it has no index: read_index gives an empty one
         self._without_dacapo = without_dacapo
-        self._without_stats = without_stats
         self._legacy: dict[str, list[int]] = {}
         self.where = store.where
         self.dacapo = store.dacapo  # DaCapo's scores and bests, laid under ours as in the store
@@ -126,9 +124,6 @@ class Prefetched(WeightsStore):
 
     def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
         return self._store.read_training_stats(run)
-
-    def _training_stats(self, run: str) -> dict[int, tuple[float, float]]:
-        return {} if run in self._without_stats else super()._training_stats(run)
 
     def close(self) -> None:
         """Nothing: the view owns nothing (the store it reads is the caller's)."""

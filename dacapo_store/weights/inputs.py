@@ -69,13 +69,6 @@ class InputState:
         sig = self.sigs.get(run)
         return self.complete and sig is not None and all(type(x) is not str or x in _OURS for x in sig)
 
-    def without_training_stats(self, run: str) -> bool:
-        """Whether the run has, by this sweep, no training stats at all (ours or DaCapo's)."""
-        sig = self.sigs.get(run)
-        if not self.complete or sig is None:
-            return False
-        return "training_stats.jsonl" not in sig and "training_stats" not in sig
-
     def changed(self, other: InputState, runs: Iterable[str]) -> set[str]:
         """The runs (of `runs`, or gone since) whose signature differs between the two states."""
         runs = set(runs)
