@@ -20,6 +20,7 @@ a `checkpoints/` folder) is written once in a table and named by its position th
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -212,11 +213,16 @@ def load(file: Path, configs: str, weights: str) -> Snapshot | None:
     except OSError as exc:
         log.warning("run catalog snapshot %s can't be read (%s); reading the registry", file, exc)
         return None
+    collecting = gc.isenabled()
+    gc.disable()  # millions of new objects, none garbage: collections would double the time
     try:
         return loads(data, configs, weights)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         log.warning("run catalog snapshot %s ignored and rebuilt: %s", file, exc)
         return None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def save(file: Path, snap: Snapshot) -> bool:
