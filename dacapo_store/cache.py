@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -18,7 +19,9 @@ def cache_dir() -> Path:
     return root / "dacapo_store"
 
 
-def cache_file(section: str, source: Path, suffix: str = ".json") -> Path:
-    """The cache file of `section` for the folder `source`, keyed by its resolved path."""
-    key = hashlib.sha256(str(source.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+def cache_file(section: str, source: Path, suffix: str = ".json", *, also: Sequence[Path] = ()) -> Path:
+    """The cache file of `section` for the folder `source` (and those in `also`), keyed by their
+    resolved paths."""
+    text = "\0".join(str(path.resolve()) for path in (source, *also))
+    key = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
     return cache_dir() / section / f"{key}{suffix}"

@@ -11,24 +11,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import attrs
 from bson import ObjectId
 
+from ..cache import cache_file
 from ..config_store import FileConfigStore, MongoConfigStore
-from ..config_store.documents import config_part
+from ..config_store.documents import META_KEY, DocumentMetadata, config_part
+from ..config_store.files import META_SUFFIX
 from ..errors import DacapoStoreError
 from ..mongo import translate_errors
 from ..weights.base import WeightsStore
 from ..weights.index import RunIndex
+from ..weights.inputs import RACY_NS, InputState
 from ..weights.scores import known_direction
+from . import snapshot
 from .runs import (
     DEFAULT_STALE_AFTER,
     STATUSES,
@@ -42,6 +48,7 @@ from .runs import (
     training_stats,
     weights_fields,
 )
+from .snapshot import Snapshot
 from .uses import NESTED_KINDS
 
 log = logging.getLogger(__name__)
@@ -111,41 +118,86 @@ class _Entry:
 
 
 class _FileRuns:
-    """Run documents of a FileConfigStore: changes by each run file's stat."""
+    """Run documents of a FileConfigStore: changes by each run file's and metadata file's stat."""
 
     def __init__(self, store: FileConfigStore) -> None:
         self.store = store
         self.folder = store.path / "runs"
+        self.meta_folder = store._meta_file("runs", "-").parent
         self.sigs: dict[str, tuple[int, int, int]] = {}
+        self.meta: dict[str, tuple[int, int, int] | None] = {}
         self.folder_sig: tuple[int, int] | None = None
+        self.meta_folder_sig: tuple[int, int] | None = None
 
     def poll(self, full: bool) -> tuple[set[str], dict[str, dict | None]]:
         """(every run name, name -> raw document of each new or changed run).
 
         Run files are created by a link or rename and removed by an unlink, never rewritten in
-        place, so an unchanged folder mtime means no run came or went: one stat, not one per run.
-        A full poll (now and then) looks at every file anyway.
+        place, and metadata files are renamed into place, so unchanged folder mtimes mean nothing
+        came, went or changed: two stats, not one per run. A full poll (now and then) stats every
+        file anyway; either way only runs whose stat changed are read.
         """
-        try:
-            st = os.stat(self.folder)
-            folder_sig = (st.st_mtime_ns, st.st_ino)
-        except FileNotFoundError:
-            folder_sig = None
-        if not full and folder_sig is not None and folder_sig == self.folder_sig:
+        racy_after = time.time_ns() - RACY_NS
+        folder_sig = _folder_sig(self.folder, racy_after)
+        meta_folder_sig = _folder_sig(self.meta_folder, racy_after)
+        same_runs = folder_sig is not None and _same(self.folder_sig, folder_sig)
+        same_meta = _same(self.meta_folder_sig, meta_folder_sig)
+        if not full and same_runs and same_meta:
             return set(self.sigs), {}
-        self.folder_sig = folder_sig
-        current: dict[str, tuple[int, int, int]] = {}
-        try:
-            with os.scandir(self.folder) as entries:
-                for e in entries:
-                    if e.name.endswith(".yaml") and not e.name.startswith("."):
-                        st = e.stat()
-                        current[e.name[:-5]] = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError:
-            pass
-        changed = [n for n, sig in current.items() if full or self.sigs.get(n) != sig]
-        self.sigs = current
+        current = self.sigs
+        if full or not same_runs:
+            current = {}
+            try:
+                with os.scandir(self.folder) as entries:
+                    for e in entries:
+                        if e.name.endswith(".yaml") and not e.name.startswith("."):
+                            st = e.stat()
+                            current[e.name[:-5]] = (st.st_mtime_ns, st.st_size, st.st_ino)
+            except FileNotFoundError:
+                pass
+        meta = self.meta
+        if full or not same_meta:
+            meta = _meta_sigs(self.meta_folder)
+        changed = [
+            n for n, sig in current.items() if self.sigs.get(n) != sig or self.meta.get(n) != meta.get(n)
+        ]
+        self.sigs, self.meta = current, {n: meta.get(n) for n in current}
+        self.folder_sig, self.meta_folder_sig = folder_sig, meta_folder_sig
         return set(current), {name: _raw(self.store, name) for name in changed}
+
+    def metadata(self, name: str, raw: Mapping[str, Any]) -> DocumentMetadata | None:
+        """The raw document carries the run's current metadata, if it has any (no second read)."""
+        return DocumentMetadata.of(raw) if META_KEY in raw else None
+
+    def restore(self, snap: Snapshot) -> None:
+        self.sigs, self.meta = dict(snap.run_files), dict(snap.meta_files)
+        self.folder_sig, self.meta_folder_sig = snap.runs_folder, snap.meta_folder
+
+
+def _folder_sig(folder: Path, racy_after: int) -> tuple[int, int] | None:
+    """(mtime_ns, inode) of a folder; mtime -1 if it changed so recently that it may again unseen."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (-1 if st.st_mtime_ns > racy_after else st.st_mtime_ns, st.st_ino)
+
+
+def _same(before: tuple[int, int] | None, now: tuple[int, int] | None) -> bool:
+    return before == now and (now is None or now[0] != -1)
+
+
+def _meta_sigs(folder: Path) -> dict[str, tuple[int, int, int]]:
+    out = {}
+    try:
+        with os.scandir(folder) as entries:
+            for e in entries:
+                if e.name.endswith(META_SUFFIX) and not e.name.startswith("."):
+                    st = e.stat()
+                    out[e.name[: -len(META_SUFFIX)]] = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return out
 
 
 class _MongoRuns:
@@ -178,6 +230,9 @@ class _MongoRuns:
         self.names |= set(changed)
         return self.names, changed
 
+    def metadata(self, name: str, raw: Mapping[str, Any]) -> DocumentMetadata | None:
+        return run_metadata(self.store, name, raw)
+
 
 class _AnyRuns:
     """Any other ConfigStore: names each time, documents of new names (stores never overwrite)."""
@@ -192,6 +247,9 @@ class _AnyRuns:
         self.names = names
         return names, {name: _raw(self.store, name) for name in new}
 
+    def metadata(self, name: str, raw: Mapping[str, Any]) -> DocumentMetadata | None:
+        return run_metadata(self.store, name, raw)
+
 
 def _raw(store: Any, name: str) -> dict | None:
     try:
@@ -205,8 +263,11 @@ class RunCatalog:
     """Summaries of every run of a config store and a weights store, cheap to page, filter, sort.
 
     `recheck` seconds: how often (at most) a request asks the stores for changes; `full_every`:
-    how often everything is read again anyway (catches what the signals can't see, such as a
-    MongoDB score overwritten in place).
+    how often everything is checked anyway (catches what the signals can't see, such as a
+    MongoDB score overwritten in place): on MongoDB by reading everything again; on files by a
+    sweep of every input's stat, reading again only the runs whose signatures changed, in the
+    background. On files the catalog also starts from a snapshot in the per-user cache
+    (`snapshot.py`) and reads only the runs that changed since it was saved.
     """
 
     def __init__(
@@ -234,6 +295,11 @@ class RunCatalog:
         self._entries: dict[str, _Entry] = {}
         self._config_fields: dict[str, dict] = {}
         self._weights_token: Any = None
+        # files on both sides: every input of a summary has a stat signature (see _weights_changes)
+        self._files = isinstance(configs, FileConfigStore) and hasattr(weights, "input_signatures")
+        self._snapshot_file = self._snapshot_path() if self._files else None
+        self._saved_version = 0
+        self._started = False
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -251,13 +317,15 @@ class RunCatalog:
         While asking the stores costs less than `budget` seconds the request waits for the
         answer, so a change shows on the next load. On a registry where it costs more (stat'ing
         100,000 journals) the check runs in a background thread, at most every five times its
-        cost, and requests are answered from the summaries at hand.
+        cost, and requests are answered from the summaries at hand. On files the periodic full
+        sweep always runs there (after the first check, which may start from the snapshot).
         """
         since = time.monotonic() - self._checked
         if not force and since < self.recheck:
             return
-        if not force and self._cost > self.budget:
-            if since < 5 * self._cost:
+        sweep = self._files and self._started and time.monotonic() - self._full_at >= self.full_every
+        if not force and (self._cost > self.budget or sweep):
+            if not sweep and since < 5 * self._cost:
                 return  # the check thread gets at most a sixth of the time
             with self._lock:
                 if self._worker is None or not self._worker.is_alive():
@@ -270,6 +338,10 @@ class RunCatalog:
         with self._refresh_lock:
             if not force and time.monotonic() - self._checked < self.recheck:
                 return  # another thread just did it
+            first = not self._started
+            if first:
+                self._started = True
+                self._restore()
             started = time.monotonic()
             full = force or started - self._full_at >= self.full_every
             try:
@@ -280,6 +352,8 @@ class RunCatalog:
                 self._full_at = self._checked
             else:
                 self._cost = self._checked - started
+            if first or full:
+                self._save()
 
     def _refresh(self, full: bool) -> None:
         names, docs = self._runs.poll(full)
@@ -288,12 +362,12 @@ class RunCatalog:
         for name in docs:
             raw = docs[name]
             doc = config_part(raw) if isinstance(raw, Mapping) else None
-            meta = run_metadata(self.configs, name, raw) if raw is not None else None
+            meta = self._runs.metadata(name, raw) if raw is not None else None
             config_fields_[name] = config_fields(name, doc, meta)
         for name in set(config_fields_) - names:
             del config_fields_[name]
             changed.add(name)
-        token, moved = self.weights.changes_since(None if full else self._weights_token, names)
+        token, moved = self._weights_changes(names, full)
         if moved is None:
             changed |= names
             try:
@@ -305,10 +379,10 @@ class RunCatalog:
             wanted = sorted(changed & names)
             indexes = self.weights.read_indexes(wanted) if wanted else {}
         self._config_fields = config_fields_
-        self._weights_token = token
         if not changed:
+            self._weights_token = token
             return
-        view = Prefetched(self.weights, indexes)
+        view = self._view(indexes, token, changed & names)
         entries = dict(self._entries)
         for name in changed:
             if name not in names:
@@ -317,9 +391,85 @@ class RunCatalog:
                 entries[name] = self._entry(name, indexes.get(name) or RunIndex(), view)
         # readers keep the dict they took; the new one replaces it whole
         self._entries = entries
+        self._weights_token = token  # only now: the entries read what it signs
         self._views = OrderedDict()
         self.version += 1
         log.debug("catalog: %d runs, %d changed", len(entries), len(changed))
+
+    def _view(self, indexes: Mapping[str, RunIndex], token: Any, runs: set[str]) -> Prefetched:
+        """The weights store as the entries read it: the indexes at hand, and on files, DaCapo's
+        checkpoints, scores and bests not looked for where the sweep just found none."""
+        if not isinstance(token, InputState):
+            return Prefetched(self.weights, indexes)
+        return Prefetched(
+            self.weights, indexes, without_dacapo={run for run in runs if token.without_dacapo(run)}
+        )
+
+    def _weights_changes(self, names: set[str], full: bool) -> tuple[Any, set[str] | None]:
+        """(token, runs whose weights data may have changed, None: any). On files the token is
+        the signature of every input of each run's summary, and a full check stats them all
+        (listing every folder again) and names the runs whose signature changed."""
+        if not self._files:
+            return self.weights.changes_since(None if full else self._weights_token, names)
+        previous = self._weights_token if isinstance(self._weights_token, InputState) else None
+        state = self.weights.input_signatures(names, None if full else previous)  # type: ignore[attr-defined]
+        if previous is None or (full and not state.complete):
+            return state, None  # DaCapo's stats in MongoDB: no stat sees them, read everything
+        return state, state.changed(previous, names)
+
+    # -------------------------------------------------------------- the snapshot (files)
+
+    def _snapshot_path(self) -> Path:
+        return cache_file("run-catalog", self.weights.basedir, also=[self.configs.path])  # type: ignore[attr-defined]
+
+    def _snapshot_keys(self) -> tuple[str, str]:
+        return str(self.configs.path.resolve()), str(self.weights.basedir.resolve())  # type: ignore[attr-defined]
+
+    def _restore(self) -> None:
+        """Start from the snapshot, if there is a good one: the next check reads only what changed."""
+        if self._snapshot_file is None:
+            return
+        snap = snapshot.load(self._snapshot_file, *self._snapshot_keys())
+        if snap is None:
+            return
+        try:
+            fields_of = operator.attrgetter(*_CONFIG_KEYS)
+            config_fields_ = {
+                name: dict(zip(_CONFIG_KEYS, fields_of(summary), strict=True))
+                for name, (summary, _, _) in snap.entries.items()
+            }
+        except AttributeError as exc:
+            log.warning("run catalog snapshot %s ignored and rebuilt: %s", self._snapshot_file, exc)
+            return
+        self._entries = {name: _Entry(*entry) for name, entry in snap.entries.items()}
+        self._config_fields = config_fields_
+        self._runs.restore(snap)
+        self._weights_token = snap.inputs
+        self._full_at = time.monotonic()  # the first check trusts the snapshot's folder listings
+        self._views = OrderedDict()
+        self.version += 1
+        self._saved_version = self.version
+        log.info("run catalog: %d runs from the snapshot %s", len(self._entries), self._snapshot_file)
+
+    def _save(self) -> None:
+        """Save the snapshot if the summaries changed since it was loaded or saved (best-effort)."""
+        state = self._weights_token
+        if self._snapshot_file is None or self.version == self._saved_version:
+            return
+        if not isinstance(state, InputState) or not state.complete:
+            return
+        snap = Snapshot(
+            configs=self._snapshot_keys()[0],
+            weights=self._snapshot_keys()[1],
+            entries={name: (e.summary, e.bests, e.directions) for name, e in self._entries.items()},
+            run_files=self._runs.sigs,
+            meta_files=self._runs.meta,
+            runs_folder=self._runs.folder_sig,
+            meta_folder=self._runs.meta_folder_sig,
+            inputs=state,
+        )
+        if snapshot.save(self._snapshot_file, snap):
+            self._saved_version = self.version
 
     def _entry(self, name: str, index: RunIndex, view: Prefetched) -> _Entry:
         index = view.run_index(name)  # ours over DaCapo's scores and pins, as every best reads it
@@ -504,3 +654,7 @@ class RunCatalog:
 
 def _name_of(entry: _Entry) -> str:
     return entry.summary.name
+
+
+#: The summary fields taken from the run document (the rest come from the weights store).
+_CONFIG_KEYS = tuple(config_fields("", None, None))

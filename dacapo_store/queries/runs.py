@@ -103,9 +103,18 @@ class RunSummary:
 class Prefetched(WeightsStore):
     """A read-only view of a weights store answering from indexes already read (no I/O per call)."""
 
-    def __init__(self, store: WeightsStore, indexes: Mapping[str, RunIndex]) -> None:
+    def __init__(
+        self,
+        store: WeightsStore,
+        indexes: Mapping[str, RunIndex],
+        *,
+        without_dacapo: Collection[str] = (),
+    ) -> None:
+        """`without_dacapo`: runs known (by a stat of their files) to have no DaCapo checkpoints,
+        scores or bests: those aren't looked for."""
         self._store = store
         self._indexes = indexes  # a run not in it has no index: read_index gives an empty one
+        self._without_dacapo = without_dacapo
         self._legacy: dict[str, list[int]] = {}
         self.where = store.where
         self.dacapo = store.dacapo  # DaCapo's scores and bests, laid under ours as in the store
@@ -118,7 +127,8 @@ class Prefetched(WeightsStore):
         """Ours over DaCapo's, built once per run for this view (every best asks for it)."""
         found = self._overlaid.get(run)
         if found is None:
-            found = self._overlaid[run] = super().run_index(run)
+            found = self.read_index(run) if run in self._without_dacapo else super().run_index(run)
+            self._overlaid[run] = found
         return found
 
     def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
@@ -133,7 +143,8 @@ class Prefetched(WeightsStore):
     def legacy_iterations(self, run: str) -> list[int]:
         found = self._legacy.get(run)
         if found is None:
-            found = self._legacy[run] = self._store.legacy_iterations(run)
+            found = [] if run in self._without_dacapo else self._store.legacy_iterations(run)
+            self._legacy[run] = found
         return found
 
     def _read_only(self, *args: Any) -> Any:

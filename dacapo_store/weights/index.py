@@ -67,6 +67,9 @@ class RunIndex:
             return dict(container)
 
         touched: set[str] = set()
+        # the scores containers this batch copied: criterion -> dataset -> its values (None: none yet)
+        own_values: dict[str, dict[str, dict[int, float]]] | None = None
+        applied: dict | None = None  # the directions of the last scores event, applied
         for event in events:
             try:
                 op = event["op"]
@@ -86,30 +89,46 @@ class RunIndex:
                         new.checkpoints[iteration] = meta
                     else:
                         new.checkpoints.pop(iteration, None)
-                elif op == "scores":
+                elif op == "scores":  # most events: kept free of per-score calls
                     iteration, dataset = event["iteration"], event["dataset"]
                     scores, directions = event["scores"], event.get("higher_is_better") or {}
-                    if not _is_iteration(iteration) or not isinstance(dataset, str):
-                        raise ValueError(f"bad iteration {iteration!r} or dataset {dataset!r}")
-                    iteration = int(iteration)
+                    if type(iteration) is not int or iteration < 0:
+                        if not _is_iteration(iteration):
+                            raise ValueError(f"bad iteration {iteration!r}")
+                        iteration = int(iteration)
+                    if not isinstance(dataset, str):
+                        raise ValueError(f"bad dataset {dataset!r}")
                     if not isinstance(scores, dict) or not isinstance(directions, dict):
                         raise ValueError("scores and higher_is_better must be mappings")
-                    new.scores = fresh("scores", new.scores)
+                    if own_values is None:
+                        new.scores = dict(new.scores)
+                        own_values = {}
                     for criterion, value in scores.items():
-                        if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        if type(value) is not float and (
+                            isinstance(value, bool) or not isinstance(value, (int, float))
+                        ):
                             log.warning("skipping score %r=%r: not a number", criterion, value)
                             continue
-                        by_dataset = fresh(("c", criterion), new.scores.get(criterion, {}))
-                        new.scores[criterion] = by_dataset
-                        values = fresh(("d", criterion, dataset), by_dataset.get(dataset, {}))
-                        by_dataset[dataset] = values
+                        by_dataset_values = own_values.get(criterion)
+                        if by_dataset_values is None:  # first change of this criterion in the batch
+                            by_dataset_values = own_values[criterion] = {}
+                            new.scores[criterion] = dict(new.scores.get(criterion, {}))
+                            touched.add(criterion)
+                        values = by_dataset_values.get(dataset)
+                        if values is None:
+                            by_dataset = new.scores[criterion]
+                            values = by_dataset_values[dataset] = by_dataset[dataset] = dict(
+                                by_dataset.get(dataset, {})
+                            )
                         values[iteration] = float(value)
-                        touched.add(criterion)
+                    if directions == applied:
+                        continue  # as the last event's (every event of a run repeats them)
                     for criterion, higher in directions.items():
                         if isinstance(higher, bool) and new.directions.get(criterion) is not higher:
                             new.directions = fresh("directions", new.directions)
                             new.directions[criterion] = higher
                             touched.add(criterion)
+                    applied = directions
                 elif op == "pin":
                     dataset, criterion, iteration = event["dataset"], event["criterion"], event["iteration"]
                     if not (dataset is None or isinstance(dataset, str)) or not isinstance(criterion, str):
@@ -162,7 +181,11 @@ class RunIndex:
             higher = self.directions.get(criterion, known_direction(criterion))
             if higher is None:
                 raise ValueError(f"no direction (higher or lower is better) is stored for {criterion!r}")
-            cached = rank(self.scores[criterion], higher, None if dataset is None else [dataset])
+            by_dataset = self.scores[criterion]
+            if dataset is None and len(by_dataset) == 1:  # the mean over one dataset: its own ranking
+                cached = self.ranking(criterion, next(iter(by_dataset)))
+            else:
+                cached = rank(by_dataset, higher, None if dataset is None else [dataset])
             self._rankings[key] = cached
         return cached
 

@@ -40,6 +40,7 @@ from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from ..fsutil import fsync_dir, write_temp
 from .base import BlobNotFoundError, Leftover, WeightsStore
 from .index import RunIndex
+from .inputs import InputState, sweep
 from .stats import same_stats
 from .summary import NO_LEGACY, BestsSummary
 
@@ -224,17 +225,33 @@ class LocalWeightsStore(WeightsStore):
         return {run: self.read_index(run) for run in runs}
 
     def changes_since(self, token: Any, runs: Collection[str]) -> tuple[Any, set[str] | None]:
-        """The token is each run's journal stat (inode, size, mtime): appends and replacements show."""
-        now: dict[str, tuple[int, int, int] | None] = {}
-        for run in runs:
-            try:
-                st = os.stat(self._journal(run))
-                now[run] = (st.st_ino, st.st_size, st.st_mtime_ns)
-            except (FileNotFoundError, NotADirectoryError):
-                now[run] = None
-        if token is None:
-            return now, None
-        return now, {run for run, sig in now.items() if token.get(run, False) != sig}
+        """The token is the stat signature of everything each run's summary reads (`inputs.py`):
+        our journals, DaCapo's checkpoints, best files and stats; appends and replacements show."""
+        previous = token if isinstance(token, InputState) else None
+        state = self.input_signatures(runs, previous)
+        if previous is None:
+            return state, None
+        return state, state.changed(previous, runs)
+
+    def input_signatures(self, runs: Collection[str], previous: InputState | None = None) -> InputState:
+        """Stat signatures of the files each run's summary is read from (see `inputs.py`).
+
+        With the state of an earlier sweep, folders whose mtime did not move are not listed again;
+        without one, every folder is. `complete` is False when DaCapo keeps the runs' stats
+        somewhere a stat can't see (MongoDB): only a full read finds changes there.
+        """
+        from ..legacy.registry import DacapoFiles
+
+        roots = [str(self.basedir)]
+        dacapo_base = None
+        complete = self.dacapo is None
+        if self.dacapo is not None:
+            runs_dir = self.dacapo.runs_dir
+            if runs_dir is not None and runs_dir != self.basedir:
+                roots.append(str(runs_dir))
+            if isinstance(self.dacapo, DacapoFiles):
+                dacapo_base, complete = str(self.dacapo.basedir), True
+        return sweep(roots, dacapo_base, runs, previous, complete=complete)
 
     def read_index(self, run: str) -> RunIndex:
         """The run's index, read incrementally: only lines appended since the last call are parsed."""

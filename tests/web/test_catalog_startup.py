@@ -1,0 +1,253 @@
+"""The run catalog's start-up from its snapshot, and change detection over every input of a summary (files).
+
+The snapshot and the signatures exist on the files backend only (a MongoDB catalog reads its
+collections' change tokens, unchanged); the MongoDB case checks that no snapshot is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from dacapo_store.config_store import FileConfigStore
+from dacapo_store.queries import RunCatalog, RunQuery, snapshot
+from dacapo_store.web import create_app
+from dacapo_store.weights import LocalWeightsStore, local
+
+from .conftest import RUNS, demo_stores
+
+BASE, FINETUNE = RUNS
+PACK = Path(__file__).resolve().parent.parent / "data" / "dacapo-0.3.5" / "files"
+DUMMY = "lab_dummy_train_validate_dummy_task_lab_dummy_arch_lab_dummy_trainer_lab__0"
+HELA = "hela_semantic_mito&er&nuc_8nm_dist_mito&er&nuc_tiny_unet_lab_gp_aug_lab__0"
+
+
+def age(root: Path, seconds: int = 60) -> Path:
+    """Put every file's and folder's mtime back: nothing in the tree was written just now (a
+    signature taken within a clock tick of a write is read again on the next check, by design)."""
+    for folder, dirs, files in os.walk(root, topdown=False):
+        for name in [*files, *dirs, None]:
+            path = os.path.join(folder, name) if name else folder
+            st = os.lstat(path)
+            old = st.st_mtime_ns - seconds * 10**9
+            os.utime(path, ns=(st.st_atime_ns, old), follow_symlinks=False)
+    return root
+
+
+@pytest.fixture
+def registry(demo_dir, tmp_path) -> Path:
+    """A copy of the demo registry, aged."""
+    return age(demo_stores("files", demo_dir, tmp_path).weights.basedir)
+
+
+def open_catalog(folder: Path) -> RunCatalog:
+    """A catalog as a freshly started server has it after its first request (no journal parsed
+    in this process before)."""
+    local._cache.clear()
+    catalog = RunCatalog(FileConfigStore(folder / "configs"), LocalWeightsStore(folder), recheck=0)
+    catalog.refresh()
+    return catalog
+
+
+def rows(catalog: RunCatalog) -> list[dict]:
+    return catalog.query(RunQuery(sort="best", criterion="f1_score", limit=500))["rows"]
+
+
+def snapshot_files(user_cache: Path) -> list[Path]:
+    return sorted((user_cache / "run-catalog").glob("*.json"))
+
+
+def tamper_in_place(path: Path, old: bytes, new: bytes) -> None:
+    """Change a file's bytes keeping its size, inode and mtime: no stat can see it."""
+    st = path.stat()
+    data = path.read_bytes()
+    assert len(old) == len(new) and old in data
+    with open(path, "r+b") as f:
+        f.write(data.replace(old, new, 1))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size
+
+
+def test_a_restarted_server_serves_the_same_rows_from_the_snapshot(registry, user_cache):
+    with TestClient(create_app(FileConfigStore(registry / "configs"), LocalWeightsStore(registry))) as c:
+        first = c.get("/api/v1/runs?sort=best&criterion=f1_score").json()
+    assert len(snapshot_files(user_cache)) == 1
+    local._cache.clear()
+    with TestClient(create_app(FileConfigStore(registry / "configs"), LocalWeightsStore(registry))) as c:
+        again = c.get("/api/v1/runs?sort=best&criterion=f1_score").json()
+    assert again == first and [r["name"] for r in again["rows"]] == RUNS
+
+
+def tree(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.lstat().st_mtime_ns for p in root.rglob("*")}
+
+
+def test_the_snapshot_lives_in_the_user_cache_and_holds_every_summary_field(registry, user_cache):
+    before = tree(registry)
+    catalog = open_catalog(registry)
+    assert tree(registry) == before  # nothing written into the registry
+    (file,) = snapshot_files(user_cache)
+    saved = snapshot.loads(file.read_bytes(), *catalog._snapshot_keys())
+    for name in RUNS:
+        summary, bests, directions = saved.entries[name]
+        assert summary == catalog.summary(name)  # attrs equality: every field, of whatever type
+        assert summary.created_at is not None and summary.created_at.tzinfo is not None
+        assert bests == catalog._entries[name].bests and directions == catalog._entries[name].directions
+
+
+def test_a_restarted_catalog_reads_only_the_journals_whose_signature_changed(registry):
+    first = open_catalog(registry)
+    best = first.best(BASE, "f1_score")
+    assert best is not None and first.summary(FINETUNE).criteria == ()
+    # behind the snapshot's back: BASE's journal changed without its stat moving (unseen by
+    # design), FINETUNE's appended to (its signature moves)
+    journal = registry / BASE / "checkpoints" / "index.jsonl"
+    value = json.dumps(best.value).encode()
+    assert len(value) > 2
+    tamper_in_place(journal, b'"f1_score":' + value, b'"f1_score":' + b"9" * len(value))
+    LocalWeightsStore(registry).store_validation_scores(FINETUNE, 7, {"loss": 0.25})
+
+    restarted = open_catalog(registry)
+    assert restarted.best(BASE, "f1_score") == best  # from the snapshot: BASE's journal was not read
+    assert restarted.summary(FINETUNE).criteria == ("loss",)  # read again: its signature changed
+    # a catalog without the snapshot reads every journal and sees the tampered value
+    shutil.rmtree(Path(os.environ["XDG_CACHE_HOME"]) / "dacapo_store" / "run-catalog")
+    assert open_catalog(registry).best(BASE, "f1_score") != best
+
+
+def test_a_run_added_or_removed_while_no_server_ran_shows_at_start(registry):
+    open_catalog(registry).names()
+    configs = FileConfigStore(registry / "configs")
+    doc = configs.get_document("runs", FINETUNE)
+    configs.put_document("runs", {**doc, "name": "third"})
+    configs.delete("runs", FINETUNE)
+    assert open_catalog(registry).names() == [BASE, "third"]
+
+
+def test_changed_training_stats_show_on_the_next_request(registry):
+    catalog = open_catalog(registry)
+    before = catalog.summary(FINETUNE)
+    assert not before.has_stats and before.iterations_trained == 0
+    LocalWeightsStore(registry).store_training_stats(FINETUNE, {40: {"loss": 0.5, "time": 1.0}})
+    after = catalog.summary(FINETUNE)
+    assert after.has_stats and after.iterations_trained == 40
+    # and at the next start, from the snapshot saved by the first check or read again
+    assert open_catalog(registry).summary(FINETUNE).iterations_trained == 40
+
+
+@pytest.fixture
+def pack(tmp_path) -> Path:
+    """DaCapo 0.3.5's own files registry (configs, stats, checkpoints, best files), copied."""
+    root = tmp_path / "dacapo"
+    shutil.copytree(PACK, root, symlinks=True)
+    return age(root)
+
+
+def test_a_changed_dacapo_stats_file_shows_on_the_next_request(pack):
+    catalog = open_catalog(pack)
+    assert catalog.summary(DUMMY).iterations_trained == 9
+    # DaCapo rewrites its stats pickle in place with every new batch of iterations
+    stats = pack / "stats" / "training_stats"
+    (stats / DUMMY).write_bytes((stats / HELA).read_bytes())
+    assert catalog.summary(DUMMY).iterations_trained == 19
+    assert open_catalog(pack).summary(DUMMY).iterations_trained == 19
+
+
+def test_a_new_dacapo_checkpoint_shows_on_the_next_request(pack):
+    catalog = open_catalog(pack)
+    assert catalog.summary(DUMMY).latest_checkpoint == 9
+    (pack / DUMMY / "checkpoints" / "iterations" / "30").write_bytes(b"not read")
+    assert catalog.summary(DUMMY).latest_checkpoint == 30
+
+
+def test_the_full_sweep_reads_again_what_changed_unseen_by_the_quick_check(registry):
+    catalog = open_catalog(registry)
+    assert catalog.summary(FINETUNE).latest_checkpoint is None
+    # a new journal whose folder's mtime is put back (as a file server's cached times may show):
+    # the per-request check trusts the folder and misses it; the full sweep lists every folder
+    folder = registry / FINETUNE / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    old = folder.stat().st_mtime_ns - 10**10
+    os.utime(folder, ns=(old, old))
+    catalog.refresh(force=True)
+    journal = registry / BASE / "checkpoints" / "index.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    header, events = lines[0], [line for line in lines[1:] if b'"op":"checkpoint"' in line]
+    (folder / "index.jsonl").write_bytes(header + events[0])
+    os.utime(folder, ns=(old, old))
+    assert catalog.summary(FINETUNE).latest_checkpoint is None
+    best = catalog.best(BASE, "f1_score")
+    tamper_in_place(journal, b'"op":"scores"', b'"op":"scoreX"')  # unseen: BASE must not be read
+    catalog.refresh(force=True)
+    assert catalog.summary(FINETUNE).latest_checkpoint == json.loads(events[0])["iteration"]
+    assert catalog.best(BASE, "f1_score") == best
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "other folders", "other fields"])
+def test_a_corrupt_or_foreign_snapshot_is_ignored_with_a_warning_and_rebuilt(
+    registry, user_cache, caplog, damage
+):
+    expected = rows(open_catalog(registry))
+    (file,) = snapshot_files(user_cache)
+    data = file.read_bytes()
+    doc = json.loads(data)
+    if damage == "garbage":
+        file.write_bytes(b"\x00 not json")
+    elif damage == "truncated":
+        file.write_bytes(data[: len(data) // 2])
+    elif damage == "other folders":
+        file.write_text(json.dumps({**doc, "weights": "/elsewhere"}))
+    else:
+        file.write_text(json.dumps({**doc, "summary_fields": [*doc["summary_fields"][:-1], "renamed"]}))
+    with caplog.at_level(logging.WARNING, logger="dacapo_store.queries.snapshot"):
+        catalog = open_catalog(registry)
+        assert rows(catalog) == expected
+    assert any("ignored and rebuilt" in r.getMessage() for r in caplog.records)
+    rebuilt = snapshot.load(file, *catalog._snapshot_keys())
+    assert rebuilt is not None and sorted(rebuilt.entries) == RUNS
+
+
+def test_two_catalogs_saving_at_once_leave_a_readable_snapshot(registry, user_cache):
+    one, two = open_catalog(registry), open_catalog(registry)
+    one.names(), two.names()
+    (file,) = snapshot_files(user_cache)
+    errors = []
+
+    def save(catalog: RunCatalog) -> None:
+        try:
+            for _ in range(30):
+                catalog.version += 1  # as if something changed: each call writes the file again
+                catalog._save()
+        except Exception as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(c,)) for c in (one, two)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    found = snapshot.load(file, *one._snapshot_keys())
+    assert found is not None and sorted(found.entries) == RUNS
+    assert list(file.parent.iterdir()) == [file]  # no temporary file left behind
+
+
+def test_an_unwritable_cache_only_costs_the_snapshot(registry, user_cache):
+    user_cache.mkdir(parents=True, exist_ok=True)
+    (user_cache / "run-catalog").write_text("a file where the folder would be")
+    catalog = open_catalog(registry)
+    assert catalog.names() == RUNS and catalog.best(BASE, "f1_score") is not None
+
+
+def test_a_catalog_over_mongodb_keeps_no_snapshot(demo_dir, tmp_path, user_cache):
+    stores = demo_stores("mongomock", demo_dir, tmp_path)
+    catalog = RunCatalog(stores.configs, stores.weights, recheck=0)
+    assert catalog.names() == RUNS and catalog.best(BASE, "f1_score") is not None
+    assert not (user_cache / "run-catalog").exists()
