@@ -20,7 +20,7 @@ from ..config_store import yamlio
 from ..errors import DacapoStoreError
 from ..mongo import translate_errors
 from ..weights.index import RunIndex
-from ..weights.stats import mongo_stats_written
+from ..weights.stats import mongo_stats_last
 from .unpickler import load_stats_pickle
 from .validation import score_events
 
@@ -74,6 +74,11 @@ class DacapoRegistry(ABC):
     @abstractmethod
     def training_stats_written(self, run: str) -> float | None:
         """When DaCapo last wrote the run's training stats (seconds since the epoch); None if none."""
+
+    def training_stats_last(self, run: str) -> tuple[int, float | None] | None:
+        """(highest iteration, `training_stats_written`) of DaCapo's training stats; None if none."""
+        stats = self.training_stats(run)
+        return (max(stats), self.training_stats_written(run)) if stats else None
 
     def _scores_signature(self, run: str) -> Any:
         """Something that changes when the run's DaCapo scores or config change; None: don't cache."""
@@ -377,8 +382,13 @@ class DacapoMongo(DacapoRegistry):
 
     def training_stats_written(self, run: str) -> float | None:
         """The ObjectId time of the run's newest document in `training_stats` (index `run_it`)."""
+        last = self.training_stats_last(run)
+        return None if last is None else last[1]
+
+    def training_stats_last(self, run: str) -> tuple[int, float | None] | None:
+        """The run's document of the highest iteration in `training_stats`: one indexed query."""
         with translate_errors(self.where):
-            return mongo_stats_written(self.db["training_stats"], run)
+            return mongo_stats_last(self.db["training_stats"], run)
 
     def stats_run_names(self) -> set[str]:
         names: set[str] = set()

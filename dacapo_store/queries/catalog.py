@@ -44,8 +44,7 @@ from .runs import (
     best_per_run,
     config_fields,
     run_metadata,
-    stats_updated,
-    training_stats,
+    stats_extent,
     weights_fields,
 )
 from .snapshot import Snapshot
@@ -474,9 +473,9 @@ class RunCatalog:
     def _entry(self, name: str, index: RunIndex, view: Prefetched) -> _Entry:
         index = view.run_index(name)  # ours over DaCapo's scores and pins, as every best reads it
         legacy = view.legacy_iterations(name)
-        stats = training_stats(self.weights, name)
-        updated = stats_updated(self.weights, name) if stats else None  # a stat or a query per source
-        summary = RunSummary(**self._config_fields[name], **weights_fields(index, legacy, stats, updated))
+        trained_until, updated = stats_extent(self.weights, name)  # not every row: a query per source
+        fields = weights_fields(index, legacy, trained_until=trained_until, updated_at=updated)
+        summary = RunSummary(**self._config_fields[name], **fields)
         bests: dict[tuple[str, str | None], Best] = {}
         if index.scores:
             for criterion, by_dataset in index.scores.items():

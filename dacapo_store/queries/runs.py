@@ -137,6 +137,9 @@ class Prefetched(WeightsStore):
     def training_stats_written(self, run: str) -> float | None:
         return self._store.training_stats_written(run)
 
+    def training_stats_last(self, run: str) -> tuple[int, float | None] | None:
+        return self._store.training_stats_last(run)
+
     def close(self) -> None:
         """Nothing: the view owns nothing (the store it reads is the caller's)."""
 
@@ -187,13 +190,14 @@ def training_stats(weights: WeightsStore, run: str) -> list[TrainingPoint]:
     return [TrainingPoint(s.iteration, s.loss, s.time) for s in stats]
 
 
-def stats_updated(weights: WeightsStore, run: str) -> datetime | None:
-    """When the run's training stats (ours or DaCapo's) were last written; None if unknown."""
+def stats_extent(weights: WeightsStore, run: str) -> tuple[int | None, datetime | None]:
+    """(last iteration, when last written) of the run's training stats, ours and DaCapo's; (None,
+    None) if it has none or they can't be read. `WeightsStore.training_stats_extent`."""
     try:
-        return weights.training_stats_updated(run)
+        return weights.training_stats_extent(run)
     except (DacapoStoreError, OSError, ValueError) as exc:
-        log.warning("run %s: can't tell when its training stats were written: %s", run, exc)
-        return None
+        log.warning("run %s: its training stats are unreadable: %s", run, exc)
+        return None, None
 
 
 def run_lineage(
@@ -270,16 +274,18 @@ def config_fields(name: str, doc: Mapping[str, Any] | None, metadata: DocumentMe
 def weights_fields(
     index: RunIndex,
     legacy: Sequence[int] = (),
-    stats: Sequence[TrainingPoint] = (),
+    *,
+    trained_until: int | None = None,
     updated_at: datetime | None = None,
 ) -> dict:
     """The summary fields taken from a run's weights index and training stats.
 
-    `updated_at`: when its training stats were last written (`stats_updated`), if known.
+    `trained_until`: the last iteration of its training stats (None: it has none); `updated_at`:
+    when they were last written (`stats_extent`), if known.
     """
     checkpoints = sorted(set(index.checkpoints).union(legacy))
     scored = [it for by_d in index.scores.values() for values in by_d.values() for it in values]
-    trained = max([*checkpoints, *scored, *(s.iteration for s in stats), 0])
+    trained = max([*checkpoints, *scored, trained_until or 0])
     # checkpoints and `updated_at` (when its training stats were written) date a run; DaCapo's
     # stats `time` is seconds per iteration, not a date
     stamps = [_parse_time(m.get("created_at")) for m in index.checkpoints.values()]
@@ -290,7 +296,7 @@ def weights_fields(
         "iterations_trained": trained,
         "latest_checkpoint": checkpoints[-1] if checkpoints else None,
         "checkpoints": len(checkpoints),
-        "has_stats": bool(stats),
+        "has_stats": trained_until is not None,
         "updated_at": max(stamps) if stamps else None,
         "criteria": tuple(sorted(index.scores)),
         "datasets": tuple(sorted({d for by_d in index.scores.values() for d in by_d})),

@@ -217,6 +217,14 @@ class WeightsStore(ABC):
         From what is stored anyway (a file's mtime, a document's ObjectId), nothing written for it.
         """
 
+    def training_stats_last(self, run: str) -> tuple[int, float | None] | None:
+        """(highest iteration, `training_stats_written`) of our training stats; None if none.
+
+        Backends that can answer without reading every row (one indexed query) do.
+        """
+        stats = self.read_training_stats(run)
+        return (max(stats), self.training_stats_written(run)) if stats else None
+
     # ------------------------------------------------------------------ DaCapo's own data
 
     #: DaCapo's registry beside ours (its checkpoints, scores, bests, training stats), read only.
@@ -678,6 +686,24 @@ class WeightsStore(ABC):
             stamps.append(self.dacapo.training_stats_written(name))
         found = [stamp for stamp in stamps if stamp is not None]
         return datetime.fromtimestamp(max(found), timezone.utc) if found else None
+
+    def training_stats_extent(self, run: RunLike) -> tuple[int | None, datetime | None]:
+        """(highest iteration, when last written, UTC) of the run's training stats, ours and
+        DaCapo's; (None, None) if it has none.
+
+        What a run's summary needs of its stats, without reading them all: on MongoDB one indexed
+        query per collection, however many iterations DaCapo logged.
+        """
+        name = run_name(run)
+        found = [self.training_stats_last(name)]
+        if self.dacapo is not None:
+            found.append(self.dacapo.training_stats_last(name))
+        present = [f for f in found if f is not None]
+        if not present:
+            return None, None
+        stamps = [when for _, when in present if when is not None]
+        updated = datetime.fromtimestamp(max(stamps), timezone.utc) if stamps else None
+        return max(it for it, _ in present), updated
 
     def _training_stats(self, run: str) -> dict[int, tuple[float, float]]:
         theirs = {} if self.dacapo is None else self.dacapo.training_stats(run)

@@ -50,7 +50,7 @@ from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import IndexSpec, ensure_indexes
 from .base import BlobNotFoundError, Leftover, WeightsStore
 from .index import RunIndex
-from .stats import same_stats
+from .stats import mongo_stats_last, same_stats
 
 log = logging.getLogger(__name__)
 
@@ -520,10 +520,13 @@ class GridFSWeightsStore(WeightsStore):
 
     def training_stats_written(self, run: str) -> float | None:
         """The ObjectId time of the run's newest stats document, one indexed query."""
-        from .stats import mongo_stats_written
+        last = self.training_stats_last(run)
+        return None if last is None else last[1]
 
+    def training_stats_last(self, run: str) -> tuple[int, float | None] | None:
+        """The run's stats document of the highest iteration, one indexed query."""
         with translate_errors(self.where):
-            return mongo_stats_written(self._stats, run)
+            return mongo_stats_last(self._stats, run)
 
     def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
         """Insert one document per iteration; the unique index turns a race into a comparison."""

@@ -64,15 +64,19 @@ def same_stats(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True))
 
 
-def mongo_stats_written(collection: Any, run: str) -> float | None:
-    """When the run's stats document of the highest iteration was inserted (its ObjectId's time).
+def mongo_stats_last(collection: Any, run: str) -> tuple[int, float | None] | None:
+    """(iteration, when inserted) of the run's stats document of the highest iteration: its
+    ObjectId's time. None: the run has no stats here.
 
     Training writes stats in iteration order, so that one is the newest. The (run_name,
     iteration) index that ours and DaCapo's collections both have finds it in one key, where
-    sorting on `_id` would read every document of the run. None: the run has no stats here.
+    sorting on `_id` would read every document of the run.
     """
     from bson import ObjectId
 
-    doc = collection.find_one({"run_name": run}, projection={"_id": True}, sort=[("iteration", -1)])
-    oid = doc.get("_id") if doc else None
-    return oid.generation_time.timestamp() if isinstance(oid, ObjectId) else None
+    projection = {"_id": True, "iteration": True}
+    doc = collection.find_one({"run_name": run}, projection=projection, sort=[("iteration", -1)])
+    if doc is None or type(doc.get("iteration")) is bool or not isinstance(doc.get("iteration"), int):
+        return None
+    oid = doc.get("_id")
+    return int(doc["iteration"]), (oid.generation_time.timestamp() if isinstance(oid, ObjectId) else None)

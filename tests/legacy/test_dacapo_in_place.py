@@ -139,6 +139,8 @@ def test_dacapos_training_stats_are_dated_where_dacapo_keeps_them(layout):
     newest document (given when the pack was loaded, just now)."""
     for entry in MANIFEST["training_stats"]:
         written = layout.store.training_stats_updated(entry["run"])
+        last = max(int(iteration) for iteration in entry["stats"])
+        assert layout.store.training_stats_extent(entry["run"]) == (last, written)
         if layout.kind == "files":
             mtime = (layout.root / "stats" / "training_stats" / entry["run"]).stat().st_mtime
             assert written == datetime.fromtimestamp(mtime, timezone.utc)

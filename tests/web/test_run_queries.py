@@ -10,7 +10,7 @@ import torch
 from weights.conftest import age_our_stats, dacapo_stats_written_at
 
 from dacapo_store.queries import RunCatalog, RunQuery
-from dacapo_store.queries.runs import RunSummary, TrainingPoint, differing_fields, weights_fields
+from dacapo_store.queries.runs import RunSummary, differing_fields, weights_fields
 from dacapo_store.queries.uses import nested_configs
 from dacapo_store.weights.index import RunIndex
 
@@ -139,11 +139,10 @@ def test_fresh_stats_date_a_run_whose_last_checkpoint_is_old():
     index = RunIndex().with_events(
         [{"op": "checkpoint", "iteration": 100, "meta": {"created_at": old, "blobs": {}}}]
     )
-    stats = [TrainingPoint(150, 0.5, 0.1)]
-    fields = weights_fields(index, stats=stats, updated_at=NOW - timedelta(minutes=1))
+    fields = weights_fields(index, trained_until=150, updated_at=NOW - timedelta(minutes=1))
     assert fields["updated_at"] == NOW - timedelta(minutes=1) and fields["iterations_trained"] == 150
     assert summary(**fields).status(NOW) == "training"
-    assert summary(**weights_fields(index, stats=stats)).status(NOW) == "stalled"  # checkpoint alone
+    assert summary(**weights_fields(index, trained_until=150)).status(NOW) == "stalled"  # checkpoint alone
 
 
 def test_the_catalog_sees_new_scores_checkpoints_and_pins_of_a_known_run(catalog):

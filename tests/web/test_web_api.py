@@ -473,27 +473,10 @@ def test_a_run_name_holding_markup_shows_as_text(client):
     assert "&lt;script&gt;" in client.get("/").text
 
 
-def test_training_stats_show_as_a_loss_curve_once_the_store_keeps_them(demo_dir, tmp_path):
-    """The weights store gains retrieve_training_stats with the DaCapo data issue; this stands in."""
-    from types import SimpleNamespace
-
-    from starlette.testclient import TestClient
-
-    from dacapo_store.web import create_app
-    from dacapo_store.weights import LocalWeightsStore
-
-    from .conftest import demo_stores
-
-    class WithStats(LocalWeightsStore):
-        def retrieve_training_stats(self, run):
-            if run != FINETUNE:
-                return []
-            return [SimpleNamespace(iteration=i, loss=1.0 / i, time=0.25) for i in (1, 2, 3)]
-
-    stores = demo_stores("files", demo_dir, tmp_path)
-    with TestClient(create_app(stores.configs, WithStats(stores.weights.basedir), recheck=0)) as c:
-        data = c.get(f"/api/v1/runs/{FINETUNE}").json()
-        assert data["training"] == {"iterations": [1, 2, 3], "loss": [1.0, 0.5, 1.0 / 3]}
-        assert data["summary"]["has_stats"] is True and data["summary"]["iterations_trained"] == 3
-        assert data["summary"]["status"] == "stalled"  # stats, but none stored to date them
-        assert 'data-chart="run-loss"' in c.get(f"/runs/{FINETUNE}").text
+def test_training_stats_show_as_a_loss_curve_and_in_the_summary(client):
+    stats = {i: {"loss": 1.0 / i, "time": 0.25} for i in (1, 2, 3)}
+    client.stores.weights.store_training_stats(FINETUNE, stats)
+    data = client.get(f"/api/v1/runs/{FINETUNE}").json()
+    assert data["training"] == {"iterations": [1, 2, 3], "loss": [1.0, 0.5, 1.0 / 3]}
+    assert data["summary"]["has_stats"] is True and data["summary"]["iterations_trained"] == 3
+    assert 'data-chart="run-loss"' in client.get(f"/runs/{FINETUNE}").text

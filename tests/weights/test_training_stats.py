@@ -139,6 +139,16 @@ def test_stats_written_long_ago_are_dated_then(store):
     assert store.training_stats_updated("run") == OLD
 
 
+def test_the_extent_is_the_last_iteration_and_the_newest_time_of_ours_and_dacapos(store):
+    assert store.training_stats_extent("run") == (None, None)
+    dacapo_stats_written_at(store, "run", OLD)
+    last_theirs = store.retrieve_training_stats("run")[-1].iteration
+    assert store.training_stats_extent("run") == (last_theirs, OLD)
+    store.store_training_stats("run", stats(10**7))
+    last, written = store.training_stats_extent("run")
+    assert last == 10**7 and written > OLD + timedelta(days=1)
+
+
 def test_dacapos_own_stats_are_dated_where_dacapo_keeps_them(store):
     dacapo_stats_written_at(store, "run", OLD)
     assert store.retrieve_training_stats("run") != []  # DaCapo's, read in place
