@@ -406,7 +406,7 @@ class GridFSWeightsStore(WeightsStore):
             self._pins.delete_one(
                 {"run_name": run, "dataset": event["dataset"], "criterion": event["criterion"]}
             )
-            self._drop_if_empty(run, "pins")
+            self._drop_if_empty(run, f"pins.{_pin_field(event['dataset'])}", "pins")
         elif op == "damaged":
             it = event["iteration"]
             if self.read_checkpoint(run, it) is not None:  # as before: only a checkpoint there
@@ -418,16 +418,11 @@ class GridFSWeightsStore(WeightsStore):
         update = {**update, "$currentDate": {"updated": True}, "$inc": {"writes": 1}}
         self._runs.update_one(key, update, upsert=True)
 
-    def _drop_if_empty(self, run: str, field: str) -> None:
-        """Remove a map left empty (pins of one dataset, or all), so `run_names` can ask `$exists`."""
-        with translate_errors(self.where):
-            doc = self._runs.find_one({"_id": run}, projection={field: True}) or {}
-            value = doc.get(field)
-            if isinstance(value, dict):
-                empty = [k for k, v in value.items() if v == {}]
-                unset = {field: ""} if len(empty) == len(value) else {f"{field}.{k}": "" for k in empty}
-                if unset:
-                    self._runs.update_one({"_id": run}, {"$unset": unset})
+    def _drop_if_empty(self, run: str, *paths: str) -> None:
+        """Remove maps left empty (so `run_names` can ask `$exists`), each by an update that
+        matches only while it is still empty: a writer adding to it meanwhile keeps it."""
+        for path in paths:
+            self._runs.update_one({"_id": run, path: {}}, {"$unset": {path: ""}})
 
     def forget_run(self, run: str) -> None:
         """Empty the run's document (it stays, with a new `updated`, so readers see the deletion),

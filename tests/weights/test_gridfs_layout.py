@@ -139,3 +139,12 @@ def test_two_writers_of_one_run_keep_each_others_updates(gridfs_spec):
     index = build_store(gridfs_spec).read_index("run")
     assert sorted(index.checkpoints) == [1, 2, 3]
     assert index.scores == {"loss": {"validate": {1: 1.0, 2: 0.5, 3: 1 / 3}}}
+
+
+def test_unpinning_one_dataset_keeps_the_pins_of_the_others(store):
+    store.store_weights("run", 1, {"w": torch.ones(2)})
+    store.store_best("run", 1, "validate", "loss")
+    store.store_best("run", 1, "test", "loss")
+    store.unpin("run", "loss", "validate")
+    assert run_document(store, "run")["pins"] == {"test": {"loss": 1}}
+    assert store.pins("run") == [("test", "loss", 1)]
