@@ -80,11 +80,7 @@ def dumps(snap: Snapshot) -> bytes:
         codecs.append(codec)
         if codec == "datetime":
             values = [None if v is None else v.isoformat() for v in values]
-        elif codec == "tuple":
-            values = [None if v is None else list(v) for v in values]
-        elif codec == "tuples":
-            values = [None if v is None else [list(x) for x in v] for v in values]
-        columns.append(values)
+        columns.append(values)  # tuples are written as JSON arrays
     # what repeats from run to run is written once, in a table, and named by its position there
     best_keys: dict[tuple[str, str | None], int] = {}
     direction_sets: dict[tuple, int] = {}
@@ -158,9 +154,7 @@ def loads(data: bytes, configs: str, weights: str) -> Snapshot:
         if codec == "datetime":
             values = [None if v is None else datetime.fromisoformat(v) for v in values]
         elif codec == "tuple":
-            values = [None if v is None else tuple(v) for v in values]
-        elif codec == "tuples":
-            values = [None if v is None else tuple(tuple(x) for x in v) for v in values]
+            values = [_tuple_of(v) for v in values]
         elif codec != "plain":
             raise ValueError(f"unknown codec {codec!r}")
         columns.append(values)
@@ -251,19 +245,22 @@ def _codec(field: str, values: list[Any]) -> str:
         return "plain"
     if all(issubclass(k, datetime) for k in kinds):
         return "datetime"
-    if all(issubclass(k, tuple) for k in kinds) and all(
-        x is None or isinstance(x, _PLAIN) for v in values if v is not None for x in v
-    ):
+    if all(issubclass(k, tuple) for k in kinds) and all(_plain_tuple(v) for v in values if v is not None):
         return "tuple"
-    if all(issubclass(k, tuple) for k in kinds) and all(
-        isinstance(x, tuple) and all(y is None or isinstance(y, _PLAIN) for y in x)
-        for v in values
-        if v is not None
-        for x in v
-    ):
-        return "tuples"  # e.g. the (kind, name) pairs of RunSummary.uses
     types = ", ".join(sorted(k.__name__ for k in kinds))
     raise TypeError(f"RunSummary.{field} holds {types}: no codec for it")
+
+
+def _plain_tuple(value: tuple) -> bool:
+    """A tuple of plain values, None or such tuples (e.g. the (kind, name) pairs of RunSummary.uses)."""
+    return all(
+        x is None or isinstance(x, _PLAIN) or (isinstance(x, tuple) and _plain_tuple(x)) for x in value
+    )
+
+
+def _tuple_of(value: Any) -> Any:
+    """A JSON array read back as the tuple it was written from, nested ones too."""
+    return tuple(_tuple_of(x) for x in value) if isinstance(value, list) else value
 
 
 def _tuple(value: list | None) -> tuple | None:

@@ -678,14 +678,9 @@ class WeightsStore(ABC):
         """When the run's training stats, ours or DaCapo's, were last written (UTC); None if it has none.
 
         What dates a run that trains before its first checkpoint (DaCapo's `time` field is seconds
-        per iteration, not a date). Costs a stat per stats file or an indexed query per collection.
+        per iteration, not a date): `training_stats_extent`'s second half.
         """
-        name = run_name(run)
-        stamps = [self.training_stats_written(name)]
-        if self.dacapo is not None:
-            stamps.append(self.dacapo.training_stats_written(name))
-        found = [stamp for stamp in stamps if stamp is not None]
-        return datetime.fromtimestamp(max(found), timezone.utc) if found else None
+        return self.training_stats_extent(run)[1]
 
     def training_stats_extent(self, run: RunLike) -> tuple[int | None, datetime | None]:
         """(highest iteration, when last written, UTC) of the run's training stats, ours and
