@@ -7,6 +7,11 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
+#: A file or folder modified less than this long before it was stat'ed may change again without its
+#: mtime moving (an mtime is a clock tick of up to 10 ms; the rest is margin): whoever compares
+#: stats to find changes looks at it again next time.
+RACY_NS = 100_000_000
+
 
 def fsync_dir(folder: Path) -> None:
     """Make a rename or link in `folder` durable; a no-op where folders can't be fsynced."""

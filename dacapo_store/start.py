@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .criteria import start_rule
 from .errors import WeightsNotFoundError
 from .names import check_name
 
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from .weights.base import WeightsStore
 
 log = logging.getLogger(__name__)
-
-_DIGITS = re.compile(r"[0-9]+")
 
 
 @attrs.frozen
@@ -85,17 +83,15 @@ class Start:
             return self._iteration(store)
 
     def _iteration(self, store: WeightsStore) -> int:
-        criterion = self.criterion
-        if not isinstance(criterion, str):
-            raise TypeError(f"start criterion must be a str, got {criterion!r}")
-        if criterion == "latest":
+        kind, value = start_rule(self.criterion)
+        if kind == "latest":
             latest = store.latest_iteration(self.run)
             if latest is None:
                 raise WeightsNotFoundError(f"can't start from run {self.run}: it has no weights")
             return latest
-        if _DIGITS.fullmatch(criterion):
-            return int(criterion)
-        return store.retrieve_best(self.run, criterion)
+        if kind == "iteration":
+            return value  # type: ignore[return-value]
+        return store.retrieve_best(self.run, value)  # type: ignore[arg-type]
 
     def initialize_weights(
         self, model: torch.nn.Module, strict: bool = False, *, allow_pickle: bool = False

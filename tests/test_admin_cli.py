@@ -505,16 +505,22 @@ def test_leaderboard_ranks_runs_and_filters_by_parts(trained):
     weights.store_validation_scores("finetune", 10, {"voi": 0.4})
     rows = json.loads(registry.run("leaderboard", "voi", "--json").stdout)
     assert rows == [
-        {"rank": 1, "run": "other", "iteration": 10, "value": 0.1, "pinned": False},
-        {"rank": 2, "run": "pretrained", "iteration": 200, "value": 0.3, "pinned": False},
-        {"rank": 3, "run": "finetune", "iteration": 10, "value": 0.4, "pinned": False},
+        {"rank": 1, "run": "other", "iteration": 10, "value": 0.1, "pinned": False, "loadable": True},
+        {"rank": 2, "run": "pretrained", "iteration": 200, "value": 0.3, "pinned": False, "loadable": True},
+        {"rank": 3, "run": "finetune", "iteration": 10, "value": 0.4, "pinned": False, "loadable": True},
     ]
     top = registry.run("leaderboard", "voi", "--top", "1", "--format", "csv")
-    assert top.stdout.splitlines() == ["rank,run,iteration,value,pinned", "1,other,10,0.1,False"]
+    assert top.stdout.splitlines() == [
+        "rank,run,iteration,value,pinned,loadable",
+        "1,other,10,0.1,False,True",
+    ]
     unet = json.loads(registry.run("leaderboard", "voi", "--architecture", "unet", "--json").stdout)
     assert [r["run"] for r in unet] == ["other", "finetune"]
     table = registry.run("leaderboard", "voi", "--task", "dummy_task")
-    assert table.stdout.splitlines() == ["rank\trun\titeration\tvoi\tpinned", "1\tpretrained\t200\t0.3\t"]
+    assert table.stdout.splitlines() == [
+        "rank\trun\titeration\tvoi\tpinned\tcheckpoint",
+        "1\tpretrained\t200\t0.3\t\t",
+    ]
 
 
 # -- 5. copy, export and import carry everything ---------------------------------------------------
@@ -602,7 +608,7 @@ def test_configs_only_copies_no_weights(trained, tmp_path):
     registry, _ = trained
     result = registry.run("export", str(tmp_path / "backup"), "--configs-only")
     assert result.exit_code == 0
-    assert LocalWeightsStore(tmp_path / "backup").run_names() == []
+    assert LocalWeightsStore(tmp_path / "backup").own_run_names() == []
     assert FileConfigStore(tmp_path / "backup" / "configs").names("runs") == ["finetune", "pretrained"]
 
 

@@ -26,12 +26,12 @@ from ..config_store.documents import (
 )
 from ..configs._base import FAMILIES, TYPE_KEY
 from ..conversion import converter
+from ..criteria import check_criterion
 from ..errors import ConfigValidationError, DacapoStoreError, DuplicateNameError, StoreConnectionError
 from ..mongo import redact
 from ..names import name_problem
 from ..queries.lineage import lineage as build_lineage
 from ..transfer import TransferReport, transfer, transfer_total
-from ..weights.scores import check_criterion
 from .app import (
     NoRegistryError,
     app,
@@ -660,7 +660,7 @@ def weights_problems(weights, runs: list[str] | None, advance=lambda *_: None) -
     """`weights.verify` over runs (default: all); (checkpoints checked, problems as dicts)."""
     problems: list[dict[str, Any]] = []
     checked = 0
-    for run in weights.run_names() if runs is None else runs:
+    for run in weights.own_run_names() if runs is None else runs:
         checked += len(weights.read_index(run).checkpoints)
         for p in weights.verify(run):
             problems.append(
@@ -708,7 +708,7 @@ def check(kinds: str | None, with_weights: bool, as_json: bool) -> None:
             notes += noted
     checkpoints = 0
     if with_weights and weights is not None:
-        runs = weights.run_names()
+        runs = weights.own_run_names()
         with progress(f"verify {len(runs)} runs", len(runs)) as advance:
             checkpoints, found = weights_problems(weights, runs, advance)
         problems += found

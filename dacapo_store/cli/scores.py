@@ -122,22 +122,28 @@ def leaderboard(
     finally:
         if configs is not None:
             configs.close()
-    rows = [(i + 1, e.run, e.iteration, e.value, e.pinned) for i, e in enumerate(entries)]
+    rows = [(i + 1, e.run, e.iteration, e.value, e.pinned, e.loadable) for i, e in enumerate(entries)]
     if as_json or fmt == "json":
         print_json(
-            [{"rank": r, "run": run, "iteration": it, "value": v, "pinned": p} for r, run, it, v, p in rows]
+            [
+                {"rank": r, "run": run, "iteration": it, "value": v, "pinned": p, "loadable": ok}
+                for r, run, it, v, p, ok in rows
+            ]
         )
         return
     if fmt == "csv":
         _csv(
-            ["rank", "run", "iteration", "value", "pinned"],
-            [[r, run, it, _fmt(v), p] for r, run, it, v, p in rows],
+            ["rank", "run", "iteration", "value", "pinned", "loadable"],
+            [[r, run, it, _fmt(v), p, ok] for r, run, it, v, p, ok in rows],
         )
         return
     if not rows:
-        say(f"no run has {criterion!r} scores with sound weights in {store.where}")
+        say(f"no run has {criterion!r} scores in {store.where}")
         return
     table(
-        ["rank", "run", "iteration", criterion, "pinned"],
-        [(r, run, it, _fmt(v), "yes" if p else "") for r, run, it, v, p in rows],
+        ["rank", "run", "iteration", criterion, "pinned", "checkpoint"],
+        [
+            (r, run, it, _fmt(v), "yes" if p else "", "" if ok else "no checkpoint")
+            for r, run, it, v, p, ok in rows
+        ],
     )

@@ -8,6 +8,7 @@ import click
 
 from ..errors import ConfigNotFoundError
 from ..names import check_name
+from ..weights.best import all_bests
 from .app import (
     NoRegistryError,
     app,
@@ -50,6 +51,11 @@ def existing_run(store, run: str) -> bool:
     return False
 
 
+def _by_key(item: tuple) -> tuple:
+    (criterion, dataset), _ = item
+    return criterion, dataset is not None, dataset or ""
+
+
 def _fmt(value: float | None) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6g}"
 
@@ -60,17 +66,24 @@ def _fmt(value: float | None) -> str:
 def list_weights(run: str, as_json: bool) -> None:
     """The checkpoints of RUN: size, author, scores, and the criteria each is best for."""
     store = settings().weights_store()
-    has_any = existing_run(store, run)
+    existing_run(store, run)
     index = store.run_index(run)
-    bests = store.compute_bests(run, index) if has_any else {}
     best: dict[int, list[str]] = {}
-    for key, (iteration, _value, pinned) in bests.items():
-        criterion, dataset = key.split("/", 1)
-        if not dataset:
-            best.setdefault(iteration, []).append(criterion + (" (pinned)" if pinned else ""))
+    marks: dict[int, list[dict]] = {}
+    for (criterion, dataset), choice in sorted(all_bests(index).items(), key=_by_key):
+        if not choice.loadable:
+            continue  # the run's best score has no checkpoint left: no row to mark
+        marks.setdefault(choice.iteration, []).append(
+            {"criterion": criterion, "dataset": dataset, "pinned": choice.pinned}
+        )
+        if dataset is None or len(index.scores.get(criterion, {})) > 1:
+            on = f" on {dataset}" if dataset is not None else ""
+            best.setdefault(choice.iteration, []).append(
+                f"{criterion}{on}" + (" (pinned)" if choice.pinned else "")
+            )
     columns = sorted({(c, d) for c, by_d in index.scores.items() for d in by_d})
     entries = []
-    for iteration in store.iterations(run):
+    for iteration in index.iterations():
         meta = index.checkpoints.get(iteration)
         size = sum(int(b.get("size", 0)) for b in ((meta or {}).get("blobs") or {}).values())
         entries.append(
@@ -81,7 +94,8 @@ def list_weights(run: str, as_json: bool) -> None:
                 "size": size if meta else None,
                 "legacy": meta is None,
                 "damaged": index.damaged.get(iteration),
-                "best_for": sorted(best.get(iteration, [])),
+                "best_for": best.get(iteration, []),
+                "bests": marks.get(iteration, []),
                 "scores": {
                     c: {
                         d: index.scores[c][d][iteration]
@@ -208,7 +222,7 @@ def verify(runs: tuple[str, ...], as_json: bool) -> None:
     store = settings().weights_store()
     for run in runs:
         existing_run(store, run)
-    names = list(runs) if runs else store.run_names()
+    names = list(runs) if runs else store.own_run_names()
     with progress(f"verify {len(names)} runs", len(names)) as advance:
         checked, problems = weights_problems(store, names, advance)
     if as_json:

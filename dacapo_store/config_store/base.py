@@ -267,6 +267,23 @@ class ConfigStore(ABC):
         # DaCapo's run repetitions may store one name more than once: each is listed once.
         return list(dict.fromkeys(self._names(kind, where or None)))
 
+    def changes_since(
+        self, token: Any, kind: str = "runs", *, thorough: bool = False
+    ) -> tuple[Any, set[str] | None]:
+        """(new token, names of `kind` added, removed or changed since `token` was handed out).
+
+        None instead of a set: anything may have changed (a first token, or one this store can't
+        compare): read them all. Documents are never rewritten in place (storing is create-only,
+        metadata goes with its document), so names tell what changed; backends that can tell it
+        more cheaply do (files: the folders' and files' stats; MongoDB: the newest `_id`).
+        `thorough`: look at every document's marker, not only at what summarizes them.
+        """
+        check_kind(kind)
+        names = frozenset(self._names(kind))
+        previous = token[1] if isinstance(token, tuple) and len(token) == 2 and token[0] == kind else None
+        new = (kind, names)
+        return new, None if previous is None else set(names ^ previous)
+
     def shared_run_names(self) -> dict[str, list[int]]:
         """Run names held by several documents (DaCapo's repetitions) -> their repetitions."""
         names = self._names("runs")

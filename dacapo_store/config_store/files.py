@@ -6,19 +6,21 @@ import errno
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import filelock
 import yaml
 
 from ..cache import cache_file
 from ..errors import ConfigValidationError
-from ..fsutil import fsync_dir, write_temp
+from ..fsutil import RACY_NS, fsync_dir, write_temp
 from . import yamlio
 from .base import ConfigStore
-from .documents import run_references
+from .documents import check_kind, run_references
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,44 @@ class FileConfigStore(ConfigStore):
             if doc is not None:
                 yield name, doc
 
+    # -- what changed: folders' and files' stats ----------------------------------------------
+
+    def changes_since(
+        self, token: Any, kind: str = "runs", *, thorough: bool = False
+    ) -> tuple[Any, set[str] | None]:
+        """Documents are created by a link or rename and removed by an unlink, never rewritten in
+        place, and metadata files are renamed into place: unchanged folder mtimes mean nothing
+        came, went or changed (two stats, not one per document). `thorough` stats every file
+        anyway (a file server's cached times); either way only files whose stat moved are named.
+        """
+        check_kind(kind)
+        racy_after = time.time_ns() - RACY_NS
+        folder = self.path / kind
+        meta_folder = self._meta_file(kind, "-").parent
+        folder_sig = _folder_sig(folder, racy_after)
+        meta_folder_sig = _folder_sig(meta_folder, racy_after)
+        before = token if isinstance(token, FilesToken) and token.kind == kind else None
+        if (
+            before is not None
+            and not thorough
+            and folder_sig is not None
+            and _settled(before.folder, folder_sig)
+            and _settled(before.meta_folder, meta_folder_sig)
+        ):
+            return before, set()
+        files = before.files if before is not None and _settled(before.folder, folder_sig) else None
+        if files is None or thorough or before is None:
+            files = _stats(folder, SUFFIX)
+        metas = before.metas if before is not None and _settled(before.meta_folder, meta_folder_sig) else None
+        if metas is None or thorough or before is None:
+            metas = _stats(meta_folder, META_SUFFIX)
+        new = FilesToken(kind, folder_sig, meta_folder_sig, files, {n: metas.get(n) for n in files})
+        if before is None:
+            return new, None
+        changed = {n for n in files.keys() | before.files.keys() if files.get(n) != before.files.get(n)}
+        changed |= {n for n in files if new.metas.get(n) != before.metas.get(n)}
+        return new, changed
+
     # -- the run index: a cache of each run file's references, checked against stat ----------
 
     def _run_index(self) -> dict[str, Any]:
@@ -249,4 +289,46 @@ class FileConfigStore(ConfigStore):
         self._index, self._index_sig = index, (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-__all__ = ["FileConfigStore"]
+@attrs.frozen
+class FilesToken:
+    """What `FileConfigStore.changes_since` saw: the folders' (mtime_ns or -1 if it was still
+    changing, inode), and each document's and metadata file's (mtime_ns, size, inode)."""
+
+    kind: str
+    folder: tuple[int, int] | None
+    meta_folder: tuple[int, int] | None
+    files: Mapping[str, tuple[int, int, int]]
+    metas: Mapping[str, tuple[int, int, int] | None]
+
+
+def _folder_sig(folder: Path, racy_after: int) -> tuple[int, int] | None:
+    """(mtime_ns, inode) of a folder; mtime -1 if it changed so recently that it may again unseen."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (-1 if st.st_mtime_ns > racy_after else st.st_mtime_ns, st.st_ino)
+
+
+def _settled(before: tuple[int, int] | None, now: tuple[int, int] | None) -> bool:
+    return before == now and (now is None or now[0] != -1)
+
+
+def _stats(folder: Path, suffix: str) -> dict[str, tuple[int, int, int]]:
+    """name -> (mtime_ns, size, inode) of the files `<name><suffix>` in a folder."""
+    out = {}
+    try:
+        with os.scandir(folder) as entries:
+            for e in entries:
+                if e.name.endswith(suffix) and not e.name.startswith("."):
+                    try:
+                        st = e.stat()
+                    except OSError:
+                        continue
+                    out[e.name[: -len(suffix)]] = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return out
+
+
+__all__ = ["FileConfigStore", "FilesToken"]

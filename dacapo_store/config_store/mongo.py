@@ -12,7 +12,7 @@ from ..errors import DacapoStoreError
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import DACAPO_CONFIG_INDEXES, IndexSpec, ensure_indexes
 from .base import ConfigStore
-from .documents import KINDS
+from .documents import KINDS, check_kind
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,38 @@ class MongoConfigStore(ConfigStore):
     def _delete(self, kind: str, name: str) -> bool:
         with translate_errors(self._where):
             return self.db[kind].delete_one({"name": name}).deleted_count == 1
+
+    def changes_since(
+        self, token: Any, kind: str = "runs", *, thorough: bool = False
+    ) -> tuple[Any, set[str] | None]:
+        """New documents are those above the newest `_id` seen (the `_id` index answers), named by
+        one query. Documents are never changed in place; a deletion (or an `_id` made earlier by
+        another client) shows as a count that doesn't add up, and then, as with `thorough`, the
+        names are listed and compared. The token: (kind, count, newest `_id`, names)."""
+        check_kind(kind)
+        collection = self.db[kind]
+        before = token if isinstance(token, tuple) and len(token) == 4 and token[0] == kind else None
+        with translate_errors(self._where):
+            newest = collection.find_one({}, projection={"_id": True}, sort=[("_id", -1)])
+            newest_id = None if newest is None else newest["_id"]
+            count = collection.count_documents({})
+            if before is not None and not thorough and (count, newest_id) == (before[1], before[2]):
+                return before, set()
+            if before is not None and not thorough and before[2] is not None:
+                added = {
+                    d.get("name")
+                    for d in collection.find({"_id": {"$gt": before[2]}}, projection={"name": True})
+                }
+                added = {n for n in added if isinstance(n, str)}
+                if count == before[1] + len(added) and not added & before[3]:
+                    return (kind, count, newest_id, before[3] | added), added
+            names = frozenset(
+                d["name"]
+                for d in collection.find({}, projection={"name": True, "_id": False})
+                if isinstance(d.get("name"), str)
+            )
+        new = (kind, count, newest_id, names)
+        return new, None if before is None else set(names ^ before[3])
 
     def _documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
         with translate_errors(self._where):

@@ -24,15 +24,12 @@ class StartConfig(Verifiable):
 
     def verify(self) -> tuple[bool, str]:
         """`criterion` must be "latest", an iteration number as digits, or a valid criterion name."""
-        from ..weights.scores import check_criterion
+        from ..criteria import start_rule
 
-        criterion = self.criterion
-        if criterion == "latest" or (type(criterion) is str and criterion.isascii() and criterion.isdigit()):
-            return True, "ok"
         try:
-            check_criterion(criterion)
+            start_rule(self.criterion)
         except (TypeError, ValueError) as exc:
-            return False, f"start from run {self.run!r}: {exc}; or use 'latest' or an iteration number"
+            return False, f"start from run {self.run!r}: {exc}"
         return True, "ok"
 
     @property

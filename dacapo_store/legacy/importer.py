@@ -210,7 +210,7 @@ def _import_run(
             c: index.scores.get(c, {}).get(event["dataset"], {}).get(event["iteration"])
             for c in event["scores"]
         }
-        if all(have[c] == v for c, v in event["scores"].items()):
+        if all(have[c] is not None and _same_score(have[c], v) for c, v in event["scores"].items()):
             report.skipped.append(("scores", label, "already imported"))
             continue
         if dry_run:
@@ -271,3 +271,8 @@ def _same_tensors(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     import torch
 
     return list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _same_score(a: float, b: float) -> bool:
+    """Equal scores, NaN equal to NaN (DaCapo's "validated, no value" is imported as NaN)."""
+    return a == b or (a != a and b != b)

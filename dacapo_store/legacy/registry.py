@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,15 @@ class DacapoRegistry(ABC):
         """Runs with DaCapo stats."""
 
     @abstractmethod
+    def scored_run_names(self) -> set[str]:
+        """Runs with DaCapo validation scores."""
+
+    def stats_folder(self) -> str | None:
+        """The folder holding DaCapo's `stats/`, where a stat can see changes to them (None: in a
+        database)."""
+        return None
+
+    @abstractmethod
     def training_stats_written(self, run: str) -> float | None:
         """When DaCapo last wrote the run's training stats (seconds since the epoch); None if none."""
 
@@ -104,6 +113,20 @@ class DacapoRegistry(ABC):
 
     def _checkpoints(self, run: str) -> Path | None:
         return None if self.runs_dir is None else self.runs_dir / run / "checkpoints"
+
+    def runs_with_index(self, runs: Iterable[str]) -> set[str]:
+        """Those of `runs` for which DaCapo keeps validation scores, best files or checkpoint files
+        (what `index` reads): a listing of the scores, and of each run's `checkpoints/` folder."""
+        scored = self.scored_run_names()
+        found = set()
+        for run in runs:
+            if run in scored:
+                found.add(run)
+                continue
+            folder = self._checkpoints(run)
+            if folder is not None and _subfolders(folder, with_iterations=True):
+                found.add(run)
+        return found
 
     def checkpoint_iterations(self, run: str) -> list[int]:
         """Iterations with a DaCapo checkpoint file (`checkpoints/iterations/<n>`)."""
@@ -164,7 +187,8 @@ class DacapoRegistry(ABC):
         return score_events(run, self.run_document(run), documents)
 
     def index(self, run: str) -> RunIndex:
-        """The run's DaCapo scores and bests as a RunIndex (scores cached while their files are unchanged)."""
+        """The run's DaCapo scores, bests and checkpoint iterations as a RunIndex (scores cached
+        while their files are unchanged)."""
         signature = self._scores_signature(run)
         with self._lock:
             cached = self._cache.get(run)
@@ -176,7 +200,9 @@ class DacapoRegistry(ABC):
                 with self._lock:
                     self._cache[run] = (signature, scores)
         pins = self.bests(run)
-        return scores.with_events(pins) if pins else scores
+        index = scores.with_events(pins) if pins else scores
+        legacy = self.checkpoint_iterations(run)
+        return index.with_legacy(legacy) if legacy else index
 
     def training_stats(self, run: str) -> dict[int, tuple[float, float]]:
         """DaCapo's training stats of the run: iteration -> (loss, time)."""
@@ -192,13 +218,13 @@ class DacapoRegistry(ABC):
         return out
 
 
-def _subfolders(folder: Path) -> list[str]:
-    """Best-file folders under a run's checkpoints/ (not DaCapo's iterations/, not our blobs/)."""
+def _subfolders(folder: Path, *, with_iterations: bool = False) -> list[str]:
+    """Best-file folders under a run's checkpoints/ (not our blobs/; DaCapo's iterations/ only
+    `with_iterations`)."""
+    skip = {"blobs"} if with_iterations else _NOT_BEST
     try:
         with os.scandir(folder) as entries:
-            return sorted(
-                e.name for e in entries if e.is_dir() and e.name not in _NOT_BEST and e.name[0] != "."
-            )
+            return sorted(e.name for e in entries if e.name not in skip and e.name[0] != "." and e.is_dir())
     except (FileNotFoundError, NotADirectoryError):
         return []
 
@@ -282,14 +308,20 @@ class DacapoFiles(DacapoRegistry):
             return None
 
     def stats_run_names(self) -> set[str]:
-        names: set[str] = set()
-        for kind in ("training_stats", "validation_scores"):
-            try:
-                with os.scandir(self.basedir / "stats" / kind) as entries:
-                    names |= {e.name for e in entries if e.is_file() and e.name[0] != "."}
-            except FileNotFoundError:
-                pass
-        return names
+        return self._stats_names("training_stats") | self._stats_names("validation_scores")
+
+    def scored_run_names(self) -> set[str]:
+        return self._stats_names("validation_scores")
+
+    def _stats_names(self, kind: str) -> set[str]:
+        try:
+            with os.scandir(self.basedir / "stats" / kind) as entries:
+                return {e.name for e in entries if e.name[0] != "." and e.is_file()}
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+
+    def stats_folder(self) -> str | None:
+        return str(self.basedir)
 
     def _scores_signature(self, run: str) -> Any:
         out = []
@@ -391,8 +423,11 @@ class DacapoMongo(DacapoRegistry):
             return mongo_stats_last(self.db["training_stats"], run)
 
     def stats_run_names(self) -> set[str]:
-        names: set[str] = set()
+        return self._distinct("training_stats") | self._distinct("validation_scores")
+
+    def scored_run_names(self) -> set[str]:
+        return self._distinct("validation_scores")
+
+    def _distinct(self, collection: str) -> set[str]:
         with translate_errors(self.where):
-            for kind in ("training_stats", "validation_scores"):
-                names |= {n for n in self.db[kind].distinct("run_name") if isinstance(n, str)}
-        return names
+            return {n for n in self.db[collection].distinct("run_name") if isinstance(n, str)}

@@ -4,7 +4,8 @@ DaCapo stores each validated iteration as `{"iteration": i, "scores": [dataset][
 with no names: the datasets are the run's validation datasets (its datasplit's `validate_configs`,
 in order) and the criteria those of its task's evaluator (in the evaluator's order). Per iteration,
 dataset and criterion we keep the best value over the parameter sets, as DaCapo's own `get_best`
-does along the "parameters" dimension (NaN skipped).
+does along the "parameters" dimension (NaN skipped); where every parameter set scored NaN, the
+score is NaN: kept, as ours are ("validated, no value"), never best.
 """
 
 from __future__ import annotations
@@ -14,36 +15,14 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..weights.scores import known_direction
+from ..criteria import (
+    BINARY_SEGMENTATION_CRITERIA,
+    DUMMY_CRITERIA,
+    INSTANCE_CRITERIA,
+    known_direction,
+)
 
 log = logging.getLogger(__name__)
-
-#: BinarySegmentationEvaluationScores.criteria of DaCapo 0.3.5, in its order.
-BINARY_SEGMENTATION_CRITERIA = (
-    "dice",
-    "jaccard",
-    "hausdorff",
-    "false_negative_rate",
-    "false_negative_rate_with_tolerance",
-    "false_positive_rate",
-    "false_discovery_rate",
-    "false_positive_rate_with_tolerance",
-    "voi",
-    "mean_false_distance",
-    "mean_false_negative_distance",
-    "mean_false_positive_distance",
-    "mean_false_distance_clipped",
-    "mean_false_negative_distance_clipped",
-    "mean_false_positive_distance_clipped",
-    "precision_with_tolerance",
-    "recall_with_tolerance",
-    "f1_score_with_tolerance",
-    "precision",
-    "recall",
-    "f1_score",
-)
-INSTANCE_CRITERIA = ("voi_split", "voi_merge", "voi")
-DUMMY_CRITERIA = ("frizz_level", "blipp_score")
 
 # task __type__ -> how its evaluator names its criteria
 _CHANNEL_TASKS = {"DistanceTaskConfig", "HotDistanceTaskConfig", "InnerDistanceTaskConfig"}
@@ -114,9 +93,11 @@ def score_events(
         for dataset, per_parameter in zip(datasets, array, strict=True):
             best: dict[str, float] = {}
             for index, criterion in enumerate(criteria):
-                values = [_number(p[index]) for p in per_parameter]
-                values = [v for v in values if v is not None and not math.isnan(v)]
+                numbers = [_number(p[index]) for p in per_parameter]
+                values = [v for v in numbers if v is not None and not math.isnan(v)]
                 if not values:
+                    if any(v is not None for v in numbers):
+                        best[criterion] = math.nan  # scored, but NaN for every parameter set
                     continue
                 higher = directions[criterion]
                 best[criterion] = max(values) if higher or higher is None else min(values)

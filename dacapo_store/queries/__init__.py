@@ -3,20 +3,19 @@
 - `scores`: a run's validation scores as rows, the best of each criterion marked.
 - `leaderboard`: each run's best checkpoint by a criterion, across runs.
 - `lineage`: the chain of starts behind a run and the runs that start from it.
-- `runs` and `catalog`: run summaries (status, bests), a run's detail, comparisons, and the
-  catalog the dashboard filters, sorts and pages on the server.
+- `catalog`: the run catalog, one read model of every run (config summary, weights digest, status,
+  damage) under every face; `runs`: a run's detail and comparisons.
 """
 
 from __future__ import annotations
 
-from .catalog import SORT_KEYS, RunCatalog, RunQuery
+from .catalog import SORT_KEYS, CatalogSnapshot, RunCatalog, RunQuery
 from .leaderboard import LeaderboardEntry, leaderboard
 from .lineage import Lineage, LineageStep, lineage
 from .runs import (
     STATUSES,
     Best,
     RunSummary,
-    best_per_run,
     compare_runs,
     run_detail,
     run_lineage,
@@ -28,6 +27,7 @@ __all__ = [
     "SORT_KEYS",
     "STATUSES",
     "Best",
+    "CatalogSnapshot",
     "LeaderboardEntry",
     "Lineage",
     "LineageStep",
@@ -35,7 +35,6 @@ __all__ = [
     "RunQuery",
     "RunSummary",
     "ScoreRow",
-    "best_per_run",
     "compare_runs",
     "leaderboard",
     "lineage",

@@ -2,7 +2,8 @@
 
 Everything here reads; nothing writes. The numbers are the ones the command line prints:
 
-- `best_per_run`: `WeightsStore.best_choice` (as `weights best` and the leaderboard)
+- every best: `weights.best` (`best.choose` over the run's index, ours over DaCapo's), the rule
+  of `weights best`, `Start`, `scores` and the leaderboard
 - `training_stats`: `WeightsStore.retrieve_training_stats` (ours and DaCapo's)
 - `run_lineage`: `queries.lineage` (as `dacapo-store lineage`) with the iteration each start takes
 """
@@ -18,27 +19,37 @@ from typing import Any
 import attrs
 
 from ..config_store.documents import META_KEY, RUN_PARTS, DocumentMetadata, config_part
-from ..errors import CriterionNotFoundError, DacapoStoreError, WeightsNotFoundError
+from ..criteria import start_rule
+from ..errors import ConfigNotFoundError, DacapoStoreError, StoreConnectionError
 from ..weights.base import WeightsStore
+from ..weights.best import Choice, all_bests
+from ..weights.digest import RunDigest
 from ..weights.index import RunIndex
 from .lineage import lineage
 from .uses import NESTED_KINDS, nested_configs
 
 log = logging.getLogger(__name__)
 
-#: Run statuses, derived from what is stored (nothing new is written).
-STATUSES = ("new", "training", "stalled", "finished")
+#: Run statuses, derived from what is stored (nothing new is written); "damaged": its data can't
+#: be read (the summary's `damage` says what is wrong).
+STATUSES = ("new", "training", "stalled", "finished", "damaged")
 #: A run updated within this long is "training"; older and unfinished is "stalled".
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
 
 
 @attrs.frozen
 class Best:
-    """The checkpoint a StartConfig would load by a criterion: iteration, its value, pinned by hand?"""
+    """A run's best by a criterion (`best.choose`): the checkpoint a StartConfig would load where one
+    is loadable (`loadable`), else the best score of a run whose checkpoints are gone."""
 
     iteration: int
     value: float | None
     pinned: bool
+    loadable: bool = True
+
+    @classmethod
+    def of(cls, choice: Choice) -> Best:
+        return cls(choice.iteration, choice.value, choice.pinned, choice.loadable)
 
 
 @attrs.frozen
@@ -77,9 +88,14 @@ class RunSummary:
     datasets: tuple[str, ...]
     #: (kind, name) of the dataset and array configs its document holds (see `uses.py`)
     uses: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
+    #: what is wrong when the run's data can't be read (its status is then "damaged")
+    damage: str | None = None
 
     def status(self, now: datetime | None = None, stale_after: timedelta = DEFAULT_STALE_AFTER) -> str:
-        """new (nothing stored), finished (reached num_iterations), else training or stalled by age."""
+        """damaged (unreadable), new (nothing stored), finished (reached num_iterations), else
+        training or stalled by age."""
+        if self.damage is not None:
+            return "damaged"
         if self.num_iterations is not None and self.iterations_trained >= self.num_iterations > 0:
             return "finished"
         if not self.has_stats and self.latest_checkpoint is None and not self.criteria:
@@ -100,84 +116,7 @@ class RunSummary:
         return out
 
 
-class Prefetched(WeightsStore):
-    """A read-only view of a weights store answering from indexes already read (no I/O per call)."""
-
-    def __init__(
-        self,
-        store: WeightsStore,
-        indexes: Mapping[str, RunIndex],
-        *,
-        without_dacapo: Collection[str] = (),
-    ) -> None:
-        """`without_dacapo`: runs known (by a stat of their files) to have no DaCapo checkpoints,
-        scores or bests: those aren't looked for."""
-        self._store = store
-        self._indexes = indexes  # a run not in it has no index: read_index gives an empty one
-        self._without_dacapo = without_dacapo
-        self._legacy: dict[str, list[int]] = {}
-        self.where = store.where
-        self.dacapo = store.dacapo  # DaCapo's scores and bests, laid under ours as in the store
-        self._overlaid: dict[str, RunIndex] = {}
-
-    def read_index(self, run: str) -> RunIndex:
-        return self._indexes.get(run) or RunIndex()
-
-    def run_index(self, run: str) -> RunIndex:
-        """Ours over DaCapo's, built once per run for this view (every best asks for it)."""
-        found = self._overlaid.get(run)
-        if found is None:
-            found = self.read_index(run) if run in self._without_dacapo else super().run_index(run)
-            self._overlaid[run] = found
-        return found
-
-    def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
-        return self._store.read_training_stats(run)
-
-    def training_stats_written(self, run: str) -> float | None:
-        return self._store.training_stats_written(run)
-
-    def training_stats_last(self, run: str) -> tuple[int, float | None] | None:
-        return self._store.training_stats_last(run)
-
-    def close(self) -> None:
-        """Nothing: the view owns nothing (the store it reads is the caller's)."""
-
-    def legacy_iterations(self, run: str) -> list[int]:
-        found = self._legacy.get(run)
-        if found is None:
-            found = [] if run in self._without_dacapo else self._store.legacy_iterations(run)
-            self._legacy[run] = found
-        return found
-
-    def _read_only(self, *args: Any) -> Any:
-        raise TypeError("the dashboard's view of the weights store is read-only")
-
-    put_blob = get_blob = delete_blob = list_blobs = append_index = _read_only  # type: ignore[assignment]
-    append_training_stats = drop_training_stats = _read_only  # type: ignore[assignment]
-    list_runs = blob_stats = partial_leftovers = remove_leftover = _read_only  # type: ignore[assignment]
-
-
 # ---------------------------------------------------------------------------------- adapters
-
-
-def best_per_run(
-    weights: WeightsStore, runs: Iterable[str], criterion: str, dataset: str | None = None
-) -> dict[str, Best]:
-    """The best checkpoint by `criterion` of each run that has one (runs without are left out).
-
-    `WeightsStore.best_choice`: what `weights best` prints, a `StartConfig` loads and the
-    leaderboard ranks (pins win, damaged checkpoints are skipped, DaCapo's scores count).
-    """
-    out: dict[str, Best] = {}
-    for run in runs:
-        try:
-            choice = weights.best_choice(run, criterion, dataset)
-        except (CriterionNotFoundError, WeightsNotFoundError, ValueError):
-            continue
-        value = None if choice.value != choice.value else choice.value  # NaN: a pin without a score
-        out[run] = Best(choice.iteration, value, choice.pinned)
-    return out
 
 
 def training_stats(weights: WeightsStore, run: str) -> list[TrainingPoint]:
@@ -190,16 +129,6 @@ def training_stats(weights: WeightsStore, run: str) -> list[TrainingPoint]:
     return [TrainingPoint(s.iteration, s.loss, s.time) for s in stats]
 
 
-def stats_extent(weights: WeightsStore, run: str) -> tuple[int | None, datetime | None]:
-    """(last iteration, when last written) of the run's training stats, ours and DaCapo's; (None,
-    None) if it has none or they can't be read. `WeightsStore.training_stats_extent`."""
-    try:
-        return weights.training_stats_extent(run)
-    except (DacapoStoreError, OSError, ValueError) as exc:
-        log.warning("run %s: its training stats are unreadable: %s", run, exc)
-        return None, None
-
-
 def run_lineage(
     configs: Any,
     weights: WeightsStore,
@@ -208,15 +137,20 @@ def run_lineage(
     stored: Collection[str] | None = None,
     starts_from: Callable[[str], list[tuple[str, str]]] | None = None,
     start_of: Callable[[str], tuple[str, str] | None] | None = None,
+    best_of: Callable[[str, str], Best | None] | None = None,
 ) -> dict[str, Any]:
-    """`queries.lineage` (what `dacapo-store lineage` prints) with the iteration each start takes."""
+    """`queries.lineage` (what `dacapo-store lineage` prints) with the iteration each start takes.
+
+    `best_of(run, criterion)`: the run's best over all datasets (the catalog's); default: the
+    store's `retrieve_best`.
+    """
     found = lineage(configs, run, stored=stored, starts_from=starts_from, start_of=start_of)
     last = len(found.ancestors) - 1
     up = [
         {
             "run": step.run,
             "criterion": step.criterion,
-            "iteration": _start_iteration(weights, step.run, str(step.criterion)),
+            "iteration": _start_iteration(weights, step.run, str(step.criterion), best_of),
             "stored": step.in_store,
             "cycle": found.cycle and i == last,
         }
@@ -229,13 +163,20 @@ def run_lineage(
     return {"up": up, "down": down}
 
 
-def _start_iteration(weights: WeightsStore, run: str, criterion: str) -> int | None:
+def _start_iteration(
+    weights: WeightsStore, run: str, criterion: str, best_of: Callable[[str, str], Best | None] | None
+) -> int | None:
+    """The iteration `Start` takes for this criterion (`criteria.start_rule`), None if none."""
     try:
-        if criterion == "latest":
+        kind, value = start_rule(criterion)
+        if kind == "latest":
             return weights.latest_iteration(run)
-        if criterion.isascii() and criterion.isdigit():
-            return int(criterion)
-        return weights.retrieve_best(run, criterion)
+        if kind == "iteration":
+            return value  # type: ignore[return-value]
+        if best_of is not None:
+            best = best_of(run, value)  # type: ignore[arg-type]
+            return best.iteration if best is not None and best.loadable else None
+        return weights.retrieve_best(run, value)  # type: ignore[arg-type]
     except (DacapoStoreError, ValueError, TypeError):
         return None
 
@@ -271,35 +212,23 @@ def config_fields(name: str, doc: Mapping[str, Any] | None, metadata: DocumentMe
     }
 
 
-def weights_fields(
-    index: RunIndex,
-    legacy: Sequence[int] = (),
-    *,
-    trained_until: int | None = None,
-    updated_at: datetime | None = None,
-) -> dict:
-    """The summary fields taken from a run's weights index and training stats.
-
-    `trained_until`: the last iteration of its training stats (None: it has none); `updated_at`:
-    when they were last written (`stats_extent`), if known.
-    """
-    checkpoints = sorted(set(index.checkpoints).union(legacy))
-    scored = [it for by_d in index.scores.values() for values in by_d.values() for it in values]
-    trained = max([*checkpoints, *scored, trained_until or 0])
-    # checkpoints and `updated_at` (when its training stats were written) date a run; DaCapo's
-    # stats `time` is seconds per iteration, not a date
-    stamps = [_parse_time(m.get("created_at")) for m in index.checkpoints.values()]
-    stamps = [s for s in stamps if s is not None]
-    if updated_at is not None:
-        stamps.append(updated_at)
+def weights_fields(digest: RunDigest) -> dict:
+    """The summary fields taken from a run's digest (its index and training stats, `digest.py`)."""
+    trained = max(digest.latest_checkpoint or 0, digest.scored_until or 0, digest.trained_until or 0)
+    # checkpoints and when its training stats were written date a run; DaCapo's stats `time` is
+    # seconds per iteration, not a date
+    stamps = [s for s in (_parse_time(digest.checkpoint_time),) if s is not None]
+    if digest.stats_written is not None:
+        stamps.append(datetime.fromtimestamp(digest.stats_written, timezone.utc))
     return {
         "iterations_trained": trained,
-        "latest_checkpoint": checkpoints[-1] if checkpoints else None,
-        "checkpoints": len(checkpoints),
-        "has_stats": trained_until is not None,
+        "latest_checkpoint": digest.latest_checkpoint,
+        "checkpoints": digest.checkpoints,
+        "has_stats": digest.trained_until is not None,
         "updated_at": max(stamps) if stamps else None,
-        "criteria": tuple(sorted(index.scores)),
-        "datasets": tuple(sorted({d for by_d in index.scores.values() for d in by_d})),
+        "criteria": digest.criteria,
+        "datasets": digest.datasets,
+        "damage": digest.problem,
     }
 
 
@@ -316,20 +245,17 @@ def run_metadata(configs: Any, name: str, raw: Mapping[str, Any] | None) -> Docu
 # ---------------------------------------------------------------------------------- one run
 
 
-def checkpoint_rows(weights: WeightsStore, run: str, index: RunIndex) -> list[dict[str, Any]]:
+def checkpoint_rows(index: RunIndex) -> list[dict[str, Any]]:
     """Checkpoints, newest first: size, created, scores, and which bests and pins point at them."""
-    legacy = set(weights.legacy_iterations(run))
     marks: dict[int, list[str]] = {}
     pins: dict[int, list[str]] = {}
     for (dataset, criterion), iteration in index.pins.items():
         pins.setdefault(iteration, []).append(f"{criterion}/{dataset or 'all'}")
-    for criterion, by_dataset in index.scores.items():
-        for dataset in [None, *sorted(by_dataset)]:
-            best = best_per_run(weights, [run], criterion, dataset).get(run)
-            if best is not None:
-                marks.setdefault(best.iteration, []).append(f"{criterion}/{dataset or 'all'}")
+    for (criterion, dataset), choice in all_bests(index).items():
+        if choice.loadable:
+            marks.setdefault(choice.iteration, []).append(f"{criterion}/{dataset or 'all'}")
     rows = []
-    for iteration in sorted(set(index.checkpoints) | legacy, reverse=True):
+    for iteration in reversed(index.iterations()):
         meta = index.checkpoints.get(iteration)
         scores = {
             f"{criterion}/{dataset}": values[iteration]
@@ -344,6 +270,7 @@ def checkpoint_rows(weights: WeightsStore, run: str, index: RunIndex) -> list[di
                 "size": sum(int(b.get("size", 0)) for b in meta["blobs"].values()) if meta else None,
                 "created_at": meta.get("created_at") if meta else None,
                 "created_by": meta.get("created_by") if meta else None,
+                "damaged": index.damaged.get(iteration),
                 "scores": {k: _finite(v) for k, v in scores.items()},
                 "best_for": sorted(marks.get(iteration, [])),
                 "pinned_for": sorted(pins.get(iteration, [])),
@@ -352,13 +279,14 @@ def checkpoint_rows(weights: WeightsStore, run: str, index: RunIndex) -> list[di
     return rows
 
 
-def curves(weights: WeightsStore, run: str, index: RunIndex) -> list[dict[str, Any]]:
+def curves(index: RunIndex) -> list[dict[str, Any]]:
     """One series per criterion and dataset: iterations, values, direction and the best iteration."""
+    bests = all_bests(index)
     out = []
     for criterion, by_dataset in sorted(index.scores.items()):
         for dataset, values in sorted(by_dataset.items()):
             iterations = sorted(values)
-            best = best_per_run(weights, [run], criterion, dataset).get(run)
+            best = bests.get((criterion, dataset))
             out.append(
                 {
                     "criterion": criterion,
@@ -366,7 +294,7 @@ def curves(weights: WeightsStore, run: str, index: RunIndex) -> list[dict[str, A
                     "higher_is_better": index.directions.get(criterion),
                     "iterations": iterations,
                     "values": [_finite(values[i]) for i in iterations],
-                    "best": attrs.asdict(best) if best else None,
+                    "best": attrs.asdict(Best.of(best)) if best else None,
                 }
             )
     return out
@@ -377,31 +305,43 @@ def run_detail(
 ) -> dict:
     """Everything the run page shows: document, metadata, checkpoints, curves, loss, lineage.
 
-    `lineage` is passed on to `run_lineage` (stored=, starts_from=).
+    `lineage` is passed on to `run_lineage` (stored=, starts_from=, start_of=, best_of=). A run
+    whose weights data can't be read shows its config and what is wrong (`damage`).
     """
-    doc = configs.get_document("runs", name)
-    view = Prefetched(
-        weights, {name: weights.read_index(name)}
-    )  # bests of every criterion from this one read
-    index = view.run_index(name)  # ours over DaCapo's scores
+    try:
+        doc = configs.get_document("runs", name) if configs is not None else {}
+    except ConfigNotFoundError:
+        if summary is None:
+            raise
+        doc = {}  # a run known by its weights data alone (no config document)
+    damage = None
+    try:
+        index = weights.run_index(name)  # ours over DaCapo's: every best of the page from this one read
+    except StoreConnectionError:
+        raise
+    except (DacapoStoreError, OSError) as exc:
+        damage, index = weights.describe_problem(exc), RunIndex()
     stats = training_stats(weights, name)
     parts = {field: kind for field, kind in RUN_PARTS.items()}
     return {
         "name": name,
         "summary": summary,
+        "damage": damage,
         "config": doc,
         "parts": {
             field: {"kind": kind, "name": (doc.get(field) or {}).get("name")}
             for field, kind in parts.items()
             if isinstance(doc.get(field), Mapping)
         },
-        "checkpoints": checkpoint_rows(view, name, index),
-        "curves": curves(view, name, index),
+        "checkpoints": checkpoint_rows(index),
+        "curves": curves(index),
         "training": {
             "iterations": [p.iteration for p in stats],
             "loss": [_finite(p.loss) for p in stats],
         },
-        "lineage": run_lineage(configs, weights, name, **lineage),
+        "lineage": run_lineage(configs, weights, name, **lineage)
+        if configs is not None
+        else {"up": [], "down": []},
     }
 
 
@@ -446,10 +386,14 @@ def differing_fields(docs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def compare_runs(configs: Any, weights: WeightsStore, names: Sequence[str]) -> dict[str, Any]:
     """The config fields that differ between runs, and each criterion's curves of every run."""
     docs = configs.get_documents("runs", names)
-    view = Prefetched(weights, weights.read_indexes(names))
     by_criterion: dict[str, list[dict[str, Any]]] = {}
     for name in names:
-        index = view.run_index(name)  # ours over DaCapo's scores
+        try:
+            index = weights.run_index(name)  # ours over DaCapo's scores
+        except StoreConnectionError:
+            raise
+        except (DacapoStoreError, OSError):
+            continue  # damaged: listed as such by its summary; no curves
         for criterion, by_dataset in sorted(index.scores.items()):
             for dataset, values in sorted(by_dataset.items()):
                 iterations = sorted(values)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import attrs
 
+from ..criteria import check_criterion
 from ..names import check_name
 from ..weights.base import WeightsStore, run_name
-from ..weights.scores import check_criterion
+from ..weights.best import all_bests
 
 
 @attrs.frozen
 class ScoreRow:
-    """One score. `best`: this iteration is the run's best by the criterion on this dataset (a pin
-    counts); `has_weights`: a sound checkpoint of the iteration exists."""
+    """One score (NaN where an iteration was validated without a value). `best`: this iteration is
+    the run's best by the criterion on this dataset (`best.choose`: a pin counts); `has_weights`:
+    a loadable checkpoint of the iteration exists (ours, or DaCapo's)."""
 
     iteration: int
     dataset: str
@@ -28,11 +30,11 @@ def scores_table(
     """Every score of `run` (only `dataset`'s, only `criterion`'s), by iteration, dataset, criterion."""
     name = run_name(run)
     if dataset is not None:
-        check_name(dataset, "dataset name")
+        check_name(dataset, "dataset name", slash_ok=True)
     if criterion is not None:
         check_criterion(criterion)
     index = weights.run_index(name)
-    bests = weights.compute_bests(name, index)
+    bests = all_bests(index)
     rows = []
     for crit, by_dataset in index.scores.items():
         if criterion is not None and crit != criterion:
@@ -40,7 +42,7 @@ def scores_table(
         for ds, values in by_dataset.items():
             if dataset is not None and ds != dataset:
                 continue
-            best = bests.get(f"{crit}/{ds}")
+            best = bests.get((crit, ds))
             for iteration, value in values.items():
                 rows.append(
                     ScoreRow(
@@ -48,7 +50,7 @@ def scores_table(
                         ds,
                         crit,
                         value,
-                        best is not None and best[0] == iteration,
+                        best is not None and best.iteration == iteration,
                         index.usable(iteration),
                     )
                 )

@@ -1,21 +1,19 @@
-"""The run catalog's snapshot: its run summaries and bests kept between servers, in the per-user cache.
+"""The run catalog's saved copy: its config fields, digests and change tokens, in the per-user cache.
 
-On a files registry a server starts from the snapshot the last one saved and reads again only the
-runs whose signatures changed since: the stat of the run file and of its metadata file, and the
-signature of every other file its summary was read from (`weights/inputs.py`: our journals,
-DaCapo's checkpoints, best files and stats). It lives in
-`$XDG_CACHE_HOME/dacapo_store/run-catalog/<hash of the two folders' paths>.json`, never in the
-registry; it is a cache: deleting it costs one full read at the next start, and one that can't be
-read (damaged, written by another version, or for other folders) is ignored with a warning and
-written anew. Two servers saving at once each rename a complete file into place; the last wins.
+On a files registry a catalog (a dashboard, a command) starts from the copy the last one saved and
+reads again only the runs whose signatures changed since: the stat of each run file and metadata
+file (`FileConfigStore.changes_since`) and of every file a run's digest is read from
+(`weights/inputs.py`). It lives in `$XDG_CACHE_HOME/dacapo_store/run-catalog/<hash of the two
+folders' paths>.json`, never in the registry. It is a cache of the catalog, never its authority:
+what disagrees with the files is read again, deleting it costs one cold build (from the digests the
+writers keep beside each journal), and one that can't be read (damaged, written by another
+version, for other folders) is ignored with a warning and written anew. Two processes saving at
+once each rename a complete file into place; the last wins.
 
 Layout: one JSON object, the runs in parallel arrays (flat arrays parse many times faster than an
-object per run). RunSummary and Best are written generically, every attrs field by name, each
-summary field as a column with a codec chosen from its values ("plain" JSON values, "datetime" as
-ISO text, "tuple" as arrays), so a field added to RunSummary travels without a change here; a
-snapshot whose fields differ from the running code's is one written by another version. What
-repeats from run to run (a best's criterion and dataset, a run's set of directions, the names in
-a `checkpoints/` folder) is written once in a table and named by its position there.
+object per run); what repeats from run to run (a best's criterion and dataset, a set of
+directions, the names in a `checkpoints/` folder) is written once in a table and named by its
+position there.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import gc
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -31,72 +30,98 @@ from typing import Any
 
 import attrs
 
+from ..config_store.files import FilesToken
 from ..fsutil import write_temp
+from ..weights.best import Choice
+from ..weights.digest import RunDigest
 from ..weights.inputs import InputState
-from .runs import Best, RunSummary
+from .runs import config_fields
 
 log = logging.getLogger(__name__)
 
 FORMAT = "dacapo_store.run_catalog"
-VERSION = 1
+VERSION = 2
 _PLAIN = (str, int, float, bool)
-
-#: (summary, bests by (criterion, dataset or None), directions by criterion) of one run
-Entry = tuple[RunSummary, Mapping[tuple[str, str | None], Best], Mapping[str, bool | None]]
+#: The config fields of a run (see `runs.config_fields`), plus what an unreadable document has.
+CONFIG_KEYS = (*config_fields("", None, None), "config_problem")
+_intern = sys.intern
 
 
 @attrs.define
-class Snapshot:
-    """What a catalog over a FileConfigStore and a LocalWeightsStore needs to start where it left."""
+class Saved:
+    """What a catalog over a FileConfigStore (or none) and a LocalWeightsStore needs to start again."""
 
     configs: str
     weights: str
-    entries: dict[str, Entry]
-    #: run name -> stat (mtime_ns, size, inode) of its run file, and of its metadata file (or None)
-    run_files: dict[str, tuple[int, int, int]]
-    meta_files: dict[str, tuple[int, int, int] | None]
-    #: (mtime_ns or -1, inode) of the runs folder and of the runs' metadata folder, or None
-    runs_folder: tuple[int, int] | None
-    meta_folder: tuple[int, int] | None
-    inputs: InputState
+    config_token: Any
+    config_fields: dict[str, dict]
+    weights_token: Any
+    digests: Mapping[str, RunDigest]
 
 
-def summary_fields() -> list[str]:
-    return [f.name for f in attrs.fields(RunSummary) if f.init]
-
-
-def best_fields() -> list[str]:
-    return [f.name for f in attrs.fields(Best) if f.init]
-
-
-def dumps(snap: Snapshot) -> bytes:
-    """The snapshot file's bytes; TypeError if a summary field holds a value it can't write."""
-    names = list(snap.entries)
-    fields, bfields = summary_fields(), best_fields()
+def dumps(saved: Saved) -> bytes:
+    """The file's bytes; TypeError if something can't be written (a token of another store)."""
+    token = saved.config_token
+    if token is not None and not isinstance(token, FilesToken):
+        raise TypeError(f"no codec for a config token {type(token).__name__}")
+    inputs = saved.weights_token
+    if not isinstance(inputs, InputState):
+        raise TypeError(f"no codec for a weights token {type(inputs).__name__}")
+    names = list(saved.config_fields)
     columns, codecs = [], []
-    for field in fields:
-        values = [getattr(snap.entries[n][0], field) for n in names]
-        codec = _codec(field, values)
+    for key in CONFIG_KEYS:
+        values = [saved.config_fields[n].get(key) for n in names]
+        codec = _codec(key, values)
         codecs.append(codec)
         if codec == "datetime":
             values = [None if v is None else v.isoformat() for v in values]
-        columns.append(values)  # tuples are written as JSON arrays
-    # what repeats from run to run is written once, in a table, and named by its position there
+        columns.append(values)
+    files = None
+    if token is not None:
+        tnames = list(token.files)
+        files = {
+            "kind": token.kind,
+            "folder": token.folder,
+            "meta_folder": token.meta_folder,
+            "names": tnames,
+            "files": [token.files[n] for n in tnames],
+            "metas": [token.metas.get(n) for n in tnames],
+        }
+    dnames = list(saved.digests)
     best_keys: dict[tuple[str, str | None], int] = {}
     direction_sets: dict[tuple, int] = {}
-    listed_names: dict[tuple[str, ...], int] = {}
-    bests, directions = [], []
-    for n in names:
-        _, run_bests, run_directions = snap.entries[n]
+    dataset_sets: dict[tuple, int] = {}
+    rows = []
+    for n in dnames:
+        d = saved.digests[n]
         flat: list[Any] = []
-        for key, best in run_bests.items():
-            flat += [best_keys.setdefault(key, len(best_keys)), *(getattr(best, f) for f in bfields)]
-        bests.append(flat)
-        items = tuple(x for item in run_directions.items() for x in item)
-        directions.append(direction_sets.setdefault(items, len(direction_sets)))
-    inputs = snap.inputs
+        for key, b in d.bests.items():
+            flat += [
+                best_keys.setdefault(key, len(best_keys)),
+                b.iteration,
+                b.value,
+                int(b.pinned),
+                int(b.loadable),
+            ]
+        dirs = tuple(x for item in d.directions.items() for x in item)
+        rows.append(
+            [
+                flat,
+                direction_sets.setdefault(dirs, len(direction_sets)),
+                dataset_sets.setdefault(d.datasets, len(dataset_sets)),
+                d.checkpoints,
+                d.latest_checkpoint,
+                d.scored_until,
+                d.checkpoint_time,
+                [[it, p] for it, p in d.damaged.items()] if d.damaged else None,
+                d.problem,
+                d.trained_until,
+                d.stats_written,
+            ]
+        )
+    listed_names: dict[tuple[str, ...], int] = {}
     listings = []
-    for n in names:
+    for n in dnames:
         per_root = []
         for root in inputs.roots:
             listing = inputs.listings.get(root, {}).get(n)
@@ -107,49 +132,45 @@ def dumps(snap: Snapshot) -> bytes:
     doc = {
         "format": FORMAT,
         "version": VERSION,
-        "configs": snap.configs,
-        "weights": snap.weights,
-        "roots": inputs.roots,
-        "summary_fields": fields,
+        "configs": saved.configs,
+        "weights": saved.weights,
+        "config_token": files,
+        "config_keys": list(CONFIG_KEYS),
         "codecs": codecs,
-        "best_fields": bfields,
-        "runs_folder": snap.runs_folder,
-        "meta_folder": snap.meta_folder,
-        "stats": {kind: [m, i, sorted(names_)] for kind, (m, i, names_) in inputs.stats.items()},
         "names": names,
         "columns": columns,
+        "roots": inputs.roots,
+        "complete": inputs.complete,
+        "stats": {kind: [m, i, sorted(ns)] for kind, (m, i, ns) in inputs.stats.items()},
+        "folders": {root: [list(sig), sorted(ns)] for root, (sig, ns) in inputs.folders.items()},
+        "swept": [n for n in inputs.sigs if n not in saved.digests],
+        "swept_sigs": [inputs.sigs[n] for n in inputs.sigs if n not in saved.digests],
+        "digest_names": dnames,
         "best_keys": list(best_keys),
-        "bests": bests,
         "direction_sets": list(direction_sets),
-        "directions": directions,
+        "dataset_sets": list(dataset_sets),
+        "digests": rows,
+        "sigs": [inputs.sigs.get(n) for n in dnames],
         "listed_names": list(listed_names),
-        "run_files": [snap.run_files.get(n) for n in names],
-        "meta_files": [snap.meta_files.get(n) for n in names],
-        "inputs": [inputs.sigs.get(n) for n in names],
         "listings": listings,
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def loads(data: bytes, configs: str, weights: str) -> Snapshot:
-    """A snapshot from a file's bytes; ValueError (or KeyError, TypeError, ...) if it is not one
-    written for these folders by this version."""
+def loads(data: bytes, configs: str, weights: str) -> Saved:
+    """A saved catalog from a file's bytes; ValueError (or KeyError, TypeError, ...) if it is not
+    one written for these folders by this version."""
     doc = json.loads(data)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise ValueError("not a run catalog snapshot of this version")
     if (doc["configs"], doc["weights"]) != (configs, weights):
         raise ValueError(f"made for other folders ({doc['configs']}, {doc['weights']})")
-    fields, codecs = doc["summary_fields"], doc["codecs"]
-    if fields != summary_fields() or doc["best_fields"] != best_fields():
-        raise ValueError("written by another version (other summary fields)")
+    if doc["config_keys"] != list(CONFIG_KEYS):
+        raise ValueError("written by another version (other config fields)")
     names = doc["names"]
-    n = len(names)
-    per_run = ("bests", "directions", "run_files", "meta_files", "inputs", "listings")
-    if len(doc["columns"]) != len(fields) or any(len(doc[k]) != n for k in per_run):
-        raise ValueError("arrays of different lengths")
     columns = []
-    for values, codec in zip(doc["columns"], codecs, strict=True):
-        if len(values) != n:
+    for values, codec in zip(doc["columns"], doc["codecs"], strict=True):
+        if len(values) != len(names):
             raise ValueError("arrays of different lengths")
         if codec == "datetime":
             values = [None if v is None else datetime.fromisoformat(v) for v in values]
@@ -158,52 +179,81 @@ def loads(data: bytes, configs: str, weights: str) -> Snapshot:
         elif codec != "plain":
             raise ValueError(f"unknown codec {codec!r}")
         columns.append(values)
-    width = 1 + len(best_fields())
-    best_keys = [(criterion, dataset) for criterion, dataset in doc["best_keys"]]
-    # read-only once loaded: runs with the same directions share one mapping
-    direction_sets = [dict(zip(d[::2], d[1::2], strict=True)) for d in doc["direction_sets"]]
-    made: dict[tuple, Best] = {}
-    entries: dict[str, Entry] = {}
-    positional = all(not f.kw_only for f in attrs.fields(RunSummary) if f.init)
-    rows = zip(*columns, strict=True) if columns else iter([()] * n)
-    for name, row, flat, dirs in zip(names, rows, doc["bests"], doc["directions"], strict=True):
-        summary = RunSummary(*row) if positional else RunSummary(**dict(zip(fields, row, strict=True)))
-        if summary.name != name:
-            raise ValueError(f"summary of {summary.name!r} filed under {name!r}")
-        run_bests = {}
-        for j in range(0, len(flat), width):
-            values = tuple(flat[j + 1 : j + width])
-            best = made.get(values)  # Best is frozen: equal ones are shared (a run's best over all
-            if best is None:  # datasets is its best on its one dataset, most of the time)
-                best = made[values] = Best(*values)
-            run_bests[best_keys[flat[j]]] = best
-        entries[name] = (summary, run_bests, direction_sets[dirs])
+    fields: dict[str, dict] = {}
+    rows = zip(*columns, strict=True) if columns else iter([()] * len(names))
+    for name, row in zip(names, rows, strict=True):
+        found = dict(zip(CONFIG_KEYS, row, strict=True))
+        if found["config_problem"] is None:
+            del found["config_problem"]
+        for key in ("task", "architecture", "trainer", "datasplit", "created_by"):
+            if isinstance(found[key], str):
+                found[key] = _intern(found[key])
+        if found["name"] != name:
+            raise ValueError(f"config fields of {found['name']!r} filed under {name!r}")
+        fields[name] = found
+    token = None
+    if doc["config_token"] is not None:
+        t = doc["config_token"]
+        token = FilesToken(
+            t["kind"],
+            _tuple(t["folder"]),
+            _tuple(t["meta_folder"]),
+            {n: tuple(f) for n, f in zip(t["names"], t["files"], strict=True)},
+            {n: _tuple(m) for n, m in zip(t["names"], t["metas"], strict=True)},
+        )
+    best_keys = [(_intern(c), None if d is None else _intern(d)) for c, d in doc["best_keys"]]
+    direction_sets = [
+        {_intern(c): h for c, h in zip(d[::2], d[1::2], strict=True)} for d in doc["direction_sets"]
+    ]
+    dataset_sets = [tuple(_intern(x) for x in d) for d in doc["dataset_sets"]]
+    criteria_of = [tuple(sorted(d)) for d in direction_sets]
+    made: dict[tuple, Choice] = {}
+    digests: dict[str, RunDigest] = {}
+    dnames = doc["digest_names"]
+    for name, row in zip(dnames, doc["digests"], strict=True):
+        flat, dirs, sets, checkpoints, latest, scored, when, damaged, problem, trained, written = row
+        bests = {}
+        for j in range(0, len(flat), 5):
+            values = (flat[j + 1], flat[j + 2], bool(flat[j + 3]), bool(flat[j + 4]))
+            choice = made.get(values)  # frozen: equal ones are shared
+            if choice is None:
+                choice = made[values] = Choice(*values)
+            bests[best_keys[flat[j]]] = choice
+        digests[name] = RunDigest(
+            bests=bests,
+            directions=direction_sets[dirs],
+            criteria=criteria_of[dirs],
+            datasets=dataset_sets[sets],
+            checkpoints=checkpoints,
+            latest_checkpoint=latest,
+            scored_until=scored,
+            checkpoint_time=when,
+            damaged={int(it): p for it, p in damaged} if damaged else {},
+            problem=problem,
+            trained_until=trained,
+            stats_written=written,
+        )
     roots = [str(root) for root in doc["roots"]]
     inputs = InputState(roots)
-    inputs.stats = {kind: (m, i, frozenset(names_)) for kind, (m, i, names_) in doc["stats"].items()}
+    inputs.complete = bool(doc["complete"])
+    inputs.stats = {kind: (m, i, frozenset(ns)) for kind, (m, i, ns) in doc["stats"].items()}
+    inputs.folders = {root: (tuple(sig), frozenset(ns)) for root, (sig, ns) in doc["folders"].items()}  # type: ignore[misc]
     inputs.listings = {root: {} for root in roots}
-    listed_names = [tuple(names_) for names_ in doc["listed_names"]]
-    for name, sig, listings in zip(names, doc["inputs"], doc["listings"], strict=True):
-        inputs.sigs[name] = tuple(sig)
+    listed_names = [tuple(ns) for ns in doc["listed_names"]]
+    for name, sig, listings in zip(dnames, doc["sigs"], doc["listings"], strict=True):
+        if sig is not None:
+            inputs.sigs[name] = tuple(sig)
         for root, listing in zip(roots, listings, strict=True):
-            # (mtime, inode, names); read, never compared whole
             inputs.listings[root][name] = (
                 None if listing is None else (*listing[:2], listed_names[listing[2]])
             )
-    return Snapshot(
-        configs=configs,
-        weights=weights,
-        entries=entries,
-        run_files={n: tuple(s) for n, s in zip(names, doc["run_files"], strict=True)},
-        meta_files={n: _tuple(s) for n, s in zip(names, doc["meta_files"], strict=True)},
-        runs_folder=_tuple(doc["runs_folder"]),
-        meta_folder=_tuple(doc["meta_folder"]),
-        inputs=inputs,
-    )
+    for name, sig in zip(doc["swept"], doc["swept_sigs"], strict=True):
+        inputs.sigs[name] = tuple(sig)
+    return Saved(configs, weights, token, fields, inputs, digests)
 
 
-def load(file: Path, configs: str, weights: str) -> Snapshot | None:
-    """The snapshot in `file`, or None (absent; unreadable or foreign, with a warning)."""
+def load(file: Path, configs: str, weights: str) -> Saved | None:
+    """The saved catalog in `file`, or None (absent; unreadable or foreign, with a warning)."""
     try:
         data = file.read_bytes()
     except FileNotFoundError:
@@ -223,12 +273,12 @@ def load(file: Path, configs: str, weights: str) -> Snapshot | None:
             gc.enable()
 
 
-def save(file: Path, snap: Snapshot) -> bool:
-    """Write the snapshot: a temporary file renamed into place (best-effort: False if it can't)."""
+def save(file: Path, saved: Saved) -> bool:
+    """Write the saved catalog: a temporary file renamed into place (best-effort: False if it can't)."""
     try:
-        data = dumps(snap)
+        data = dumps(saved)
     except (TypeError, ValueError) as exc:
-        log.warning("run catalog snapshot not saved: %s", exc)
+        log.debug("run catalog snapshot not saved: %s", exc)
         return False
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -248,11 +298,11 @@ def _codec(field: str, values: list[Any]) -> str:
     if all(issubclass(k, tuple) for k in kinds) and all(_plain_tuple(v) for v in values if v is not None):
         return "tuple"
     types = ", ".join(sorted(k.__name__ for k in kinds))
-    raise TypeError(f"RunSummary.{field} holds {types}: no codec for it")
+    raise TypeError(f"config field {field} holds {types}: no codec for it")
 
 
 def _plain_tuple(value: tuple) -> bool:
-    """A tuple of plain values, None or such tuples (e.g. the (kind, name) pairs of RunSummary.uses)."""
+    """A tuple of plain values, None or such tuples (e.g. the (kind, name) pairs of `uses`)."""
     return all(
         x is None or isinstance(x, _PLAIN) or (isinstance(x, tuple) and _plain_tuple(x)) for x in value
     )

@@ -280,18 +280,27 @@ async def _run_sync(fn: Callable, *args: Any) -> Any:
 
 
 async def _call(view: Callable, request: Request, registry: views.Registry) -> Any:
-    """Run a view; its known failures become JSON errors with a 4xx (503: store unreachable)."""
+    """Run a view on one version of the catalog. A bad request is a 400, something it names that
+    is not there a 404, an unreachable store a 503; anything else is the server's fault (500),
+    logged with its traceback and answered with a message that names no server path."""
     try:
-        return await _run_sync(view, request, registry)
+        return await _run_sync(lambda: view(request, registry.for_request()))
     except BadRequest as exc:
         return _error_json(400, str(exc))
     except NotFound as exc:
         return _error_json(404, str(exc))
     except StoreConnectionError as exc:
         return _error_json(503, str(exc))
-    except (DacapoStoreError, ValueError, TypeError) as exc:
-        log.warning("%s %s: %s", request.method, request.url.path, redact(str(exc)))
-        return _error_json(400, str(exc) or type(exc).__name__)
+    except (DacapoStoreError, OSError) as exc:
+        log.error(
+            "%s %s: the store failed: %s", request.method, request.url.path, redact(str(exc)), exc_info=True
+        )
+        return _error_json(
+            500, f"the registry could not be read ({type(exc).__name__}); the server's log says why"
+        )
+    except Exception as exc:
+        log.error("%s %s: %s", request.method, request.url.path, redact(repr(exc)), exc_info=True)
+        return _error_json(500, "internal error; the server's log says why")
 
 
 def _error_page(env: Environment, request: Request, response: Response) -> Response:

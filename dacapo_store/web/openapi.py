@@ -49,6 +49,10 @@ _ERRORS = {
     "400": {"description": "Bad input", "content": {"application/json": {"schema": _ref("Error")}}},
     "401": {"description": "A token is needed", "content": {"application/json": {"schema": _ref("Error")}}},
     "404": {"description": "Not found", "content": {"application/json": {"schema": _ref("Error")}}},
+    "500": {
+        "description": "The store failed (the message names no server path; the server's log says why)",
+        "content": {"application/json": {"schema": _ref("Error")}},
+    },
     "503": {
         "description": "The store can't be reached",
         "content": {"application/json": {"schema": _ref("Error")}},
@@ -60,7 +64,7 @@ def _get(
     summary: str, schema: dict[str, Any], params: list[dict], errors: tuple[str, ...] = ("400", "401", "503")
 ):
     responses = {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}}
-    responses.update({code: _ERRORS[code] for code in errors})
+    responses.update({code: _ERRORS[code] for code in (*errors, "500")})
     return {"get": {"summary": summary, "parameters": params, "responses": responses}}
 
 
@@ -68,7 +72,15 @@ _BEST = {
     "type": "object",
     "nullable": True,
     "required": ["iteration", "value", "pinned"],
-    "properties": {"iteration": {"type": "integer"}, "value": _NULL_NUM, "pinned": {"type": "boolean"}},
+    "properties": {
+        "iteration": {"type": "integer"},
+        "value": _NULL_NUM,
+        "pinned": {"type": "boolean"},
+        "loadable": {
+            "type": "boolean",
+            "description": "False: the run's best score, whose checkpoint is gone (no checkpoint).",
+        },
+    },
 }
 
 _SUMMARY = {
@@ -93,6 +105,7 @@ _SUMMARY = {
         "updated_at": _NULL_STR,
         "criteria": {"type": "array", "items": {"type": "string"}},
         "datasets": {"type": "array", "items": {"type": "string"}},
+        "damage": {**_NULL_STR, "description": "What is wrong when the run's data can't be read."},
         "uses": {
             "type": "object",
             "description": "Names of the dataset and array configs its document holds, by kind.",
@@ -155,6 +168,7 @@ _RUN = {
     "properties": {
         "name": {"type": "string"},
         "summary": {**_ref("RunSummary"), "nullable": True},
+        "damage": _NULL_STR,
         "config": {"type": "object"},
         "parts": {"type": "object"},
         "checkpoints": {
@@ -168,6 +182,7 @@ _RUN = {
                     "size": _NULL_INT,
                     "created_at": _NULL_STR,
                     "created_by": _NULL_STR,
+                    "damaged": _NULL_STR,
                     "scores": {"type": "object", "additionalProperties": _NULL_NUM},
                     "best_for": {"type": "array", "items": {"type": "string"}},
                     "pinned_for": {"type": "array", "items": {"type": "string"}},

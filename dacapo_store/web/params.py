@@ -6,8 +6,8 @@ from collections.abc import Collection
 
 from starlette.datastructures import QueryParams
 
+from ..criteria import check_criterion
 from ..names import check_name
-from ..weights.scores import check_criterion
 
 
 class BadRequest(ValueError):

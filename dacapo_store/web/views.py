@@ -1,7 +1,9 @@
 """One function per page: it reads the request's parameters and returns the page's data.
 
 The HTML page renders that data with a template; its JSON twin under /api/v1/ returns it as it
-is (the Datasette pattern). Numbers come from `dacapo_store.queries`, never from the templates.
+is (the Datasette pattern). Numbers come from `dacapo_store.queries`, never from the templates:
+each request reads one immutable version of the run catalog (`Registry.for_request`), so what a
+page validates its parameters against is what it is built from.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from starlette.requests import Request
 from ..config_store.documents import KINDS, RUN_PARTS
 from ..errors import ConfigNotFoundError, DacapoStoreError
 from ..names import check_name
-from ..queries import STATUSES, RunCatalog, RunQuery, compare_runs, run_detail
+from ..queries import STATUSES, CatalogSnapshot, RunCatalog, RunQuery, compare_runs, run_detail
 from ..queries.catalog import MAX_LIMIT, PART_FILTERS, SORT_KEYS
 from ..queries.runs import check_run_names
 from ..queries.uses import NESTED_KINDS
@@ -25,7 +27,7 @@ from .params import BadRequest, NotFound, Params
 
 @attrs.define
 class Registry:
-    """What every view reads: the two stores and the catalog of run summaries over them."""
+    """What every view reads: the two stores and the run catalog over them."""
 
     configs: Any
     weights: WeightsStore
@@ -34,6 +36,30 @@ class Registry:
     def describe(self) -> str:
         """The store's name for pages: never with a password (describe() redacts it)."""
         return self.configs.describe()
+
+    def for_request(self) -> RequestView:
+        """The stores and one version of the catalog, for one request."""
+        return RequestView(self)
+
+
+class RequestView:
+    """What one request reads: the stores, and the catalog as one immutable snapshot, taken when
+    the request first asks for it (the catalog refreshed first, at most once a second)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.configs = registry.configs
+        self.weights = registry.weights
+        self._snapshot: CatalogSnapshot | None = None
+
+    @property
+    def catalog(self) -> CatalogSnapshot:
+        if self._snapshot is None:
+            self._snapshot = self.registry.catalog.snapshot()
+        return self._snapshot
+
+    def describe(self) -> str:
+        return self.registry.describe()
 
 
 #: config kind -> the run filter that selects its runs (kinds a run names directly).
@@ -45,20 +71,8 @@ RUN_PARAMS = (*PART_FILTERS, "name", "status", "sort", "order", "criterion", "da
 def _run_query(p: Params, registry: Registry, *, sort: str = "name", best_only: bool = False) -> RunQuery:
     criterion = p.criterion()
     dataset = p.name("dataset", "dataset name")
-    known = registry.catalog.criteria()
-    if criterion is not None and criterion not in known:
-        raise NotFound(
-            f"no run has scores for criterion {criterion!r}; known criteria: {', '.join(known) or 'none'}"
-        )
-    if dataset is not None:
-        chosen = criterion or registry.catalog.default_criterion(None)
-        if chosen is None or dataset not in known.get(chosen, []):
-            raise NotFound(
-                f"no run has {chosen!r} scores on dataset {dataset!r}; "
-                f"it has them on: {', '.join(known.get(chosen or '', [])) or 'none'}"
-            )
-    try:
-        return RunQuery(
+    try:  # every parameter is read before the registry is: a bad request is a 400 whatever its state
+        query = RunQuery(
             task=p.names("task", "task name"),
             architecture=p.names("architecture", "architecture name"),
             trainer=p.names("trainer", "trainer name"),
@@ -75,6 +89,19 @@ def _run_query(p: Params, registry: Registry, *, sort: str = "name", best_only: 
         )
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
+    known = registry.catalog.criteria()
+    if criterion is not None and criterion not in known:
+        raise NotFound(
+            f"no run has scores for criterion {criterion!r}; known criteria: {', '.join(known) or 'none'}"
+        )
+    if dataset is not None:
+        chosen = criterion or registry.catalog.default_criterion(None)
+        if chosen is None or dataset not in known.get(chosen, []):
+            raise NotFound(
+                f"no run has {chosen!r} scores on dataset {dataset!r}; "
+                f"it has them on: {', '.join(known.get(chosen or '', [])) or 'none'}"
+            )
+    return query
 
 
 def _filters_data(registry: Registry, q: RunQuery) -> dict[str, Any]:
@@ -137,6 +164,7 @@ def run(request: Request, registry: Registry) -> dict[str, Any]:
             stored=catalog.stored(),
             starts_from=catalog.starts_from,
             start_of=catalog.start_of,
+            best_of=catalog.best,
         )
     except ConfigNotFoundError as exc:
         raise NotFound(str(exc)) from None

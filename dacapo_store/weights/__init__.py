@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from ..criteria import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from ..options import Options
 from .base import Leftover, PickleCheckpointError, Weights, WeightsStore
 from .gridfs import GridFSWeightsStore
 from .local import LocalWeightsStore
-from .scores import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from .stats import TrainingIterationStats
 
 

@@ -11,9 +11,9 @@ Scores, criterion directions and pins live in the same per-run index. Backends
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
+import math
 import secrets
 import time
 from abc import ABC, abstractmethod
@@ -26,23 +26,27 @@ import attrs
 import xxhash
 
 from ..configs.runs import RunConfig
+from ..criteria import check_criterion, check_score, known_direction, start_rule
 from ..errors import (
     CorruptWeightsError,
     CriterionNotFoundError,
     DacapoStoreError,
     PickleCheckpointError,
+    StoreConnectionError,
     TrainingStatsConflictError,
     WeightsNotFoundError,
 )
 from ..names import check_name
 from ..provenance import current_user, utc_now
+from .best import choose, direction, kept_by_bests, pin_of
+from .digest import RunDigest, damaged_digest, digest_of
 from .index import RunIndex
-from .leaderboard import LeaderboardEntry, rank_entries
-from .scores import check_criterion, check_score, known_direction
+from .leaderboard import LeaderboardEntry, leaderboard_entries
 from .stats import TrainingIterationStats, TrainingStatsInput, same_stats, training_rows
 
 if TYPE_CHECKING:
     from ..legacy.registry import DacapoRegistry
+    from .digests import DigestTable
 
 # torch (via .serialization) is imported on first use, so scores, bests and listings stay light.
 
@@ -165,13 +169,25 @@ class WeightsStore(ABC):
             raise NotImplementedError(f"{type(self).__name__} can't list its runs")
         return {run: self.read_index(run) for run in runs}
 
-    def changes_since(self, token: Any, runs: Collection[str]) -> tuple[Any, set[str] | None]:
-        """(new token, runs whose index may have changed since `token` was handed out).
+    def changes_since(self, token: Any, runs: Collection[str] = ()) -> tuple[Any, set[str] | None]:
+        """(new token, runs whose data may have changed since `token` was handed out).
 
-        A cheap check for caches over many runs (the dashboard): None instead of a set means
-        "any run may have changed". `token` None asks for a first token. The default knows nothing.
+        The one change signal of the store, for views over many runs (`DigestTable`): it watches
+        `runs` and every run the store has (ours and DaCapo's), and names new runs too. None
+        instead of a set means "any run may have changed"; `token` None asks for a first token.
+        The default knows nothing.
         """
         return None, None
+
+    def stored_digests(self, runs: Iterable[str]) -> dict[str, RunDigest]:
+        """The digests writers stored of these runs' own indexes (`digest.py`), for the runs whose
+        stored digest matches its source as it is now; the others are left out (read them)."""
+        return {}
+
+    def dacapo_runs(self, runs: Iterable[str], token: Any = None) -> set[str]:
+        """Those of `runs` for which DaCapo keeps scores, best files or checkpoints (their index is
+        ours laid over DaCapo's). `token`: one from `changes_since`, which may already know."""
+        return set() if self.dacapo is None else self.dacapo.runs_with_index(runs)
 
     def read_checkpoint(self, run: str, iteration: int) -> dict[str, Any] | None:
         """The index entry of one checkpoint; backends may answer without reading the whole index."""
@@ -503,14 +519,18 @@ class WeightsStore(ABC):
         return self.best_choice(run, criterion, dataset).iteration
 
     def best_choice(self, run: RunLike, criterion: str, dataset: str | None = None) -> BestChoice:
-        """What `retrieve_best` picks, with its score and whether it is a pin (one read of the index)."""
+        """What `retrieve_best` picks, with its score and whether it is a pin (one read of the index).
+
+        The rule is `best.choose`: a loadable pin wins, else the best score with a loadable
+        checkpoint (ours or DaCapo's; damaged ones skipped; NaN never best; ties to the earlier).
+        """
         name = run_name(run)
         check_criterion(criterion)
         if dataset is not None:
             check_name(dataset, "dataset name", slash_ok=True)
         index = self.run_index(name)
         by_dataset = index.scores.get(criterion)
-        pinned = self._pin(index, criterion, dataset)
+        pinned = pin_of(index, criterion, dataset)
         if not by_dataset and pinned is None:
             if dataset is not None and dataset in index.scores and criterion not in index.scores:
                 raise CriterionNotFoundError(
@@ -527,58 +547,20 @@ class WeightsStore(ABC):
                 f"run {name} has no {criterion!r} scores on dataset {dataset!r}; "
                 f"it has them on: {', '.join(sorted(by_dataset))}"
             )
-        chosen = self._choose_best(name, index, criterion, dataset)
-        if chosen is None:
+        chosen = choose(index, criterion, dataset)
+        if chosen is None or not chosen.loadable:
             raise WeightsNotFoundError(
                 f"run {name}: no iteration scored on {criterion!r} has sound weights in {self.where}"
             )
-        iteration, pinned = chosen
-        return BestChoice(iteration, index.mean_score(criterion, dataset, iteration), pinned)
-
-    def _choose_best(
-        self, name: str, index: RunIndex, criterion: str, dataset: str | None
-    ) -> tuple[int, bool] | None:
-        """(iteration, pinned) of the best sound checkpoint by `criterion`, or None: the one rule."""
-        legacy: set[int] | None = None
-
-        def has_weights(iteration: int) -> bool:
-            nonlocal legacy
-            if index.usable(iteration):
-                return True
-            if iteration in index.checkpoints:
-                return False  # ours, and a check found it damaged
-            if legacy is None:
-                legacy = set(self.legacy_iterations(name))
-            return iteration in legacy
-
-        pinned = self._pin(index, criterion, dataset)
-        if pinned is not None:
-            if has_weights(pinned):
-                return pinned, True
+        if pinned is not None and not chosen.pinned:
             log.warning(
                 "run %s: the pinned best %s iteration %d has no sound weights; using the computed best",
                 name,
                 criterion,
                 pinned,
             )
-        by_dataset = index.scores.get(criterion)
-        if not by_dataset or (dataset is not None and dataset not in by_dataset):
-            return None
-        for iteration in index.ranking(criterion, dataset):
-            if has_weights(iteration):
-                return iteration, False
-        return None
-
-    @staticmethod
-    def _pin(index: RunIndex, criterion: str, dataset: str | None) -> int | None:
-        if (dataset, criterion) in index.pins:
-            return index.pins[(dataset, criterion)]
-        if dataset is None:
-            # one dataset only: its pin is also the pin over all datasets
-            datasets = list(index.scores.get(criterion, {}))
-            if len(datasets) == 1:
-                return index.pins.get((datasets[0], criterion))
-        return None
+        value = math.nan if chosen.value is None else chosen.value
+        return BestChoice(chosen.iteration, value, chosen.pinned)
 
     def store_best(self, run: RunLike, iteration: int, dataset: str | None, criterion: str) -> None:
         """Pin `iteration` as the best by `criterion` on `dataset` (None: over all datasets)."""
@@ -766,32 +748,72 @@ class WeightsStore(ABC):
     # ------------------------------------------------------------------ across runs
 
     def run_names(self) -> list[str]:
-        """Runs this store has anything for (checkpoints, scores or pins), sorted."""
+        """Runs this store has anything for (checkpoints, scores or pins), ours and DaCapo's, sorted."""
+        ours = set(self.own_run_names())
+        if self.dacapo is not None:
+            ours.update(self.dacapo.run_names())
+        return sorted(ours)
+
+    def own_run_names(self) -> list[str]:
+        """Runs with an index of ours (checkpoints, scores or pins)."""
         raise NotImplementedError
 
-    def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
-        """run -> {"<criterion>/<dataset or ''>": [iteration, value, pinned]}: each run's bests.
+    def run_digest(self, run: RunLike) -> RunDigest:
+        """The run's digest (`digest.py`): its bests by every criterion and dataset, and the rest a
+        view over many runs needs. A run whose data can't be read has a digest saying what is wrong."""
+        name = run_name(run)
+        return self.run_digests([name])[name]
 
-        Backends keep this summary cached (it is what `leaderboard` reads); this one computes it.
-        """
-        return {name: self.compute_bests(name) for name in (self.run_names() if runs is None else runs)}
-
-    def compute_bests(self, name: str, index: RunIndex | None = None) -> dict[str, list]:
-        """One run's bests for every criterion, over each dataset and over all (see `run_bests`)."""
-        index = self.run_index(name) if index is None else index
-        out: dict[str, list] = {}
-        keys = {(c, d) for c, by_d in index.scores.items() for d in [None, *by_d]}
-        keys |= {(c, d) for d, c in index.pins}
-        for criterion, dataset in keys:
-            try:
-                chosen = self._choose_best(name, index, criterion, dataset)
-            except ValueError:  # no direction known for the criterion
-                continue
-            if chosen is not None:
-                value: float | None = index.mean_score(criterion, dataset, chosen[0])
-                value = None if value != value else value  # NaN: a pin without a score
-                out[f"{criterion}/{dataset or ''}"] = [chosen[0], value, chosen[1]]
+    def run_digests(self, runs: Iterable[str], token: Any = None) -> dict[str, RunDigest]:
+        """Digests of `runs`: the stored one where its stamp matches its source and DaCapo has
+        nothing for the run, else folded from the index (ours over DaCapo's). `token`: one from
+        `changes_since`, which may already know which runs DaCapo has data for."""
+        runs = list(runs)
+        theirs = self.dacapo_runs(runs, token)
+        stored = self.stored_digests([r for r in runs if r not in theirs])
+        out = {}
+        for run in runs:
+            found = stored.get(run)
+            found = found if found is not None else self._fold_digest(run, run in theirs)
+            trained_until, written = self._stats_extent(run)
+            if trained_until is not None:
+                found = attrs.evolve(found, trained_until=trained_until, stats_written=written)
+            out[run] = found
         return out
+
+    def _stats_extent(self, run: str) -> tuple[int | None, float | None]:
+        try:
+            trained_until, written = self.training_stats_extent(run)
+        except StoreConnectionError:
+            raise
+        except (DacapoStoreError, OSError, ValueError) as exc:
+            log.warning("run %s: its training stats are unreadable: %s", run, exc)
+            return None, None
+        return trained_until, None if written is None else written.timestamp()
+
+    def _fold_digest(self, run: str, theirs: bool) -> RunDigest:
+        try:
+            index = self.run_index(run) if theirs else self.read_index(run)
+        except StoreConnectionError:
+            raise
+        except (DacapoStoreError, OSError) as exc:
+            log.warning("run %s: its data can't be read: %s", run, exc)
+            return damaged_digest(self.describe_problem(exc))
+        return digest_of(index)
+
+    def describe_problem(self, exc: BaseException) -> str:
+        """What is wrong with a run's data, for any reader: the message without the store's paths."""
+        return str(exc) or type(exc).__name__
+
+    def digest_table(self) -> DigestTable:
+        """This store's table of every run's digest (made on first use, kept up to date by
+        `DigestTable.refresh`): what `leaderboard` ranks and the run catalog is built on."""
+        table = self.__dict__.get("_digest_table")
+        if table is None:
+            from .digests import DigestTable
+
+            table = self.__dict__.setdefault("_digest_table", DigestTable(self))
+        return table
 
     def leaderboard(
         self,
@@ -801,33 +823,34 @@ class WeightsStore(ABC):
         *,
         top: int | None = None,
     ) -> list[LeaderboardEntry]:
-        """Each run's best checkpoint by `criterion`, best run first (by the criterion's direction).
+        """Each run's best by `criterion`, best run first (by the criterion's direction).
 
         `runs` limits it to those runs; `dataset=None` ranks by the mean over datasets, as
-        `retrieve_best` does; `top` keeps only the first so many. Runs without a sound scored
-        checkpoint are left out.
+        `retrieve_best` does; `top` keeps only the first so many. A run whose scored iterations
+        have no loadable checkpoint is listed by its best score with `loadable=False`. The same
+        rule and ranking as the command line and the dashboard (`best.py`).
         """
         check_criterion(criterion)
         if dataset is not None:
             check_name(dataset, "dataset name", slash_ok=True)
         names = None if runs is None else [run_name(r) for r in runs]
-        found = self.bests_for(f"{criterion}/{dataset or ''}", names)
-        return rank_entries(found, self.direction(criterion, names), top)
-
-    def bests_for(self, key: str, runs: Iterable[str] | None = None) -> list[tuple[str, list]]:
-        """(run, [iteration, value, pinned]) of the runs with a best by `key` (see `run_bests`)."""
-        return [(name, bests[key]) for name, bests in self.run_bests(runs).items() if key in bests]
+        table = self.digest_table()
+        digests = table.refresh(watch=names or ())
+        if names is not None:
+            digests = {n: digests[n] for n in names if n in digests}
+        key = (criterion, dataset)
+        found = [(name, d.bests[key]) for name, d in digests.items() if key in d.bests]
+        higher = direction(criterion, (digests[n].directions.get(criterion) for n in sorted(digests)))
+        return leaderboard_entries(found, higher, top)
 
     def direction(self, criterion: str, runs: list[str] | None = None) -> bool:
-        """Whether higher is better for `criterion`: DaCapo's table, else the first run that stores it."""
+        """Whether higher is better for `criterion`: DaCapo's table, else the first run (by name)
+        that stores it, else True (`best.direction`)."""
         known = known_direction(criterion)
         if known is not None:
             return known
-        for name in self.run_names() if runs is None else runs:
-            stored = self.read_index(name).directions.get(criterion)
-            if stored is not None:
-                return stored
-        return True
+        names = self.run_names() if runs is None else sorted(runs)
+        return direction(criterion, (self.read_index(name).directions.get(criterion) for name in names))
 
     # ------------------------------------------------------------------ pruning
 
@@ -853,18 +876,22 @@ class WeightsStore(ABC):
         index = self.run_index(name)
         ours = sorted(index.checkpoints)
         keep = set(ours[len(ours) - keep_last :]) if keep_last else set()
-        keep |= set(self._bests(name, index))
+        keep |= kept_by_bests(index)
         for _, criterion in starts:
-            if criterion == "latest":
-                if ours:
-                    keep.add(ours[-1])
-            elif criterion.isascii() and criterion.isdigit():
-                keep.add(int(criterion))
+            try:
+                kind, value = start_rule(criterion)
+            except (TypeError, ValueError) as exc:
+                log.warning("run %s: a start by %r keeps nothing: %s", name, criterion, exc)
+                continue
+            if kind == "latest":
+                if index.iterations():
+                    keep.add(index.iterations()[-1])
+            elif kind == "iteration":
+                keep.add(value)  # type: ignore[arg-type]
             else:
-                try:
-                    keep.add(self.retrieve_best(name, criterion))
-                except (CriterionNotFoundError, WeightsNotFoundError, ValueError) as exc:
-                    log.warning("run %s: a start by %r keeps nothing: %s", name, criterion, exc)
+                chosen = choose(index, value, None)  # type: ignore[arg-type]
+                if chosen is not None and chosen.loadable:
+                    keep.add(chosen.iteration)
         doomed = [it for it in ours if it not in keep]
         if not dry_run:
             for iteration in doomed:
@@ -872,13 +899,6 @@ class WeightsStore(ABC):
             if doomed:
                 log.info("pruned %d checkpoint(s) of run %s: %s", len(doomed), name, _summary(doomed))
         return doomed
-
-    def _bests(self, run: str, index: RunIndex) -> Iterator[int]:
-        yield from index.pins.values()
-        for criterion, by_dataset in index.scores.items():
-            for dataset in [None, *by_dataset]:
-                with contextlib.suppress(CriterionNotFoundError, WeightsNotFoundError, ValueError):
-                    yield self.retrieve_best(run, criterion, dataset)
 
 
 def _hashing(

@@ -5,8 +5,8 @@
 - `weights_runs`: the run's index, one document per run, `_id` the run name:
   `{checkpoints: {"<iteration>": meta}, damaged: {"<iteration>": problem},
   scores: {<dataset>: {"<iteration>": {<criterion>: value}}}, directions: {<criterion>: bool},
-  pins: {<dataset, "%" for all>: {<criterion>: iteration}}, updated, writes}` (dataset and criterion
-  names with `%`, `.` and `$` escaped). Every write is one single-document update of a few
+  pins: {<dataset, "%" for all>: {<criterion>: iteration}}, updated, writes, digest}` (dataset and
+  criterion names with `%`, `.` and `$` escaped). Every write is one single-document update of a few
   paths (`$set`/`$unset`), atomic on the server, so writers of one run (the trainer storing
   checkpoints, a validator storing scores) never lose each other's updates; each sets
   `updated` to the server's clock and adds one to `writes` (two writes in one millisecond),
@@ -15,15 +15,14 @@
   best), and reading every run's index reads one document per run, not one per scored
   iteration (MongoDB's 16 MiB hold about 100,000 scored iterations of 5 criteria).
   A run whose weights are deleted keeps an empty document (its `updated` says so to readers).
+  After each write, `digest` holds the run's digest (`digest.py`) with the `writes` count of the
+  document it was computed from, set by an update that matches only while `writes` is still that
+  count: a slower writer can never replace a newer digest, and a reader takes it only while the
+  counts agree (else it folds the document itself).
 - `weights_index`, `weights_scores`, `weights_pins`: the earlier layout of dacapo_store 0.1.0
   (a document per checkpoint, per scored iteration and dataset, per pin). Still read, and
   laid under `weights_runs`; removals and unpins delete there too; nothing new is written
   there.
-- `weights_bests`: a summary of each run's bests, rewritten after every index write of the run:
-  one document per `key` ("<criterion>/<dataset or ''>") and `bucket` (a hash of the run name,
-  0-63), `{key, bucket, entries: {<run name, '%', '.', '$' escaped>: [iteration, value, pinned]}}`.
-  A run's entry changes with one single-field `$set`; a leaderboard reads the 64 documents of
-  its key, whatever the number of runs (a few hundred entries per document at 10,000 runs).
 - `weights_training_stats`: one document per `{run_name, iteration}` with `loss` and `time`.
 
 DaCapo's own collections in the same database (`validation_scores`, `training_stats`, `runs`) are
@@ -36,7 +35,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import zlib
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -45,11 +43,14 @@ import gridfs
 from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
-from ..errors import CorruptWeightsError, TrainingStatsConflictError
+from ..errors import CorruptWeightsError, DacapoStoreError, TrainingStatsConflictError
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import IndexSpec, ensure_indexes
+from . import digest as digests
 from .base import BlobNotFoundError, Leftover, WeightsStore
+from .digest import RunDigest
 from .index import RunIndex
+from .inputs import InputState, sweep
 from .stats import mongo_stats_last, same_stats
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,6 @@ INDEXES: tuple[IndexSpec, ...] = (
     IndexSpec(
         "weights_training_stats", "run_name_iteration", (("run_name", 1), ("iteration", 1)), unique=True
     ),
-    IndexSpec("weights_bests", "key_bucket", (("key", 1), ("bucket", 1)), unique=True),
     IndexSpec(f"{_BUCKET}.files", "run_name_filename", (("run_name", 1), ("filename", 1))),
     IndexSpec(f"{_BUCKET}.files", "filename_1_uploadDate_1", (("filename", 1), ("uploadDate", 1))),
     IndexSpec(f"{_BUCKET}.chunks", "files_id_1_n_1", (("files_id", 1), ("n", 1)), unique=True),
@@ -98,7 +98,6 @@ class GridFSWeightsStore(WeightsStore):
         self._pins = self.db["weights_pins"]
         self._runs = self.db["weights_runs"]
         self._stats = self.db["weights_training_stats"]
-        self._summary = self.db["weights_bests"]
         with translate_errors(self.where):
             ensure_indexes(self.db, INDEXES, self.where)
 
@@ -251,7 +250,7 @@ class GridFSWeightsStore(WeightsStore):
         else:
             query = {"_id": {"$in": wanted}}
         with translate_errors(self.where):
-            for doc in self._runs.find(query, projection={"updated": False, "writes": False}):
+            for doc in self._runs.find(query, projection=_INDEX_ONLY):
                 run = doc.get("_id")
                 if isinstance(run, str):
                     events.setdefault(run, []).extend(_document_events(run, doc))
@@ -294,19 +293,21 @@ class GridFSWeightsStore(WeightsStore):
                 )
         return events
 
-    def changes_since(self, token: Any, runs: Collection[str]) -> tuple[Any, set[str] | None]:
-        """Runs whose `weights_runs` document was updated since the token (by its `updated` time).
+    def changes_since(self, token: Any, runs: Collection[str] = ()) -> tuple[Any, set[str] | None]:
+        """Runs whose data changed since the token, by the documents' own update markers.
 
-        Every write sets `updated` to the server's clock, so an overwrite in place shows like a
-        new score. The query reaches back a few seconds before the newest time seen (writes in
-        the same millisecond, the clock of a new primary after a failover) and the token keeps
-        the times seen in that window, so a run is named again only if its time moved. The
-        earlier layout's collections, our training stats and DaCapo's `validation_scores` and
-        `training_stats` are watched by count and newest _id (new documents name their runs;
-        a count that drops means everything is read again); pins of the earlier layout are few
-        and compared whole.
+        Every write of ours sets its `weights_runs` document's `updated` to the server's clock,
+        so an overwrite in place shows like a new score. The query reaches back a few seconds
+        before the newest time seen (writes in the same millisecond, the clock of a new primary
+        after a failover) and the token keeps the times seen in that window, so a run is named
+        again only if its time moved. Collections whose documents are only ever added (our
+        training stats, DaCapo's `validation_scores` and `training_stats`, the earlier layout's)
+        are watched by their newest `_id`: new documents name their runs. Pins of the earlier
+        layout are few and compared whole. DaCapo's checkpoints and best files under its runs
+        folder are watched by stat (`inputs.py`), new run folders included. What no marker shows
+        (a document DaCapo deletes) shows when the caller asks without a token: a full read.
         """
-        old = (
+        added = (
             self._index,
             self._scores,
             self._stats,
@@ -316,7 +317,7 @@ class GridFSWeightsStore(WeightsStore):
         valid = _valid_token(token)
         newest, recent = (token[0], token[1]) if valid else (None, {})
         with translate_errors(self.where):
-            counts = tuple(_count_and_newest(c) for c in old)
+            markers = tuple(_newest_id(c) for c in added)
             pins = self._earlier_pins()
             query = {} if newest is None else {"updated": {"$gte": newest - _LOOKBACK}}
             seen: dict[str, tuple[datetime, Any]] = {}
@@ -328,24 +329,70 @@ class GridFSWeightsStore(WeightsStore):
             changed = {run for run, mark in seen.items() if recent.get(run) != mark}
             newest = max([*(t for t, _ in seen.values()), *([newest] if newest else [])], default=None)
             recent = {} if newest is None else {r: m for r, m in seen.items() if m[0] >= newest - _LOOKBACK}
-            now = (newest, recent, counts, pins)
+            files = self._sweep_runs_dir(runs, token[4] if valid else None)
+            now = (newest, recent, markers, pins, files)
             if not valid:
                 return now, None
-            old_counts, old_pins = token[2], token[3]
+            old_markers, old_pins, old_files = token[2], token[3], token[4]
             changed |= {run for run in set(pins) | set(old_pins) if pins.get(run) != old_pins.get(run)}
-            for collection, (count, newest_id), (old_count, old_newest) in zip(
-                old, counts, old_counts, strict=True
-            ):
-                if (count, newest_id) == (old_count, old_newest):
+            if files is not None:
+                changed |= files.changed(old_files, files.sigs) if old_files is not None else set(files.sigs)
+            for collection, marker, old in zip(added, markers, old_markers, strict=True):
+                if marker == old:
                     continue
-                if count < old_count or old_newest is None:
-                    return now, None
-                added = collection.find({"_id": {"$gt": old_newest}}, projection={"run_name": True})
-                found = {d.get("run_name") for d in added}
-                if len(found) == 0 and count != old_count:
-                    return now, None
-                changed |= {r for r in found if isinstance(r, str)}
+                query = {} if old is None else {"_id": {"$gt": old}}
+                changed |= {
+                    d.get("run_name")
+                    for d in collection.find(query, projection={"run_name": True})
+                    if isinstance(d.get("run_name"), str)
+                }
         return now, changed
+
+    def _sweep_runs_dir(self, runs: Collection[str], previous: InputState | None) -> InputState | None:
+        """Stat signatures of DaCapo's checkpoints and best files under its runs folder, if any."""
+        runs_dir = self.dacapo.runs_dir if self.dacapo is not None else None
+        if runs_dir is None:
+            return None
+        previous = previous if isinstance(previous, InputState) else None
+        return sweep([str(runs_dir)], None, runs, previous, discover=True)
+
+    def dacapo_runs(self, runs: Iterable[str], token: Any = None) -> set[str]:
+        """Runs with DaCapo validation scores, or checkpoints and best files in its runs folder
+        (the token's sweep of that folder knows which, where it looked)."""
+        runs = list(runs)
+        if self.dacapo is None:
+            return set()
+        scored = self.dacapo.scored_run_names()
+        files = token[4] if _valid_token(token) else None
+        if files is None or self.dacapo.runs_dir is None:
+            return self.dacapo.runs_with_index(runs)
+        unknown = [run for run in runs if run not in files.sigs]
+        found = {
+            run for run in runs if run in scored or (run in files.sigs and not files.without_dacapo(run))
+        }
+        return found | (self.dacapo.runs_with_index(unknown) if unknown else set())
+
+    def stored_digests(self, runs: Iterable[str]) -> dict[str, RunDigest]:
+        """The digests whose `writes` count is their document's (one query for all the runs)."""
+        wanted = set(runs)
+        out: dict[str, RunDigest] = {}
+        if not wanted:
+            return out
+        # many runs: one pass over the collection (a long `$in` costs more than reading the rest)
+        query = {} if len(wanted) > _MANY else {"_id": {"$in": sorted(wanted)}}
+        with translate_errors(self.where):
+            docs = list(self._runs.find(query, projection={"digest": True, "writes": True}))
+        for doc in docs:
+            if doc.get("_id") not in wanted:
+                continue
+            found = doc.get("digest")
+            if not isinstance(found, Mapping) or found.get("writes") != doc.get("writes"):
+                continue
+            try:
+                out[doc["_id"]] = digests.from_json(found)
+            except (ValueError, KeyError, TypeError):
+                continue  # not one this version reads: the document is folded instead
+        return out
 
     def _earlier_pins(self) -> dict[str, tuple]:
         pins: dict[str, tuple] = {}
@@ -379,7 +426,22 @@ class GridFSWeightsStore(WeightsStore):
         with translate_errors(self.where):
             for event in events:
                 self._apply(run, event)
-            self._refresh_bests(run)
+        self._write_digest(run)
+
+    def _write_digest(self, run: str) -> None:
+        """Set the run's digest from its document as read now, only while no write came after that
+        read (`writes` unchanged): a later writer sets its own. Best-effort: the write is done."""
+        try:
+            with translate_errors(self.where):
+                doc = self._runs.find_one({"_id": run}, projection={"digest": False, "updated": False})
+                if doc is None:
+                    return
+                events = self._earlier_layout_events([run]).get(run, []) + _document_events(run, doc)
+                found = digests.to_json(digests.digest_of(RunIndex().with_events(events)))
+                found["writes"] = doc.get("writes")
+                self._runs.update_one({"_id": run, "writes": doc.get("writes")}, {"$set": {"digest": found}})
+        except (DacapoStoreError, ValueError, TypeError) as exc:
+            log.warning("run %s: its digest was not written (%s); readers read its index", run, exc)
 
     def _apply(self, run: str, event: dict[str, Any]) -> None:
         op = event["op"]
@@ -428,7 +490,7 @@ class GridFSWeightsStore(WeightsStore):
         """Empty the run's document (it stays, with a new `updated`, so readers see the deletion),
         delete its documents of the earlier layout and its summary entries."""
         with translate_errors(self.where):
-            fields = ("checkpoints", "damaged", "scores", "directions", "pins")
+            fields = ("checkpoints", "damaged", "scores", "directions", "pins", "digest")
             self._runs.update_one(
                 {"_id": run},
                 {
@@ -439,27 +501,10 @@ class GridFSWeightsStore(WeightsStore):
             )
             for collection in (self._index, self._scores, self._pins):
                 collection.delete_many({"run_name": run})
-            field = f"entries.{_field(run)}"
-            self._summary.update_many(
-                {"bucket": _bucket(run), field: {"$exists": True}}, {"$unset": {field: ""}}
-            )
 
     # ------------------------------------------------------------------ across runs
 
-    def _refresh_bests(self, run: str) -> None:
-        """Rewrite the run's entries in the summary from its index as it is now (after this
-        writer's events): one `$set` per key it has, one `$unset` where it has no best any more."""
-        bests = self.compute_bests(run)
-        bucket, field = _bucket(run), f"entries.{_field(run)}"
-        with translate_errors(self.where):
-            for key, best in bests.items():
-                self._summary.update_one({"key": key, "bucket": bucket}, {"$set": {field: best}}, upsert=True)
-            self._summary.update_many(
-                {"bucket": bucket, "key": {"$nin": list(bests)}, field: {"$exists": True}},
-                {"$unset": {field: ""}},
-            )
-
-    def run_names(self) -> list[str]:
+    def own_run_names(self) -> list[str]:
         """Runs with checkpoints, scores or pins."""
         with translate_errors(self.where):
             names: set[str] = set()
@@ -468,37 +513,6 @@ class GridFSWeightsStore(WeightsStore):
             present = {"$or": [{f: {"$exists": True}} for f in ("checkpoints", "scores", "pins")]}
             names.update(d["_id"] for d in self._runs.find(present, projection={"_id": True}))
         return sorted(names)
-
-    def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
-        """Each run's bests from the `weights_bests` summary."""
-        wanted = None if runs is None else set(runs)
-        query: dict[str, Any] = (
-            {} if wanted is None else {"bucket": {"$in": sorted({_bucket(r) for r in wanted})}}
-        )
-        out: dict[str, dict[str, list]] = {}
-        with translate_errors(self.where):
-            for doc in self._summary.find(query, projection={"_id": False}):
-                for encoded, best in (doc.get("entries") or {}).items():
-                    name = _unfield(encoded)
-                    if wanted is None or name in wanted:
-                        out.setdefault(name, {})[doc["key"]] = best
-        return out
-
-    def bests_for(self, key: str, runs: Iterable[str] | None = None) -> list[tuple[str, list]]:
-        """(run, [iteration, value, pinned]) of the runs with a best by `key`: only the summary
-        documents of that key (and of the runs' buckets) are read."""
-        names = None if runs is None else set(runs)
-        query: dict[str, Any] = {"key": key}
-        if names is not None:
-            query["bucket"] = {"$in": sorted({_bucket(n) for n in names})}
-        found = []
-        with translate_errors(self.where):
-            for doc in self._summary.find(query, projection={"_id": False, "entries": True}):
-                for encoded, best in (doc.get("entries") or {}).items():
-                    name = _unfield(encoded)
-                    if names is None or name in names:
-                        found.append((name, best))
-        return found
 
     # ------------------------------------------------------------------ training stats
 
@@ -551,12 +565,10 @@ class GridFSWeightsStore(WeightsStore):
             self._stats.delete_many({"run_name": run})
 
 
-_BUCKETS = 64
-
-
-def _bucket(run: str) -> int:
-    """The summary bucket of a run: stable across processes and machines."""
-    return zlib.crc32(run.encode()) % _BUCKETS
+#: Above this many runs a query reads every run's digest rather than naming them in an `$in`.
+_MANY = 200
+#: What reading a run's index needs of its document.
+_INDEX_ONLY = {"updated": False, "writes": False, "digest": False}
 
 
 def _field(run: str) -> str:
@@ -584,7 +596,7 @@ _LOOKBACK = timedelta(seconds=5)
 
 
 def _valid_token(token: Any) -> bool:
-    return isinstance(token, tuple) and len(token) == 4 and isinstance(token[2], tuple)
+    return isinstance(token, tuple) and len(token) == 5 and isinstance(token[2], tuple)
 
 
 def _pin_field(dataset: str | None) -> str:
@@ -651,6 +663,7 @@ def _document_events(run: str, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     return events
 
 
-def _count_and_newest(collection: Any) -> tuple[int, Any]:
+def _newest_id(collection: Any) -> Any:
+    """The highest `_id` of a collection (the `_id` index answers), None if it is empty."""
     newest = collection.find_one({}, projection={"_id": True}, sort=[("_id", -1)])
-    return collection.estimated_document_count(), None if newest is None else newest["_id"]
+    return None if newest is None else newest["_id"]

@@ -11,6 +11,9 @@ hand it over as events; `RunIndex.with_events` is the one place that interprets 
 - ``{"op": "damaged", "iteration": i, "problem": text}``: a check found this checkpoint damaged or
   missing blobs; it is not offered as a best until a new checkpoint replaces it.
 
+DaCapo's own data of a run (its scores, best files and checkpoints, read by `legacy/`) is a RunIndex
+too, whose `legacy` holds the iterations of DaCapo's checkpoint files; `over` lays ours on it.
+
 A RunIndex is never changed once built: `with_events` returns a new one that shares what did not
 change, so a reader can keep using the one it has while another thread folds in new events.
 """
@@ -19,10 +22,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from .scores import known_direction, rank
+from ..criteria import known_direction
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ def _is_iteration(value: object) -> bool:
 class RunIndex:
     """What a run has: checkpoint metadata by iteration, scores, criterion directions, pins."""
 
-    __slots__ = ("_rankings", "checkpoints", "damaged", "directions", "pins", "scores")
+    __slots__ = ("_rankings", "checkpoints", "damaged", "directions", "legacy", "pins", "scores")
 
     def __init__(self) -> None:
         self.checkpoints: dict[int, dict[str, Any]] = {}
@@ -47,6 +50,8 @@ class RunIndex:
         self.pins: dict[PinKey, int] = {}
         #: iteration -> what a check found wrong with its checkpoint
         self.damaged: dict[int, str] = {}
+        #: iterations with a DaCapo checkpoint file (`checkpoints/iterations/<n>`), loadable too
+        self.legacy: frozenset[int] = frozenset()
         self._rankings: dict[tuple[str, str | None], list[int]] = {}
 
     def with_events(self, events: Iterable[Mapping[str, Any]]) -> RunIndex:
@@ -57,6 +62,7 @@ class RunIndex:
         new.directions = self.directions
         new.pins = self.pins
         new.damaged = self.damaged
+        new.legacy = self.legacy
         copied: set[Any] = set()
 
         def fresh(key: Any, container: dict) -> dict:
@@ -154,13 +160,23 @@ class RunIndex:
         new._rankings = {k: v for k, v in self._rankings.items() if k[0] not in touched}
         return new
 
-    def has_weights(self, iteration: int) -> bool:
-        """Whether a checkpoint written by this store exists for `iteration`."""
-        return iteration in self.checkpoints
+    def with_legacy(self, iterations: Iterable[int]) -> RunIndex:
+        """A new index sharing this one's data, with `legacy` set to these DaCapo checkpoint iterations."""
+        new = self.with_events(())
+        new._rankings = self._rankings
+        new.legacy = frozenset(iterations)
+        return new
 
     def usable(self, iteration: int) -> bool:
-        """Whether the checkpoint of `iteration` exists and no check found it damaged."""
-        return iteration in self.checkpoints and iteration not in self.damaged
+        """Whether `iteration` has a loadable checkpoint: ours, unless a check found it damaged, else
+        DaCapo's (ours wins where both have one: a damaged one of ours is not loadable)."""
+        if iteration in self.checkpoints:
+            return iteration not in self.damaged
+        return iteration in self.legacy
+
+    def iterations(self) -> list[int]:
+        """Iterations with a checkpoint, ours or DaCapo's, damaged ones included, ascending."""
+        return sorted(self.legacy.union(self.checkpoints)) if self.legacy else sorted(self.checkpoints)
 
     def mean_score(self, criterion: str, dataset: str | None, iteration: int) -> float:
         """The score of `iteration` on `dataset`, else its mean over the datasets scoring it; NaN if none."""
@@ -194,15 +210,16 @@ class RunIndex:
         return self.scores.get(criterion, {}).get(dataset, {}).get(iteration, math.nan)
 
     def over(self, base: RunIndex) -> RunIndex:
-        """This index laid over `base` (DaCapo's scores and bests): where both have a value, ours wins.
-
-        Checkpoints are this index's only; `base` adds scores, directions and pins.
+        """This index laid over `base` (DaCapo's scores, bests and checkpoints): where both have a
+        value, ours wins. Checkpoint entries are this index's; `base` adds scores, directions,
+        pins and its `legacy` checkpoint iterations.
         """
-        if not (base.scores or base.pins):
+        if not (base.scores or base.pins or base.legacy):
             return self
         new = RunIndex()
         new.checkpoints = self.checkpoints
         new.damaged = self.damaged
+        new.legacy = base.legacy
         new.scores = {c: {d: dict(v) for d, v in by_d.items()} for c, by_d in base.scores.items()}
         for criterion, by_dataset in self.scores.items():
             merged = new.scores.setdefault(criterion, {})
@@ -211,3 +228,36 @@ class RunIndex:
         new.directions = {**base.directions, **self.directions}
         new.pins = {**base.pins, **self.pins}
         return new
+
+
+def rank(
+    values_by_dataset: Mapping[str, Mapping[int, float]],
+    higher_is_better: bool,
+    datasets: Collection[str] | None = None,
+) -> list[int]:
+    """Iterations from best to worst by their score (mean over the given datasets validated there).
+
+    NaN scores count as missing. Ties go to the earlier iteration.
+    """
+    chosen = values_by_dataset if datasets is None else {d: values_by_dataset[d] for d in datasets}
+    if len(chosen) == 1:
+        (values,) = chosen.values()
+        means = {it: v for it, v in values.items() if v == v}  # v != v: NaN
+    else:
+        sums: dict[int, float] = {}
+        counts: dict[int, int] = {}
+        for values in chosen.values():
+            for it, v in values.items():
+                if v != v:
+                    continue
+                if it in sums:
+                    sums[it] += v
+                    counts[it] += 1
+                else:
+                    sums[it] = v
+                    counts[it] = 1
+        means = {it: s / counts[it] for it, s in sums.items()}
+    keys = {it: -m for it, m in means.items()} if higher_is_better else means
+    order = sorted(keys)  # by iteration, then a stable sort by score: ties keep the earlier one first
+    order.sort(key=keys.__getitem__)
+    return order

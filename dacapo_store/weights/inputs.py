@@ -30,9 +30,8 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-#: A folder or file modified less than this long before a sweep may change again unseen (its
-#: mtime is a clock tick of up to 10 ms; the rest is margin).
-RACY_NS = 100_000_000
+from ..fsutil import RACY_NS
+
 #: Our journals under `<run>/checkpoints/`.
 JOURNALS = ("index.jsonl", "training_stats.jsonl")
 #: Names in a signature that hold no DaCapo scores, bests or checkpoints.
@@ -50,7 +49,7 @@ Listing = Sequence[Any] | None
 class InputState:
     """One sweep's signatures by run, and the folder listings a next sweep may reuse."""
 
-    __slots__ = ("complete", "listings", "roots", "sigs", "stats")
+    __slots__ = ("complete", "folders", "listings", "roots", "sigs", "stats")
 
     def __init__(self, roots: list[str] | None = None) -> None:
         #: the folders holding run folders whose `checkpoints/` were listed
@@ -62,6 +61,8 @@ class InputState:
         self.stats: dict[str, tuple[int, int, frozenset[str]]] = {}
         #: False when some input of the runs can't be stat'ed (DaCapo's stats in MongoDB)
         self.complete = True
+        #: root -> ((mtime_ns or -1 if racy, inode), the folder names in it) as last listed
+        self.folders: dict[str, tuple[tuple[int, int], frozenset[str]]] = {}
 
     def without_dacapo(self, run: str) -> bool:
         """Whether the run has, by this sweep, none of DaCapo's checkpoints, best files or scores
@@ -75,6 +76,10 @@ class InputState:
         return {run for run in runs | (set(other.sigs) - runs) if self.sigs.get(run) != other.sigs.get(run)}
 
 
+#: Folders beside the run folders that are never runs: DaCapo's configs and stats.
+NOT_RUNS = frozenset({"configs", "stats"})
+
+
 def sweep(
     roots: list[str],
     dacapo_base: str | None,
@@ -82,9 +87,14 @@ def sweep(
     previous: InputState | None = None,
     *,
     complete: bool = True,
+    discover: bool = False,
 ) -> InputState:
     """Stat the inputs of `runs`: their `checkpoints/` folders under each of `roots` (ours, and
-    DaCapo's when it keeps runs elsewhere) and DaCapo's stats under `dacapo_base` (None: none)."""
+    DaCapo's when it keeps runs elsewhere) and DaCapo's stats under `dacapo_base` (None: none).
+
+    With `discover`, also every run folder under the roots and every run with DaCapo stats (a
+    root is listed again only when its mtime moved since `previous`).
+    """
     started = time.time_ns()
     racy_after = started - RACY_NS
     state = InputState(roots)
@@ -96,8 +106,15 @@ def sweep(
         for kind in STATS_KINDS:
             folder = f"{dacapo_base}/stats/{kind}"
             before = previous.stats.get(kind) if previous is not None else None
-            state.stats[kind] = found = _listed_stats(folder, before, racy_after)
+            state.stats[kind] = found = listed_stats(folder, before, racy_after)
             stats_names[kind] = found[2]
+    if discover:
+        found_runs = set(runs)
+        for root in roots:
+            found_runs |= _run_folders(root, previous, state, racy_after)
+        for names in stats_names.values():
+            found_runs |= names
+        runs = found_runs
     stat = os.stat
     before_by_root = {root: previous.listings.get(root, {}) if previous is not None else {} for root in roots}
     for root in roots:
@@ -145,6 +162,29 @@ def sweep(
     return state
 
 
+def _run_folders(root: str, previous: InputState | None, state: InputState, racy_after: int) -> set[str]:
+    """The names in `root` that may be run folders; those of the previous sweep if the root's
+    mtime did not move since it listed them."""
+    try:
+        st = os.stat(root)
+    except OSError:
+        return set()
+    sig = (-1 if st.st_mtime_ns > racy_after else st.st_mtime_ns, st.st_ino)
+    before = previous.folders.get(root) if previous is not None else None
+    if before is not None and sig[0] != -1 and before[0] == sig:
+        names = before[1]
+    else:
+        try:
+            with os.scandir(root) as entries:
+                names = frozenset(
+                    e.name for e in entries if e.name[0] != "." and e.name not in NOT_RUNS and e.is_dir()
+                )
+        except OSError:
+            names = frozenset()
+    state.folders[root] = (sig, names)
+    return set(names)
+
+
 def _add(sig: list, name: str, path: str, racy_after: int, started: int) -> None:
     """Append (name, size, mtime, inode) of the file or folder at `path`, if there is one."""
     try:
@@ -172,7 +212,7 @@ def _best_file(entry: os.DirEntry) -> bool:
     return entry.name.endswith(".json") and entry.name[0] != "."
 
 
-def _listed_stats(
+def listed_stats(
     folder: str, before: tuple[int, int, frozenset[str]] | None, racy_after: int
 ) -> tuple[int, int, frozenset[str]]:
     try:

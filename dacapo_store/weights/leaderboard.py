@@ -1,15 +1,18 @@
-"""Leaderboard rows: each run's best checkpoint by a criterion, and their order."""
+"""Leaderboard rows: each run's best by a criterion, in the order `best.ranked` gives."""
 
 from __future__ import annotations
 
-import heapq
+from collections.abc import Iterable
 
 import attrs
+
+from .best import Choice, ranked
 
 
 @attrs.frozen
 class LeaderboardEntry:
-    """One run on a leaderboard: its best iteration, that iteration's score, and whether it is a pin."""
+    """One run on a leaderboard: its best iteration, that iteration's score, whether it is a pin,
+    and whether it has a loadable checkpoint (False: the run has scores but no checkpoint left)."""
 
     run: str
     iteration: int
@@ -17,18 +20,14 @@ class LeaderboardEntry:
     #: pinned iteration has no score
     value: float | None
     pinned: bool
+    loadable: bool = True
 
 
-def rank_entries(
-    bests: list[tuple[str, list]], higher_is_better: bool, top: int | None = None
+def leaderboard_entries(
+    bests: Iterable[tuple[str, Choice]], higher_is_better: bool, top: int | None = None
 ) -> list[LeaderboardEntry]:
-    """(run, [iteration, value, pinned]) as entries, best first by the criterion's direction; runs
-    without a value last; ties by run name. With `top`, only the first `top` are built."""
-    sign = -1.0 if higher_is_better else 1.0
-
-    def key(item: tuple[str, list]) -> tuple[bool, float, str]:
-        value = item[1][1]
-        return (value is None, sign * value if value is not None else 0.0, item[0])
-
-    chosen = sorted(bests, key=key) if top is None else heapq.nsmallest(top, bests, key=key)
-    return [LeaderboardEntry(run, best[0], best[1], best[2]) for run, best in chosen]
+    """(run, best) pairs as entries, ranked by `best.ranked` (the one ranking across runs)."""
+    return [
+        LeaderboardEntry(run, c.iteration, c.value, c.pinned, c.loadable)
+        for run, c in ranked(bests, higher_is_better, top)
+    ]

@@ -4,6 +4,7 @@ Layout of one run::
 
     checkpoints/index.jsonl        the run's index: a header line, then one JSON event per line
     checkpoints/index.jsonl.lock   filelock guarding appends
+    checkpoints/index.digest.json  the index's digest, stamped with the journal's id and length
     checkpoints/blobs/<iteration>-<token>.model.safetensors
     checkpoints/blobs/<iteration>-<token>.optimizer.pt
     checkpoints/training_stats.jsonl   our training stats: a header line, then `[iteration, loss, time]`
@@ -14,6 +15,12 @@ append-only: an event is one line written by one `write` under the lock and fsyn
 only complete lines, so they never see half an event. Each process keeps the parsed index of a run
 and reads only what was appended since, which keeps `retrieve_best` in microseconds on big runs.
 The training stats journal works the same way: appending never rewrites what is there.
+
+After each append, under the same lock, the writer replaces the run's digest (`digest.py`), stamped
+with the journal's header id and byte length: a reader that finds the stamp equal to the journal
+as it is now takes the digest instead of parsing the journal (one small file per run, shared by
+everyone who reads the registry); otherwise it parses the journal. Writing it is best-effort, after
+the append: a failure leaves a digest whose stamp no longer matches, never a wrong one.
 
 DaCapo's own files under the same `basedir` (its checkpoints, `stats/`, best files) are read in
 place through `self.dacapo` and never written.
@@ -27,7 +34,6 @@ import mmap
 import os
 import secrets
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
@@ -35,14 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
-from ..cache import cache_file
 from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from ..fsutil import fsync_dir, write_temp
+from . import digest as digests
 from .base import BlobNotFoundError, Leftover, WeightsStore
+from .digest import RunDigest
 from .index import RunIndex
 from .inputs import InputState, sweep
 from .stats import same_stats
-from .summary import NO_LEGACY, BestsSummary
 
 if TYPE_CHECKING:
     from ..legacy.registry import DacapoRegistry
@@ -51,14 +57,8 @@ log = logging.getLogger(__name__)
 
 _HEADER_KEY = "dacapo_store_index"
 _STATS_KEY = "dacapo_store_training_stats"
-#: Our registry-wide bookkeeping beside the run folders (DaCapo never looks there).
-PRIVATE_DIR = ".dacapo_store"
-#: Writers append the name of each run whose index they changed (see `bests_for`).
-_CHANGES_FILE = "changed-runs.log"
-#: How often a leaderboard checks every run's journal anyway: what no writer logged (a writer that
-#: can't write the change log, DaCapo adding checkpoints, a run folder removed by hand) shows
-#: within this many seconds.
-SWEEP_EVERY = 60.0
+#: The run's digest beside its index journal (see `digest.py`).
+DIGEST_FILE = "index.digest.json"
 _LOCK_TIMEOUT = 60.0
 _CACHE_SIZE = 64
 
@@ -184,7 +184,7 @@ class LocalWeightsStore(WeightsStore):
     # ------------------------------------------------------------------ the index journal
 
     def append_index(self, run: str, events: list[dict[str, Any]]) -> None:
-        """Append events as lines, under the run's lock, in one write, fsynced."""
+        """Append events as lines, under the run's lock, in one write, fsynced; then the digest."""
         if not events:
             return
         payload = b"".join(
@@ -193,26 +193,21 @@ class LocalWeightsStore(WeightsStore):
         path = self._journal(run)
         with _locked(path):
             _append(path, _HEADER_KEY, payload)
-        self._log_change(run)
+            self._write_digest(run)
 
-    def _changes_file(self) -> Path:
-        return self.basedir / PRIVATE_DIR / _CHANGES_FILE
-
-    def _log_change(self, run: str) -> None:
-        """Append `run` to the registry's change log, after its journal: one line, one write.
-
-        Best-effort: without it a leaderboard sees the change at its next full check.
-        """
-        file = self._changes_file()
+    def _write_digest(self, run: str) -> None:
+        """Replace the run's digest with one of its journal as it is now (the caller holds the
+        journal's lock, so nothing is appended meanwhile). Best-effort: the append is done."""
+        path = self._journal(run)
+        target = self._checkpoints(run) / DIGEST_FILE
         try:
-            file.parent.mkdir(exist_ok=True)
-            fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-            try:
-                os.write(fd, json.dumps(run).encode() + b"\n")
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            log.debug("change of run %s not logged in %s: %s", run, file, exc)
+            index, header, length = _read_journal_state(path, _HEADER_KEY, RunIndex, _fold_events)
+            stamp = {"id": _header_id(header), "length": length}
+            doc = {"of": stamp, **digests.to_json(digests.digest_of(index))}
+            data = json.dumps(doc, separators=(",", ":")).encode()
+            os.replace(write_temp(target.parent, target.name, [data], fsync=False), target)
+        except (OSError, ValueError, TypeError, CorruptWeightsError) as exc:
+            log.warning("run %s: its digest was not written (%s); readers read its journal", run, exc)
 
     def read_indexes(self, runs: Iterable[str] | None = None) -> dict[str, RunIndex]:
         """Indexes of `runs` (None: every folder under basedir with an index journal)."""
@@ -224,24 +219,29 @@ class LocalWeightsStore(WeightsStore):
                 runs = []
         return {run: self.read_index(run) for run in runs}
 
-    def changes_since(self, token: Any, runs: Collection[str]) -> tuple[Any, set[str] | None]:
-        """The token is the stat signature of everything each run's summary reads (`inputs.py`):
-        our journals, DaCapo's checkpoints, best files and stats; appends and replacements show."""
+    def changes_since(self, token: Any, runs: Collection[str] = ()) -> tuple[Any, set[str] | None]:
+        """The token is the stat signature of everything a run's digest and summary read
+        (`inputs.py`): our journals, DaCapo's checkpoints, best files and stats; appends,
+        replacements and new run folders show. It watches `runs` and every run folder here.
+
+        Where DaCapo keeps its stats in MongoDB no stat sees them: those changes show when the
+        caller asks without a token (a full read), as the dashboard does every few minutes.
+        """
         previous = token if isinstance(token, InputState) else None
-        state = self.input_signatures(runs, previous)
+        state = self.input_signatures(runs, previous, discover=True)
         if previous is None:
             return state, None
-        return state, state.changed(previous, runs)
+        return state, state.changed(previous, state.sigs)
 
-    def input_signatures(self, runs: Collection[str], previous: InputState | None = None) -> InputState:
-        """Stat signatures of the files each run's summary is read from (see `inputs.py`).
+    def input_signatures(
+        self, runs: Collection[str], previous: InputState | None = None, *, discover: bool = False
+    ) -> InputState:
+        """Stat signatures of the files each run's digest and summary are read from (`inputs.py`).
 
         With the state of an earlier sweep, folders whose mtime did not move are not listed again;
         without one, every folder is. `complete` is False when DaCapo keeps the runs' stats
         somewhere a stat can't see (MongoDB): only a full read finds changes there.
         """
-        from ..legacy.registry import DacapoFiles
-
         roots = [str(self.basedir)]
         dacapo_base = None
         complete = self.dacapo is None
@@ -249,9 +249,52 @@ class LocalWeightsStore(WeightsStore):
             runs_dir = self.dacapo.runs_dir
             if runs_dir is not None and runs_dir != self.basedir:
                 roots.append(str(runs_dir))
-            if isinstance(self.dacapo, DacapoFiles):
-                dacapo_base, complete = str(self.dacapo.basedir), True
-        return sweep(roots, dacapo_base, runs, previous, complete=complete)
+            dacapo_base, complete = self.dacapo.stats_folder(), self.dacapo.stats_folder() is not None
+        return sweep(roots, dacapo_base, runs, previous, complete=complete, discover=discover)
+
+    def dacapo_runs(self, runs: Iterable[str], token: Any = None) -> set[str]:
+        """With a token of `changes_since`, its sweep already knows; else DaCapo's registry looks."""
+        if isinstance(token, InputState) and token.complete:
+            return {run for run in runs if run in token.sigs and not token.without_dacapo(run)} | {
+                run for run in runs if run not in token.sigs and run in self._dacapo_check([run])
+            }
+        return self._dacapo_check(runs)
+
+    def _dacapo_check(self, runs: Iterable[str]) -> set[str]:
+        return set() if self.dacapo is None else self.dacapo.runs_with_index(runs)
+
+    def stored_digests(self, runs: Iterable[str]) -> dict[str, RunDigest]:
+        """The digests whose stamp (journal header id, byte length) matches the journal now."""
+        base = str(self.basedir)
+        out = {}
+        for run in runs:
+            folder = f"{base}/{run}/checkpoints"
+            try:
+                fd = os.open(f"{folder}/index.jsonl", os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                size = os.fstat(fd).st_size
+                head = os.pread(fd, 256, 0)
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+            try:
+                with open(f"{folder}/{DIGEST_FILE}", "rb") as f:
+                    doc = json.loads(f.read())
+                stamp = doc["of"]
+                if stamp["length"] != size or stamp["id"] != _header_id(head[: head.find(b"\n") + 1]):
+                    continue
+                out[run] = digests.from_json(doc)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # absent, stale or damaged: the journal is read instead
+        return out
+
+    def describe_problem(self, exc: BaseException) -> str:
+        """The message with the registry's folder left out (a reader elsewhere names it another way)."""
+        text = super().describe_problem(exc)
+        return text.replace(f"{self.basedir}/", "").replace(str(self.basedir), "the registry folder")
 
     def read_index(self, run: str) -> RunIndex:
         """The run's index, read incrementally: only lines appended since the last call are parsed."""
@@ -307,6 +350,7 @@ class LocalWeightsStore(WeightsStore):
         if not path.exists():
             return
         with _locked(path):
+            (path.parent / DIGEST_FILE).unlink(missing_ok=True)
             path.unlink(missing_ok=True)
         Path(str(path) + ".lock").unlink(missing_ok=True)
         for folder in (self._checkpoints(run) / "blobs", self._checkpoints(run)):
@@ -315,187 +359,26 @@ class LocalWeightsStore(WeightsStore):
             except OSError:
                 break  # not empty: DaCapo's own files or leftovers stay
         fsync_dir(self.basedir / run)
-        self._log_change(run)
 
     # ------------------------------------------------------------------ across runs
 
-    def run_names(self) -> list[str]:
+    def own_run_names(self) -> list[str]:
         """Run folders that hold our index journal."""
-        return sorted(name for name, _ in self._journal_sigs())
-
-    def _journal_sigs(self, runs: Iterable[str] | None = None) -> list[tuple[str, tuple[int, int, int]]]:
-        """(run, (size, mtime_ns, inode) of its journal) for every run with one (or those of `runs`)."""
         base = str(self.basedir)
-        if runs is None:
-            try:
-                runs = [name for name in os.listdir(base) if name[0] != "."]
-            except (FileNotFoundError, NotADirectoryError):
-                return []
-        found = []
-        stat = os.stat
-        for name in runs:  # string paths: this loop is the leaderboard's cost at 10k runs
-            try:
-                st = stat(f"{base}/{name}/checkpoints/index.jsonl")
-            except OSError:
-                continue
-            found.append((name, (st.st_size, st.st_mtime_ns, st.st_ino)))
-        return found
-
-    def _legacy_sig(self, run: str) -> int:
-        """The mtime of the run's DaCapo checkpoint folder, NO_LEGACY if there is none."""
         try:
-            return os.stat(f"{self.basedir}/{run}/checkpoints/iterations").st_mtime_ns
-        except OSError:
-            return NO_LEGACY
-
-    def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
-        """Each run's bests by key, from the validated summary (see `bests_for`)."""
-        summary, present = self._summary(runs)
-        return {name: summary.run_bests(name) for name in present}
-
-    def bests_for(self, key: str, runs: Iterable[str] | None = None) -> list[tuple[str, list]]:
-        """(run, [iteration, value, pinned]) of every run with a best by `key`, from a registry-wide
-        summary (in the per-user cache, see `summary.py`: reading writes nothing into the
-        registry folder, which DaCapo may share; saving it is best-effort).
-
-        Writers log each run they change (`_log_change`), so between full checks only the runs in
-        the change log's new lines are looked at. A full check (at least every `SWEEP_EVERY`
-        seconds, or when the log is new, replaced or damaged) compares every run's journal stat,
-        and, for a run that had DaCapo checkpoints when its entry was built, that folder's mtime.
-        """
-        summary, present = self._summary(runs)
-        table = summary.key(key)
-        return [(name, table[name]) for name in present if name in table]
-
-    def _summary(self, runs: Iterable[str] | None) -> tuple[BestsSummary, list[str]]:
-        summary = self._load_summary()
-        if runs is None:
-            try:
-                log_st = os.stat(self._changes_file())
-            except OSError:
-                log_st = None
-            tail = self._logged_changes(summary, log_st)
-            if tail is not None and log_st is not None and summary.log is not None:
-                # only the runs writers logged since the summary last read the log
-                changed_runs, offset = tail
-                changed = self._refresh(summary, self._journal_sigs(changed_runs), changed_runs)
-                if changed or offset != summary.log[1]:
-                    summary.log = [log_st.st_ino, offset, summary.log[2]]
-                    self._save_summary(summary)
-                return summary, list(summary.sigs)
-            swept_at = time.time()
-            sigs = self._journal_sigs(None)
-            self._refresh(summary, sigs, None)
-            # the log as it was before this check: what is logged during it is read next time
-            summary.log = None if log_st is None else [log_st.st_ino, log_st.st_size, swept_at]
-            self._save_summary(summary)
-            return summary, [name for name, _ in sigs if name in summary.sigs]
-        wanted = list(runs)
-        sigs = self._journal_sigs(wanted)
-        if self._refresh(summary, sigs, wanted):
-            self._save_summary(summary)
-        return summary, [name for name, _ in sigs if name in summary.sigs]
-
-    def _logged_changes(
-        self, summary: BestsSummary, log_st: os.stat_result | None
-    ) -> tuple[set[str], int] | None:
-        """(runs logged as changed since the summary last read the log, new offset), or None when
-        every journal must be checked: no log, a new log, or the last full check too long ago."""
-        if log_st is None or summary.log is None:
-            return None
-        inode, offset, swept_at = summary.log
-        if log_st.st_ino != inode or log_st.st_size < offset or time.time() - swept_at >= SWEEP_EVERY:
-            return None
-        offset = int(offset)
-        if log_st.st_size == offset:
-            return set(), offset
-        try:
-            with open(self._changes_file(), "rb") as f:
-                f.seek(offset)
-                data = f.read(log_st.st_size - offset)
-        except OSError:
-            return None
-        complete = data[: data.rfind(b"\n") + 1]  # a line still being written is read next time
-        names = set()
-        for line in complete.splitlines():
-            try:
-                name = json.loads(line)
-            except ValueError:
-                return None  # damaged: check everything
-            if isinstance(name, str):
-                names.add(name)
-        return names, offset + len(complete)
-
-    def _refresh(
-        self, summary: BestsSummary, sigs: list[tuple[str, tuple[int, int, int]]], runs: Iterable[str] | None
-    ) -> bool:
-        """Bring the summary's entries of these runs up to date (runs=None: all runs, dropping
-        those whose journal is gone); True if anything changed."""
-        changed = False
-        found = set()
-        for name, sig in sigs:
-            found.add(name)
-            cached = summary.sigs.get(name)
-            if (
-                cached is not None
-                and tuple(cached[:3]) == sig
-                and (cached[3] == NO_LEGACY or cached[3] == self._legacy_sig(name))
-            ):
-                continue
-            try:
-                index = self.read_index(name)
-            except CorruptWeightsError as exc:
-                log.warning("leaderboard: skipping run %s: %s", name, exc)
-                if name in summary.sigs:
-                    summary.drop_run(name)
-                    changed = True
-                continue
-            summary.set_run(name, (*sig, self._legacy_sig(name)), self.compute_bests(name, index))
-            changed = True
-        gone = (set(summary.sigs) if runs is None else set(runs) & set(summary.sigs)) - found
-        for name in gone:
-            summary.drop_run(name)  # its journal is gone
-            changed = True
-        return changed
-
-    def _bests_file(self) -> Path:
-        return cache_file("run-bests", self.basedir, ".jsonl")
-
-    def _load_summary(self) -> BestsSummary:
-        file = self._bests_file()
-        try:
-            st = file.stat()
-        except OSError:
-            return BestsSummary()
-        key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        with _cache_lock:
-            cached = _bests_cache.get(str(file))
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        try:
-            summary = BestsSummary.parse(file.read_bytes())
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError):
-            log.warning("%s is unreadable; rebuilding it", file)
-            summary = BestsSummary()
-        with _cache_lock:
-            _bests_cache[str(file)] = (key, summary)
-        return summary
-
-    def _save_summary(self, summary: BestsSummary) -> None:
-        # A cache validated on every read: racing savers are harmless, the last rename wins.
-        file = self._bests_file()
-        try:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(write_temp(file.parent, file.name, [summary.dumps()], fsync=False), file)
-            st = file.stat()
-        except OSError as exc:
-            log.debug("run bests not saved in %s: %s", file.parent, exc)
-            return
-        with _cache_lock:
-            _bests_cache[str(file)] = ((st.st_mtime_ns, st.st_size, st.st_ino), summary)
+            names = [name for name in os.listdir(base) if name[0] != "."]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(name for name in names if os.path.isfile(f"{base}/{name}/checkpoints/index.jsonl"))
 
 
-_bests_cache: dict[str, tuple[tuple, BestsSummary]] = {}
+def _header_id(header: bytes) -> str | None:
+    """The `id` of a journal's header line (None if it has none)."""
+    try:
+        found = json.loads(header).get("id")
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
 
 
 def _locked(path: Path) -> FileLock:
@@ -555,11 +438,18 @@ def _fold_stats(
 
 def _read_journal(path_: Path, header_key: str, empty: Callable[[], Any], fold: Callable[..., Any]) -> Any:
     """A journal's folded value, parsing only the complete lines appended since the last read."""
+    return _read_journal_state(path_, header_key, empty, fold)[0]
+
+
+def _read_journal_state(
+    path_: Path, header_key: str, empty: Callable[[], Any], fold: Callable[..., Any]
+) -> tuple[Any, bytes, int]:
+    """(folded value, header line, bytes folded): the journal read up to its last complete line."""
     path = str(path_)
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return empty()
+        return empty(), b"", 0
     try:
         st = os.fstat(fd)
         identity = (st.st_dev, st.st_ino)
@@ -578,7 +468,7 @@ def _read_journal(path_: Path, header_key: str, empty: Callable[[], Any], fold: 
             and cached.offset <= st.st_size
         ):
             if cached.offset == st.st_size:
-                return cached.index
+                return cached.index, header, cached.offset
             start, value = cached.offset, cached.index
         else:
             try:
@@ -597,7 +487,7 @@ def _read_journal(path_: Path, header_key: str, empty: Callable[[], Any], fold: 
         _cache.move_to_end(path)
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
-    return value
+    return value, header, start + end
 
 
 def _pread_all(fd: int, offset: int, size: int) -> bytes:

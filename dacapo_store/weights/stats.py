@@ -8,7 +8,7 @@ from typing import Any, Union
 
 import attrs
 
-from .scores import check_score
+from ..criteria import check_score
 
 
 @attrs.frozen

@@ -73,10 +73,9 @@ def tree_files(root: Path) -> dict[str, str]:
     return out
 
 
-# where our own files live beside DaCapo's: under a run's checkpoints/, and the registry's change log
+# where our own files live beside DaCapo's: under a run's checkpoints/
 OURS = re.compile(
-    r"[^/]+/checkpoints/(blobs/.*|index\.jsonl(\.lock)?|training_stats\.jsonl(\.lock)?)"
-    r"|\.dacapo_store/changed-runs\.log"
+    r"[^/]+/checkpoints/(blobs/.*|index\.jsonl(\.lock)?|index\.digest\.json|training_stats\.jsonl(\.lock)?)"
 )
 
 
@@ -155,7 +154,8 @@ def open_layout(kind: str, tmp_path: Path):
 
 
 def expected_scores(entry: dict) -> dict:
-    """criterion -> dataset -> iteration -> best value over DaCapo's parameter sets (NaN skipped)."""
+    """criterion -> dataset -> iteration -> best value over DaCapo's parameter sets (NaN skipped;
+    NaN where every parameter set scored NaN: validated, no value)."""
     out: dict = {}
     for dataset, per_parameter in entry["scores"].items():
         for criterion in entry["criteria"]:
@@ -163,10 +163,20 @@ def expected_scores(entry: dict) -> dict:
             for iteration in entry["iterations"]:
                 values = [number(per_parameter[p][criterion][str(iteration)]) for p in per_parameter]
                 values = [v for v in values if not math.isnan(v)]
-                if values:
-                    best = max(values) if higher else min(values)
-                    out.setdefault(criterion, {}).setdefault(dataset, {})[iteration] = best
+                best = (max(values) if higher else min(values)) if values else math.nan
+                out.setdefault(criterion, {}).setdefault(dataset, {})[iteration] = best
     return out
+
+
+def nan_safe(value):
+    """`value` with every NaN replaced by the string "NaN", so that == compares NaN as equal."""
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, dict):
+        return {k: nan_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nan_safe(v) for v in value]
+    return value
 
 
 def expected_best(entry: dict, criterion: str, dataset: str | None) -> int:
@@ -175,7 +185,9 @@ def expected_best(entry: dict, criterion: str, dataset: str | None) -> int:
     datasets = [dataset] if dataset else list(scores)
     means = {}
     for iteration in entry["iterations"]:
-        values = [scores[d][iteration] for d in datasets if iteration in scores[d]]
+        values = [
+            scores[d][iteration] for d in datasets if not math.isnan(scores[d].get(iteration, math.nan))
+        ]
         if values:
             means[iteration] = sum(values) / len(values)
     higher = entry["higher_is_better"][criterion]

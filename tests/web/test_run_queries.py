@@ -12,6 +12,7 @@ from weights.conftest import age_our_stats, dacapo_stats_written_at
 from dacapo_store.queries import RunCatalog, RunQuery
 from dacapo_store.queries.runs import RunSummary, differing_fields, weights_fields
 from dacapo_store.queries.uses import nested_configs
+from dacapo_store.weights.digest import digest_of
 from dacapo_store.weights.index import RunIndex
 
 from .conftest import RUNS
@@ -139,10 +140,12 @@ def test_fresh_stats_date_a_run_whose_last_checkpoint_is_old():
     index = RunIndex().with_events(
         [{"op": "checkpoint", "iteration": 100, "meta": {"created_at": old, "blobs": {}}}]
     )
-    fields = weights_fields(index, trained_until=150, updated_at=NOW - timedelta(minutes=1))
+    written = (NOW - timedelta(minutes=1)).timestamp()
+    fields = weights_fields(attrs.evolve(digest_of(index), trained_until=150, stats_written=written))
     assert fields["updated_at"] == NOW - timedelta(minutes=1) and fields["iterations_trained"] == 150
     assert summary(**fields).status(NOW) == "training"
-    assert summary(**weights_fields(index, trained_until=150)).status(NOW) == "stalled"  # checkpoint alone
+    alone = weights_fields(attrs.evolve(digest_of(index), trained_until=150))
+    assert summary(**alone).status(NOW) == "stalled"  # checkpoint alone
 
 
 def test_the_catalog_sees_new_scores_checkpoints_and_pins_of_a_known_run(catalog):

@@ -46,7 +46,7 @@ def test_the_best_column_is_what_retrieve_best_chooses(client):
         best = {r["name"]: r["best"] for r in data["rows"]}
         iteration = weights.retrieve_best(BASE, criterion)
         value = weights.retrieve_validation_scores(BASE)[criterion]["validate"][iteration]
-        assert best[BASE] == {"iteration": iteration, "value": value, "pinned": False}
+        assert best[BASE] == {"iteration": iteration, "value": value, "pinned": False, "loadable": True}
         assert best[FINETUNE] is None
 
 
@@ -157,7 +157,7 @@ def test_new_runs_and_scores_appear_on_the_next_request_without_a_restart(client
     data = client.get("/api/v1/runs", params={"sort": "best"}).json()
     assert data["total"] == 3
     assert data["rows"][0]["name"] == FINETUNE
-    assert data["rows"][0]["best"] == {"iteration": 100, "value": 0.99, "pinned": False}
+    assert data["rows"][0]["best"] == {"iteration": 100, "value": 0.99, "pinned": False, "loadable": True}
 
 
 def test_a_deleted_run_disappears(client):

@@ -170,7 +170,7 @@ def test_leaderboard_keeps_run_names_with_dots(store):
     scored(store, "plain", [(100, 0.2)])
     assert [e.run for e in store.leaderboard("voi")] == [odd, "plain"]
     assert [e.run for e in store.leaderboard("voi", runs=[odd])] == [odd]
-    assert set(store.run_bests()) == {odd, "plain"}
+    assert set(store.run_digests([odd, "plain"])) == {odd, "plain"}
     store.delete_run(odd)
     assert [e.run for e in store.leaderboard("voi")] == ["plain"]
 
@@ -182,7 +182,11 @@ def test_summary_field_names_round_trip_without_dots_or_dollars(name):
     assert _unfield(field) == name
 
 
-def test_the_files_summary_serves_a_new_process_and_is_rebuilt_when_damaged(tmp_path):
+def digest_file(root, run):
+    return root / run / "checkpoints" / "index.digest.json"
+
+
+def test_a_reader_takes_the_writers_digest_only_while_its_stamp_matches(tmp_path):
     from dacapo_store.weights import local
 
     store = LocalWeightsStore(tmp_path)
@@ -190,15 +194,14 @@ def test_the_files_summary_serves_a_new_process_and_is_rebuilt_when_damaged(tmp_
     scored(store, "b", [(100, 0.2), (200, 0.1)])
     first = store.leaderboard("voi")
     assert [(e.run, e.iteration) for e in first] == [("b", 200), ("a", 100)]
-    local._bests_cache.clear()  # as in a new process
-    assert store.leaderboard("voi") == first
-    summary = local.cache_file("run-bests", tmp_path, ".jsonl")  # the per-user cache
-    assert summary.is_file() and not list(tmp_path.rglob("run-bests*"))  # not in the registry
-    summary.write_text("not a summary")
-    local._bests_cache.clear()
-    assert store.leaderboard("voi") == first
+    assert digest_file(tmp_path, "a").is_file()  # written by the writer, beside its journal
+    assert set(LocalWeightsStore(tmp_path).stored_digests(["a", "b"])) == {"a", "b"}
+    digest_file(tmp_path, "a").write_text("not a digest")  # damaged: the journal is read instead
+    local._cache.clear()  # as in a new process
+    assert LocalWeightsStore(tmp_path).stored_digests(["a", "b"]).keys() == {"b"}
+    assert LocalWeightsStore(tmp_path).leaderboard("voi") == first
     store.remove("b", 200)
-    assert [(e.run, e.iteration, e.value) for e in store.leaderboard("voi")] == [
+    assert [(e.run, e.iteration, e.value) for e in LocalWeightsStore(tmp_path).leaderboard("voi")] == [
         ("b", 100, 0.2),
         ("a", 100, 0.5),
     ]
@@ -212,7 +215,7 @@ def test_a_write_by_another_store_shows_in_the_next_leaderboard(tmp_path):
     reader, writer = LocalWeightsStore(tmp_path), LocalWeightsStore(tmp_path)
     scored(writer, "a", [(100, 0.5)])
     assert leaders(reader) == [("a", 100)]
-    scored(writer, "b", [(100, 0.2)])  # logged in the registry's change log: no full check needed
+    scored(writer, "b", [(100, 0.2)])
     assert leaders(reader) == [("b", 100), ("a", 100)]
     writer.store_validation_scores("a", 100, {"voi": 0.1})
     assert leaders(reader) == [("a", 100), ("b", 100)]
@@ -220,38 +223,19 @@ def test_a_write_by_another_store_shows_in_the_next_leaderboard(tmp_path):
     assert leaders(reader) == [("a", 100)]
 
 
-def test_between_full_checks_the_leaderboard_reads_only_logged_runs(tmp_path, monkeypatch):
-    from dacapo_store.weights import local
-
+def test_a_change_no_digest_follows_is_seen_at_the_next_leaderboard(tmp_path):
     store = LocalWeightsStore(tmp_path)
     scored(store, "a", [(100, 0.5)])
     scored(store, "b", [(100, 0.2)])
     assert leaders(store) == [("b", 100), ("a", 100)]
-    # a change no writer logged (another tool appending to the journal): unseen until a full check
+    # another tool appending to the journal: the digest's stamp no longer matches
     journal = tmp_path / "a" / "checkpoints" / "index.jsonl"
     event = {"op": "scores", "iteration": 100, "dataset": "validate", "scores": {"voi": 0.01},
              "higher_is_better": {"voi": False}}  # fmt: skip
     with open(journal, "ab") as f:
         f.write(json.dumps(event).encode() + b"\n")
-    assert leaders(store) == [("b", 100), ("a", 100)]
-    monkeypatch.setattr(local, "SWEEP_EVERY", 0.0)  # the full check is due
     assert leaders(store) == [("a", 100), ("b", 100)]
-
-
-def test_a_replaced_or_damaged_change_log_means_a_full_check(tmp_path):
-    store = LocalWeightsStore(tmp_path)
-    scored(store, "a", [(100, 0.5)])
-    assert leaders(store) == [("a", 100)]
-    changes = tmp_path / ".dacapo_store" / "changed-runs.log"
-    changes.unlink()
-    changes.write_bytes(b"not json\n")  # a new file (another inode), and unreadable
-    journal = tmp_path / "a" / "checkpoints" / "index.jsonl"
-    event = {"op": "scores", "iteration": 100, "dataset": "validate", "scores": {"voi": 0.9},
-             "higher_is_better": {"voi": False}}  # fmt: skip
-    scored(store, "b", [(100, 0.2)])  # logged after the junk line
-    with open(journal, "ab") as f:
-        f.write(json.dumps(event).encode() + b"\n")  # not logged
-    assert [(e.run, e.value) for e in store.leaderboard("voi")] == [("b", 0.2), ("a", 0.9)]
+    assert leaders(LocalWeightsStore(tmp_path)) == [("a", 100), ("b", 100)]
 
 
 def test_training_stats_go_with_a_copy_and_a_deleted_run(tmp_path):

@@ -1,0 +1,143 @@
+"""The criterion vocabulary, on the ground floor: names, directions, DaCapo's criteria, the start rule.
+
+Everything that asks "is this a criterion?", "which way is better?", "which criteria does DaCapo
+report?" or "what does this StartConfig.criterion choose?" asks it here, so the answer is the same
+for a store, a query, the command line and DaCapo's data read in place. No I/O, no other import
+of ours.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+#: The criteria of DaCapo 0.3.5's BinarySegmentationEvaluationScores, in its order (a distance
+#: task reports each of them per channel: "<channel>__<criterion>").
+BINARY_SEGMENTATION_CRITERIA: tuple[str, ...] = (
+    "dice",
+    "jaccard",
+    "hausdorff",
+    "false_negative_rate",
+    "false_negative_rate_with_tolerance",
+    "false_positive_rate",
+    "false_discovery_rate",
+    "false_positive_rate_with_tolerance",
+    "voi",
+    "mean_false_distance",
+    "mean_false_negative_distance",
+    "mean_false_positive_distance",
+    "mean_false_distance_clipped",
+    "mean_false_negative_distance_clipped",
+    "mean_false_positive_distance_clipped",
+    "precision_with_tolerance",
+    "recall_with_tolerance",
+    "f1_score_with_tolerance",
+    "precision",
+    "recall",
+    "f1_score",
+)
+#: InstanceEvaluationScores.criteria of DaCapo 0.3.5, in its order.
+INSTANCE_CRITERIA: tuple[str, ...] = ("voi_split", "voi_merge", "voi")
+#: DummyEvaluationScores.criteria of DaCapo 0.3.5, in its order.
+DUMMY_CRITERIA: tuple[str, ...] = ("frizz_level", "blipp_score")
+
+#: Which way is better for every criterion DaCapo 0.3.5's evaluators report, plus `loss`
+#: (DACAPO_FORMAT.md). Channel-prefixed names (`mito__dice`) are looked up by their criterion:
+#: see `known_direction`.
+HIGHER_IS_BETTER: frozenset[str] = frozenset(
+    {
+        "dice",
+        "jaccard",
+        "precision",
+        "recall",
+        "f1_score",
+        "precision_with_tolerance",
+        "recall_with_tolerance",
+        "f1_score_with_tolerance",
+        "frizz_level",
+    }
+)
+LOWER_IS_BETTER: frozenset[str] = frozenset(
+    {*BINARY_SEGMENTATION_CRITERIA, *INSTANCE_CRITERIA, *DUMMY_CRITERIA, "loss"} - HIGHER_IS_BETTER
+)
+
+# A criterion is a key in MongoDB documents and a word in StartConfig.criterion: no dots, no `$`,
+# and never all digits (digits name an iteration there).
+_CRITERION = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,127}")
+RESERVED_CRITERIA = frozenset({"latest"})
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def check_criterion(criterion: object) -> str:
+    """Return `criterion` if it can name a validation criterion; raise TypeError/ValueError otherwise."""
+    if type(criterion) is not str:
+        raise TypeError(f"criterion must be a str, got {type(criterion).__name__}: {criterion!r}")
+    if _CRITERION.fullmatch(criterion) is None or criterion in RESERVED_CRITERIA:
+        raise ValueError(
+            f"invalid criterion {criterion!r}: use 1 to 128 letters, digits, '_' or '-', starting with a "
+            f"letter or '_', and not {sorted(RESERVED_CRITERIA)}"
+        )
+    return criterion
+
+
+def known_direction(criterion: str) -> bool | None:
+    """True if higher is better, False if lower is better, None if the table does not know it.
+
+    A channel-prefixed criterion (`mito__dice`, as DaCapo's multi-channel evaluators report it)
+    takes the direction of its criterion.
+    """
+    if "__" in criterion and criterion not in HIGHER_IS_BETTER and criterion not in LOWER_IS_BETTER:
+        criterion = criterion.rsplit("__", 1)[1]
+    if criterion in HIGHER_IS_BETTER:
+        return True
+    if criterion in LOWER_IS_BETTER:
+        return False
+    return None
+
+
+def check_score(criterion: str, value: object) -> float:
+    """A score as a float: a real number (NaN allowed, meaning 'no score'); bools and strings are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        import numpy as np  # a dependency; imported here to keep `import dacapo_store` light
+
+        if isinstance(value, np.generic) and np.issubdtype(type(value), np.number):
+            return float(value)
+        if hasattr(value, "item") and getattr(value, "numel", lambda: 0)() == 1:
+            return check_score(criterion, value.item())  # a one-element tensor
+        raise TypeError(f"score for criterion {criterion!r} must be a real number, got {value!r}")
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------- the start rule
+
+StartKind = Literal["latest", "iteration", "criterion"]
+
+
+def start_rule(criterion: object) -> tuple[StartKind, int | str | None]:
+    """What a `StartConfig.criterion` chooses: ("latest", None), ("iteration", n) for digits, or
+    ("criterion", name) for a criterion name (the best iteration by it).
+
+    TypeError/ValueError if it is none of them, naming the three forms.
+    """
+    if criterion == "latest":
+        return "latest", None
+    if type(criterion) is str and _DIGITS.fullmatch(criterion) and criterion.isascii():
+        return "iteration", int(criterion)
+    try:
+        return "criterion", check_criterion(criterion)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{exc}; or use 'latest' or an iteration number") from None
+
+
+__all__ = [
+    "BINARY_SEGMENTATION_CRITERIA",
+    "DUMMY_CRITERIA",
+    "HIGHER_IS_BETTER",
+    "INSTANCE_CRITERIA",
+    "LOWER_IS_BETTER",
+    "RESERVED_CRITERIA",
+    "check_criterion",
+    "check_score",
+    "known_direction",
+    "start_rule",
+]
