@@ -1,10 +1,15 @@
 """The one cattrs converter between config objects and DaCapo documents.
 
-Built from cattrs pieces: `include_subclasses` with `configure_tagged_union` (tag
-`__type__`, the bare class name) for each family, cattrs' generated per-class functions
-(made once and cached), detailed validation, and `transform_error` for the messages.
-Nothing taken from a document is ever evaluated or imported: a `__type__` is only looked
-up among the registered classes of the family expected at that place.
+A `cattrs.Converter` with detailed validation and forbidden extra keys, configured with:
+strict hooks for the primitives, `Coordinate`, `Roi` and `Path`; per family, a predicate hook
+that reads the `__type__` tag (the bare class name, first in every document, as DaCapo writes
+it) and dispatches to cattrs' generated per-class function (`make_dict_structure_fn` /
+`make_dict_unstructure_fn`, made once per class and cached); and cattrs' `transform_error`
+behind the messages. Nothing taken from a document is ever evaluated or imported: a `__type__`
+is only looked up among the registered classes of the family expected at that place.
+
+It is built on first use and rebuilt when a config class registers; hooks a user registered on
+it are registered again after each rebuild, so a class registered later never drops them.
 """
 
 from __future__ import annotations
@@ -114,6 +119,8 @@ class ConfigConverter(cattrs.Converter):
         self._built_for = -1
         self._plugins_loaded = False
         self._building = False
+        #: (method name, args, kwargs) of every hook registered from outside, replayed on rebuild
+        self._user_hooks: list[tuple[str, tuple, dict]] = []
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -144,6 +151,8 @@ class ConfigConverter(cattrs.Converter):
                 self.register_structure_hook_func(
                     partial(_is, cls), partial(self._structure_member, family=family, allowed=allowed)
                 )
+        for name, args, kwargs in self._user_hooks:  # after ours: a user's hook wins
+            getattr(cattrs.Converter, name)(self, *args, **kwargs)
         self._built_for = registry_generation()
 
     def _unstructure_member(self, obj: Any) -> dict[str, Any]:
@@ -242,6 +251,34 @@ class ConfigConverter(cattrs.Converter):
                 if not _repair(doc, getattr(exc, "leaves", []), notes):
                     raise
         return self.structure(doc, cl), notes
+
+
+def _kept_across_rebuilds(name: str) -> Any:
+    """A hook registration that the converter records, to register it again after a rebuild."""
+    base = getattr(cattrs.Converter, name)
+
+    def register(self: ConfigConverter, *args: Any, **kwargs: Any) -> Any:
+        # the decorator forms call again with the hook: only calls that give one are recorded
+        given = len(args) >= 2 or any(kwargs.get(k) is not None for k in ("func", "factory"))
+        if given and not self._building:
+            self._ensure_current()
+            self._user_hooks.append((name, args, kwargs))
+        return base(self, *args, **kwargs)
+
+    register.__name__ = register.__qualname__ = name
+    register.__doc__ = base.__doc__
+    return register
+
+
+for _name in (
+    "register_structure_hook",
+    "register_unstructure_hook",
+    "register_structure_hook_func",
+    "register_unstructure_hook_func",
+    "register_structure_hook_factory",
+    "register_unstructure_hook_factory",
+):
+    setattr(ConfigConverter, _name, _kept_across_rebuilds(_name))
 
 
 #: Rounds of lenient fixes before giving up (each round fixes every error cattrs reported).

@@ -828,3 +828,23 @@ def test_broken_entry_point_plugin_is_logged_and_skipped(monkeypatch, caplog):
     assert any("broken" in r.getMessage() and r.levelno >= logging.ERROR for r in caplog.records)
     doc = {"__type__": "EntryPointAfterBrokenTaskConfig", "name": "ok"}
     assert type(converter.structure(doc, TaskConfig)) is EntryPointAfterBrokenTaskConfig
+
+
+class _Label(str):
+    """A value type of a user's own, with a hook of its own on the converter."""
+
+
+def test_a_users_hook_survives_a_class_registered_later():
+    converter.register_unstructure_hook(_Label, lambda label: f"label:{label}")
+    converter.register_structure_hook(_Label, lambda value, _: _Label(value.removeprefix("label:")))
+    assert converter.unstructure(_Label("a")) == "label:a"
+
+    @register_config
+    @attrs.define
+    class LateRegisteredArchitectureConfig(ArchitectureConfig):  # rebuilds the converter
+        depth: int = 1
+
+    assert converter.unstructure(_Label("b")) == "label:b"
+    assert converter.structure("label:c", _Label) == _Label("c")
+    doc = converter.unstructure(LateRegisteredArchitectureConfig("late"))
+    assert converter.structure(doc, ArchitectureConfig) == LateRegisteredArchitectureConfig("late")
