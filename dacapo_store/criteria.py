@@ -2,14 +2,16 @@
 
 Everything that asks "is this a criterion?", "which way is better?", "which criteria does DaCapo
 report?" or "what does this StartConfig.criterion choose?" asks it here, so the answer is the same
-for a store, a query, the command line and DaCapo's data read in place. No I/O, no other import
-of ours.
+for a store, a query, the command line and DaCapo's data read in place. No I/O; only the error
+hierarchy is imported.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Literal
+
+from .errors import InvalidCriterionError
 
 #: The criteria of DaCapo 0.3.5's BinarySegmentationEvaluationScores, in its order (a distance
 #: task reports each of them per channel: "<channel>__<criterion>").
@@ -73,7 +75,7 @@ def check_criterion(criterion: object) -> str:
     if type(criterion) is not str:
         raise TypeError(f"criterion must be a str, got {type(criterion).__name__}: {criterion!r}")
     if _CRITERION.fullmatch(criterion) is None or criterion in RESERVED_CRITERIA:
-        raise ValueError(
+        raise InvalidCriterionError(
             f"invalid criterion {criterion!r}: use 1 to 128 letters, digits, '_' or '-', starting with a "
             f"letter or '_', and not {sorted(RESERVED_CRITERIA)}"
         )

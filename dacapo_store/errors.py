@@ -36,6 +36,11 @@ class AmbiguousNameError(DacapoStoreError, LookupError):
         self.repetitions = list(repetitions or [])
 
 
+class InvalidCriterionError(InvalidNameError):
+    """A criterion name that can't be one: it must read one way in a StartConfig (not `latest`,
+    not digits) and be a MongoDB key (no `.`, no `$`). A usage error, as an invalid name is."""
+
+
 class DuplicateNameError(DacapoStoreError):
     """A different document is already stored under this name."""
 

@@ -24,10 +24,15 @@ ENV_VARS = {
 
 
 def options_file_candidates() -> list[Path]:
-    """DaCapo's search order for the options file."""
+    """DaCapo's search order for the options file. A file named by $DACAPO_OPTIONS_FILE must exist:
+    a typo there would otherwise read another file, or none, without a word."""
     found = []
     if os.environ.get("DACAPO_OPTIONS_FILE"):
-        found.append(Path(os.environ["DACAPO_OPTIONS_FILE"]).expanduser())
+        named = Path(os.environ["DACAPO_OPTIONS_FILE"]).expanduser()
+        if not named.is_file():
+            what = "is not a file" if named.exists() else "does not exist"
+            raise OptionsError(f"DACAPO_OPTIONS_FILE names {named}, which {what}; fix or unset it")
+        found.append(named)
     found += [
         Path.cwd() / "dacapo.yaml",
         Path.home() / "dacapo.yaml",
@@ -50,6 +55,16 @@ def _read_options_file(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise OptionsError(f"options file {path} must hold a mapping of options, got {type(loaded).__name__}")
     return loaded
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """A warning about the options, once per process (they are read by every store a command opens)."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
 
 
 @attrs.frozen
@@ -84,7 +99,9 @@ class Options:
         known = {a.name for a in attrs.fields(cls)} - {"source"}
         unknown = sorted(set(values) - known)
         if unknown:
-            log.warning("ignoring unknown option(s) %s", ", ".join(unknown))
+            _warn_once(
+                f"ignoring unknown option(s) {', '.join(unknown)}" + (f" in {source}" if source else "")
+            )
         values = {k: v for k, v in values.items() if k in known}
         where = f" (in {source})" if source else ""
         for key, value in values.items():

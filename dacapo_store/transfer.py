@@ -49,6 +49,7 @@ class TransferReport:
                     "pins_unchanged": r.pins_unchanged,
                     "training_stats": r.training_stats,
                     "legacy_skipped": r.legacy_skipped,
+                    "dacapo_not_copied": r.dacapo_not_copied,
                     "conflicts": r.conflicts,
                     "failed": r.failed,
                 }

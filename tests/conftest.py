@@ -46,6 +46,15 @@ def user_cache(tmp_path_factory, monkeypatch):
     return folder / "dacapo_store"
 
 
+def no_options(folder):
+    """An empty options file in `folder`, for $DACAPO_OPTIONS_FILE: nothing of the user's is read
+    (the variable must name a file that exists)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "no-options.yaml"
+    path.touch()
+    return path
+
+
 def make_config_store(backend: str, tmp_path):
     from dacapo_store.config_store import FileConfigStore, MongoConfigStore
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import as_lists, full_run, small_run
+from conftest import as_lists, full_run, no_options, small_run
 from test_cli import UNKNOWN, Registry, registry, shared_mongo, trained, write_yaml  # noqa: F401
 
 from dacapo_store import converter
@@ -146,7 +146,7 @@ def test_info_says_which_weights_store_is_used(trained):
 def test_a_mongodb_registry_without_a_weights_option_names_the_files_store_it_looks_in(
     tmp_path, shared_mongo, monkeypatch
 ):
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     monkeypatch.setenv("DACAPO_RUNS_BASE_DIR", str(tmp_path / "runs"))
     (tmp_path / "runs").mkdir()
     MongoConfigStore(client=shared_mongo, db_name="cli").store_run_config(small_run())
@@ -223,7 +223,7 @@ def test_a_closed_pipe_is_silent(tmp_path):
     store = FileConfigStore(tmp_path / "configs")
     for i in range(3):
         store.store_run_config(small_run(f"run{i}"))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DACAPO_OPTIONS_FILE": str(tmp_path / "none.yaml")}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DACAPO_OPTIONS_FILE": str(no_options(tmp_path))}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -344,7 +344,7 @@ def test_check_finds_a_name_differing_from_the_file_name_and_twins(tmp_path):
 
 
 def test_check_finds_runs_sharing_a_name_in_mongodb(shared_mongo, tmp_path, monkeypatch):
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     store = MongoConfigStore(client=shared_mongo, db_name="cli")
     store.store_run_config(small_run("a"))
     store.db["runs"].drop_index("name")  # our unique name index on runs
@@ -552,7 +552,7 @@ def registry_contents(configs, weights) -> dict:
 
 
 def test_copy_files_to_mongo_and_back_gives_the_same_registry(tmp_path, shared_mongo, monkeypatch):
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     configs, weights = FileConfigStore(tmp_path / "src" / "configs"), LocalWeightsStore(tmp_path / "src")
     configs.store_run_config(small_run("pretrained"))
     configs.store_run_config(full_run("finetune", start_config=StartConfig("pretrained", "voi")))

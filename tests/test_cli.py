@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from conftest import as_lists, full_run, small_run
+from conftest import as_lists, full_run, no_options, small_run
 from strict_mongo import StrictMongoClient
 
 from dacapo_store import converter
@@ -50,7 +50,7 @@ def shared_mongo(monkeypatch):
 
 @pytest.fixture(params=["files", "mongomock"])
 def registry(request, tmp_path, monkeypatch):
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "no-options.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     if request.param == "files":
         (tmp_path / "reg" / "configs").mkdir(parents=True)  # as `dacapo-store init` makes it
         return Registry(
@@ -341,7 +341,7 @@ def test_documents_of_uninstalled_classes_survive_list_show_export_import(regist
 def test_import_of_a_folder_without_configs_is_refused(registry, tmp_path):
     (tmp_path / "empty").mkdir()
     result = registry.run("import", str(tmp_path / "empty"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error: that folder holds no registry
     assert "no configs/ folder" in result.stderr
 
 
@@ -452,7 +452,7 @@ def trained(request, tmp_path, monkeypatch):
     """
     from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
 
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "no-options.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     if request.param == "files":
         args = ["--store", f"files:{tmp_path}"]
         configs, weights = FileConfigStore(tmp_path / "configs"), LocalWeightsStore(tmp_path)

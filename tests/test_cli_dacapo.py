@@ -9,6 +9,7 @@ import mongomock
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import no_options
 from test_dacapo_pack import PACK, load_mongo_pack, tree_digest
 
 from dacapo_store.cli import app
@@ -28,14 +29,14 @@ def invoke(*argv: str):
 
 @pytest.fixture
 def files_pack(tmp_path, monkeypatch):
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "no-options.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     shutil.copytree(PACK / "configs", tmp_path / "reg" / "configs")
     return tmp_path / "reg"
 
 
 @pytest.fixture
 def mongo_pack(monkeypatch, tmp_path):
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "no-options.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     server = mongomock.MongoClient()
     load_mongo_pack(server)
     monkeypatch.setattr("dacapo_store.mongo.MongoClient", lambda *args, **kwargs: server)

@@ -8,7 +8,7 @@ import mongomock.gridfs
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import full_run
+from conftest import full_run, no_options
 from strict_mongo import StrictMongoClient
 
 from dacapo_store.cli import app
@@ -28,7 +28,7 @@ def read_only_registry(monkeypatch, tmp_path):
     weights.store_weights("run", 1, {"w": torch.ones(2)})
     weights.store_validation_scores("run", 1, {"voi": 0.5})
     monkeypatch.setattr("dacapo_store.mongo.MongoClient", lambda *a, **k: server.sibling(read_only=True))
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     monkeypatch.setenv("DACAPO_WEIGHTS_STORE", "gridfs")
     yield ["--store", "mongodb://reader:pw@db.example.org:27017", "--db", "reg"]
     assert shared_clients() == []

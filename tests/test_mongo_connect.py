@@ -11,7 +11,7 @@ import mongomock.gridfs
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import MONGO_URI
+from conftest import MONGO_URI, no_options
 from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
 
 from dacapo_store import StoreConnectionError
@@ -155,7 +155,7 @@ def test_the_cause_of_a_failed_connection_is_in_the_one_line_message(monkeypatch
 
 
 def test_the_cli_shows_neither_password_nor_secret_options_even_with_debug(tmp_path, monkeypatch):
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     uri = f"mongodb://lab:p%40ssw0rd@127.0.0.1:{free_port()}/?tlsCertificateKeyFilePassword=kfpass"
     for debug in ([], ["--debug"]):
         result = CliRunner().invoke(app, ["--store", uri, *debug, "list", "runs"])
@@ -182,7 +182,7 @@ def mongo_uri(mongo_server, monkeypatch, tmp_path):
         monkeypatch.setattr("dacapo_store.mongo.MongoClient", client)
     else:
         uri = MONGO_URI
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     monkeypatch.setenv("DACAPO_STORE_TYPE", "mongo")
     monkeypatch.setenv("DACAPO_MONGO_DB_HOST", uri)
     monkeypatch.setenv("DACAPO_MONGO_DB_NAME", mongo_server.db_name)

@@ -76,12 +76,15 @@ class Settings:
             )
         if store is not None:
             return LocalWeightsStore(options.runs_base_dir)
-        if options.weights_backend == "files" and must_exist and not options.runs_base_dir.is_dir():
-            raise NoRegistryError(
-                f"no weights store at {options.runs_base_dir}: the folder does not exist "
-                "(set runs_base_dir, DACAPO_RUNS_BASE_DIR or --store files:PATH; "
-                "or weights_store: gridfs for MongoDB)"
-            )
+        if options.weights_backend == "files" and must_exist:
+            if not options.runs_base_dir.is_dir():
+                raise NoRegistryError(
+                    f"no weights store at {options.runs_base_dir}: the folder does not exist "
+                    "(set runs_base_dir, DACAPO_RUNS_BASE_DIR or --store files:PATH; "
+                    "or weights_store: gridfs for MongoDB)"
+                )
+            if options.type == "files":
+                require_registry(options.runs_base_dir)  # a stranger's folder is no registry
         return _closed_with_command(create_weights_store(options))
 
     def weights_where(self) -> str:

@@ -26,8 +26,14 @@ from ..config_store.documents import (
 )
 from ..configs._base import FAMILIES, TYPE_KEY
 from ..conversion import converter
-from ..criteria import check_criterion
-from ..errors import ConfigValidationError, DacapoStoreError, DuplicateNameError, StoreConnectionError
+from ..criteria import start_rule
+from ..errors import (
+    ConfigValidationError,
+    DacapoStoreError,
+    DuplicateNameError,
+    InvalidNameError,
+    StoreConnectionError,
+)
 from ..mongo import redact
 from ..names import name_problem
 from ..queries.lineage import lineage as build_lineage
@@ -75,6 +81,12 @@ def init(path: Path) -> None:
         return
     if path.exists() and not path.is_dir():
         raise fail(f"{path} is a file, not a folder", 2)
+    if path.name == "configs":
+        raise fail(
+            f"a registry is the folder that holds configs/, not configs/ itself: "
+            f"dacapo-store init {path.parent}",
+            2,
+        )
     (path / "configs").mkdir(parents=True, exist_ok=True)
     say(f"created an empty registry at {path}; use it with --store files:{path}")
 
@@ -179,6 +191,8 @@ def show(kind: str, name: str, fmt: str, meta: bool, repetition: int | None, as_
 
     With --meta the output is the export format: `add` takes it back, metadata and all.
     """
+    if repetition is not None and kind != "runs":
+        raise fail(f"--repetition picks one of the runs DaCapo stored under one name; {kind} have none", 2)
     with settings().config_store() as store:
         doc = store.get_document(kind, name, repetition=repetition)
         if meta:
@@ -305,9 +319,11 @@ def _documents_of(item_kind: str, item: Any) -> list[tuple[str, dict[str, Any]]]
     return [(part_kind, doc[field]) for field, part_kind in RUN_PARTS.items()] + [("runs", doc)]
 
 
-def _batch_conflicts(store, plan: list[tuple[str, Any, str, Any]]) -> list[str]:
-    """Documents of the batch that clash with each other or with the store (nothing is written)."""
+def _batch_conflicts(store, plan: list[tuple[str, Any, str, Any]]) -> tuple[list[str], bool]:
+    """Documents of the batch that clash with each other or with the store (nothing is written),
+    and whether one of them has a name the store can't hold (a usage error)."""
     problems: list[str] = []
+    invalid = False
     seen: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
     for item_kind, item, label, _meta in plan:
         for kind, doc in _documents_of(item_kind, item):
@@ -328,8 +344,9 @@ def _batch_conflicts(store, plan: list[tuple[str, Any, str, Any]]) -> list[str]:
             except DuplicateNameError as exc:
                 problems.append(f"{label}: {exc}")
             except DacapoStoreError as exc:
+                invalid = invalid or isinstance(exc, InvalidNameError)
                 problems.append(f"{label}: {exc}")
-    return problems
+    return problems, invalid
 
 
 @command(epilog="Example: dacapo-store add experiments/*.yaml")
@@ -347,13 +364,14 @@ def add(files: tuple[Path, ...], kind: str | None, no_verify: bool) -> None:
     its kind (it still needs a __type__).
     """
     plan, problems = _plan_add(files, kind, no_verify)
+    invalid = False
     with settings().config_store() as store:
         if not problems:
-            problems = _batch_conflicts(store, plan)
+            problems, invalid = _batch_conflicts(store, plan)
         if problems:
             for p in problems:
                 fail(p)
-            raise fail(f"nothing stored: {len(problems)} problem(s)")
+            raise fail(f"nothing stored: {len(problems)} problem(s)", 2 if invalid else 1)
         for doc_kind, item, _label, meta in plan:
             if isinstance(item, dict):
                 written = store.put_document(doc_kind, item, metadata=meta)
@@ -480,8 +498,13 @@ def _say_summary(report: TransferReport, verb: str, source, target, dst_weights)
             fail(f"conflict in the weights of run {r.run!r}, target kept as it is: {why}")
         for why in r.failed:
             fail(f"failed in the weights of run {r.run!r}: {why}")
-        if r.legacy_skipped:
-            fail(f"run {r.run!r}: DaCapo's own checkpoints {r.legacy_skipped} were not copied")
+        if r.dacapo_not_copied:
+            fail(f"run {r.run!r}: DaCapo's own {', '.join(r.dacapo_not_copied)} were not copied")
+    if any(r.dacapo_not_copied for r in report.runs):
+        say(
+            "DaCapo's own checkpoints, scores and best files stay where DaCapo keeps them: bring them "
+            "into the target with `dacapo-store import-dacapo --from SOURCE --to TARGET`"
+        )
 
 
 configs_only_option = click.option(
@@ -543,7 +566,7 @@ def export(directory: Path, kinds: str | None, configs_only: bool, as_json: bool
 def import_(directory: Path, kinds: str | None, configs_only: bool, as_json: bool) -> None:
     """Store everything of DIRECTORY (a files-layout registry holding configs/) here."""
     if not (directory / "configs").is_dir():
-        raise fail(f"{directory} has no configs/ folder: not a files-layout registry")
+        raise fail(f"{directory} has no configs/ folder: not a files-layout registry", 2)
     s = settings()
     spec = f"files:{directory}"
     with s.config_store(spec) as src, s.config_store(create=True) as dst:
@@ -638,20 +661,28 @@ def _run_problems(store, weights) -> tuple[list[dict[str, Any]], list[dict[str, 
         if parent not in names["runs"]:
             problem(f"it starts from run {parent!r}, which is not in this store")
             continue
-        if not isinstance(criterion, str) or criterion == "latest" or criterion.isdigit() or weights is None:
-            continue
         try:
-            check_criterion(criterion)
+            kind, _ = start_rule(criterion)
         except (ValueError, TypeError) as exc:
             notes.append(
                 {"kind": "runs", "name": name, "note": f"its start criterion can't be applied here: {exc}"}
             )
             continue
+        if kind != "criterion" or weights is None:
+            continue
         criteria = weights.criteria(parent)
-        if criterion not in criteria:
+        if not criteria:  # not validated yet: nothing to check the criterion against
+            notes.append(
+                {
+                    "kind": "runs",
+                    "name": name,
+                    "note": f"it starts from run {parent!r} by {criterion!r}, which has no scores yet",
+                }
+            )
+        elif criterion not in criteria:
             problem(
                 f"it starts from run {parent!r} by {criterion!r}, but no score of {parent!r} uses "
-                f"that criterion in {weights.where} (it has: {', '.join(criteria) or 'none'})"
+                f"that criterion in {weights.where} (it has: {', '.join(criteria)})"
             )
     return problems, notes
 

@@ -18,6 +18,10 @@ def open_source(spec: str, db: str | None, runs_dir: Path | None):
         path = Path(spec[len("files:") :]).expanduser()
         if not spec[len("files:") :] or not path.is_dir():
             raise click.BadParameter(f"{path} is not a folder", param_hint="--from")
+        if not ((path / "configs").is_dir() or (path / "stats").is_dir()):
+            raise fail(
+                f"--from: {path} is not a DaCapo registry (its runs_base_dir holds configs/ and stats/)", 2
+            )
         return DacapoFiles(path)
     if spec.startswith(("mongodb://", "mongodb+srv://")):
         registry = DacapoMongo(
@@ -84,6 +88,9 @@ def import_dacapo(
     registry = open_source(source, db, runs_dir)
     weights = None
     try:
+        missing = sorted(set(runs) - set(registry.run_names()))
+        if missing:
+            raise fail(f"no run named {', '.join(map(repr, missing))} in {registry.where}")
         options = settings().options(target, db_to)
         weights = create_weights_store(options)
         chosen = list(runs) or None

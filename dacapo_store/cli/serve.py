@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
+import socket
 import sys
 
 import click
 
-from .app import command, say, settings
+from .app import command, fail, say, settings
 
 TOKEN_VAR = "DACAPO_STORE_TOKEN"
 
@@ -35,9 +37,16 @@ def is_loopback(host: str) -> bool:
 )
 def serve(host: str, port: int, token: str | None) -> None:
     """Serve the registry as a read-only web dashboard and JSON API (/api/v1/, /healthz)."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from ..web import create_app
+        from ..web import create_app
+    except ImportError as exc:
+        raise fail(
+            f"the dashboard needs the web extra ({exc.name} is not installed): "
+            "pip install 'dacapo-store[web]'",
+            2,
+        ) from None
 
     token = token or os.environ.get(TOKEN_VAR) or None
     if not is_loopback(host) and token is None:
@@ -45,6 +54,7 @@ def serve(host: str, port: int, token: str | None) -> None:
             f"--host {host} is reachable from other machines: give a --token (or ${TOKEN_VAR}), "
             "or listen on 127.0.0.1"
         )
+    listening = _listen(host, port)  # before the stores: a busy port is a usage error, at once
     s = settings()
     configs = s.config_store()
     weights = s.weights_store()
@@ -64,4 +74,29 @@ def serve(host: str, port: int, token: str | None) -> None:
                     say("   a token is required: log in at /login or send 'Authorization: Bearer <token>'")
                 sys.stdout.flush()
 
-    Server(config).run()
+    Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port); a busy port or an address that isn't this machine's is a
+    usage error (exit 2), one line."""
+    try:
+        found = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = found[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as exc:
+        raise fail(f"can't listen on {host}:{port}: {exc}", 2) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        why = (
+            "the port is in use (another server?); pick another with --port"
+            if exc.errno == errno.EADDRINUSE
+            else exc.strerror or str(exc)
+        )
+        raise fail(f"can't listen on {host}:{port}: {why}", 2) from None
+    sock.set_inheritable(True)
+    return sock

@@ -8,7 +8,7 @@ import attrs
 
 from ..errors import DacapoStoreError, DuplicateNameError
 from .base import ConfigStore
-from .documents import KINDS, META_KEY, check_kind, config_part
+from .documents import KINDS, META_KEY, RUN_PARTS, check_kind, config_part
 
 
 @attrs.define
@@ -46,6 +46,10 @@ def copy_documents(
             if isinstance(doc, Exception):
                 report.failed.append((kind, name, str(doc)))
                 continue
+            clash = _part_conflict(target, config_part(doc)) if kind == "runs" else None
+            if clash is not None:
+                report.conflicts.append((kind, name, clash))
+                continue
             try:
                 # `or {}`: a document without metadata (DaCapo's own) gets none at the target.
                 written = target.put_document(kind, config_part(doc), metadata=doc.get(META_KEY) or {})
@@ -56,6 +60,25 @@ def copy_documents(
             else:
                 (report.copied if written else report.unchanged).append((kind, name))
     return report
+
+
+def _part_conflict(target: ConfigStore, run: dict) -> str | None:
+    """Why a run can't go to the target as it is: a part it embeds (task, architecture, trainer,
+    datasplit) is stored there under its name as another document; None if none is."""
+    for field, kind in RUN_PARTS.items():
+        part = run.get(field)
+        if not isinstance(part, dict) or not isinstance(part.get("name"), str):
+            continue
+        try:
+            target.check_document(kind, part)
+        except DuplicateNameError:
+            return (
+                f"its {field} {part['name']!r} differs from the {kind[:-1]} of that name in "
+                f"{target.describe()}; the run was not copied (rename one of the two)"
+            )
+        except DacapoStoreError:
+            continue  # a name the target can't hold: reported with the part itself
+    return None
 
 
 def count_documents(store: ConfigStore, kinds: Iterable[str] = KINDS) -> int:

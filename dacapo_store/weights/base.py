@@ -692,7 +692,7 @@ class WeightsStore(ABC):
         name = run_name(run)
         check_criterion(criterion)
         if dataset is not None:
-            check_name(dataset, "dataset name")
+            check_name(dataset, "dataset name", slash_ok=True)
         if (dataset, criterion) not in self.read_index(name).pins:
             on = f" on dataset {dataset!r}" if dataset is not None else ""
             raise CriterionNotFoundError(f"run {name} has no pin for {criterion!r}{on}")

@@ -36,12 +36,15 @@ class RunTransfer:
     training_stats: str = "none"
     #: DaCapo's own pickled checkpoints (not copied: they stay where DaCapo wrote them)
     legacy_skipped: list[int] = attrs.Factory(list)
+    #: what DaCapo keeps for the run that a copy does not carry (its checkpoints, validation
+    #: scores, best files): `import-dacapo` converts them
+    dacapo_not_copied: list[str] = attrs.Factory(list)
     conflicts: list[str] = attrs.Factory(list)
     failed: list[str] = attrs.Factory(list)
 
     @property
     def ok(self) -> bool:
-        return not self.conflicts and not self.failed
+        return not self.conflicts and not self.failed and not self.dacapo_not_copied
 
 
 def blob_count(store: WeightsStore, run: str) -> int:
@@ -64,6 +67,13 @@ def copy_run_weights(
             source, target, name, iteration, meta, dst.checkpoints.get(iteration), report, on_blob
         )
     report.legacy_skipped = [it for it in source.legacy_iterations(name) if it not in src.checkpoints]
+    if report.legacy_skipped:
+        report.dacapo_not_copied.append(f"checkpoints {', '.join(map(str, report.legacy_skipped))}")
+    theirs = source.dacapo.index(name) if source.dacapo is not None else None
+    if theirs is not None and theirs.scores:
+        report.dacapo_not_copied.append("validation scores")
+    if theirs is not None and theirs.pins:
+        report.dacapo_not_copied.append("best files")
 
     grouped: dict[tuple[int, str], dict[str, Any]] = defaultdict(
         lambda: {"scores": {}, "higher_is_better": {}}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import no_options
 
 from dacapo_store import TrainingIterationStats, TrainingStatsConflictError
 
@@ -97,7 +98,7 @@ def test_dacapo_on_mongodb_with_weights_on_disk_opens_through_the_options(tmp_pa
     server = mongomock.MongoClient()
     load_mongo(server)
     monkeypatch.setattr("dacapo_store.mongo.MongoClient", lambda *args, **kwargs: server)
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     root = dacapo_files_in(tmp_path, with_stats_and_configs=False)
     options = Options.instance(
         type="mongo", mongo_db_host="mongodb://db:27017", mongo_db_name=DB_NAME, runs_base_dir=root

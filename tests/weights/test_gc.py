@@ -12,6 +12,7 @@ import torch
 from bson import ObjectId
 from bson.binary import Binary
 from click.testing import CliRunner
+from conftest import no_options
 
 from dacapo_store.cli import app
 from dacapo_store.fsutil import write_temp
@@ -102,8 +103,9 @@ def test_gc_refuses_a_bad_age_and_removes_nothing(littered, bad):
 
 @pytest.fixture
 def cli_args(backend_spec, monkeypatch, tmp_path):
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     if backend_spec["backend"] == "files":
+        (Path(backend_spec["path"]) / "configs").mkdir(parents=True, exist_ok=True)  # a registry
         return ["--store", f"files:{backend_spec['path']}"]
     monkeypatch.setenv("DACAPO_WEIGHTS_STORE", "gridfs")
     if backend_spec["backend"] == "mongodb":

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 import torch
+from conftest import no_options
 
 from dacapo_store.configs import StartConfig
 from dacapo_store.errors import CriterionNotFoundError, WeightsNotFoundError
@@ -110,7 +111,7 @@ def test_a_missing_iteration_raises(store, source):
 
 def test_without_a_store_the_options_store_is_used(tmp_path, monkeypatch):
     monkeypatch.delenv("DACAPO_WEIGHTS_STORE", raising=False)
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     monkeypatch.setenv("DACAPO_RUNS_BASE_DIR", str(tmp_path / "base"))
     monkeypatch.chdir(tmp_path)
     from dacapo_store.weights import LocalWeightsStore

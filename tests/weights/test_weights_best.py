@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import small_run
+from conftest import no_options, small_run
 
 from dacapo_store.config_store import FileConfigStore
 from dacapo_store.configs import StartConfig
@@ -254,7 +254,7 @@ def test_prune_dry_run_deletes_nothing(store, model, configs):
 def test_prune_uses_the_options_config_store_by_default(store, model, tmp_path, monkeypatch):
     monkeypatch.delenv("DACAPO_STORE_TYPE", raising=False)
     monkeypatch.setenv("DACAPO_RUNS_BASE_DIR", str(tmp_path / "base"))
-    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path)))
     monkeypatch.chdir(tmp_path)
     FileConfigStore(tmp_path / "base" / "configs").store_run_config(
         small_run("next", start_config=StartConfig("run", "1"))
@@ -270,3 +270,35 @@ def test_dataset_names_may_hold_a_slash_as_dacapos_do(store):
     assert store.retrieve_best("run", "voi", "jrc_hela-2/crop1") == 1
     store.store_best("run", 1, "jrc_hela-2/crop1", "voi")
     assert store.retrieve_best("run", "voi") == 1
+    store.unpin("run", "voi", "jrc_hela-2/crop1")  # the pin store_best took is the one unpin takes
+    assert store.pins("run") == []
+
+
+def test_a_run_whose_checkpoints_are_gone_still_ranks_by_its_best_score(store, model):
+    with_weights(store, model, 1)
+    store.store_validation_scores("run", 1, {"voi": 0.5})
+    store.store_validation_scores("gone", 1, {"voi": 0.1})  # scores, never a checkpoint
+    store.store_validation_scores("gone", 2, {"voi": 0.3})
+    board = store.leaderboard("voi")
+    assert [(e.run, e.iteration, e.value, e.loadable) for e in board] == [
+        ("gone", 1, 0.1, False),
+        ("run", 1, 0.5, True),
+    ]
+    with pytest.raises(WeightsNotFoundError):
+        store.retrieve_best("gone", "voi")  # nothing loads a checkpoint that is not there
+
+
+def test_prune_never_removes_what_a_best_or_a_pin_names(store, model, configs):
+    with_weights(store, model, 1, 2, 3, 4, 5)
+    for iteration, (dice, voi) in {1: (0.9, 0.9), 2: (0.1, 0.1), 3: (0.2, 0.8), 4: (0.3, 0.7)}.items():
+        store.store_validation_scores("run", iteration, {"dice": dice}, dataset="a")
+        store.store_validation_scores("run", iteration, {"dice": 1 - dice, "voi": voi}, dataset="b")
+    store.store_best("run", 3, "b", "voi")
+    kept = set(range(1, 6)) - set(store.prune("run", keep_last=1, config_store=configs))
+    named = {
+        store.retrieve_best("run", c, d)
+        for c in ("dice", "voi")
+        for d in (None, "a", "b")
+        if (c, d) != ("voi", "a")
+    }
+    assert named | {3, 5} <= kept
