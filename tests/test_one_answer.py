@@ -73,10 +73,18 @@ def test_scores_sees_dacapos_checkpoints(layout):
 # -- 3. a pin moves every view ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def demo(tmp_path_factory):
+@pytest.fixture(scope="module")
+def demo_source(tmp_path_factory):
     path = tmp_path_factory.mktemp("demo") / "registry"
     assert run_cli("demo", str(path)).exit_code == 0
+    return path
+
+
+@pytest.fixture
+def demo(demo_source, tmp_path):
+    """A copy of the demo registry (made once per module)."""
+    path = tmp_path / "demo"
+    shutil.copytree(demo_source, path)
     return path
 
 
