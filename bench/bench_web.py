@@ -12,7 +12,8 @@ each plus one run with 1,000 scored iterations x 5 criteria. Documents are writt
 stores' primitives (`ConfigStore._insert`, `WeightsStore.append_index`) with fsync turned off while
 generating (throwaway data). Checkpoints are index entries without blob files: the dashboard never
 loads weights. On mongomock the run documents are inserted in bulk in the shape
-`GridFSWeightsStore.append_index` leaves, because mongomock's upserts scan the whole collection.
+`GridFSWeightsStore.append_index` leaves (digest included), because mongomock's upserts scan the
+whole collection.
 
 Measured, through the ASGI app in this process (server time: routing, queries, templates):
 the runs page (first page; filtered by an architecture; sorted by best score), a run page of the
@@ -51,7 +52,8 @@ from dacapo_store.config_store.documents import META_KEY, RUN_PARTS, new_metadat
 from dacapo_store.conversion import converter
 from dacapo_store.web.browser import launch
 from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
-from dacapo_store.weights.gridfs import _bucket, _document_events, _field
+from dacapo_store.weights import digest as digests
+from dacapo_store.weights.gridfs import _document_events
 from dacapo_store.weights.index import RunIndex
 
 CRITERIA = {"f1_score": True, "loss": False}
@@ -190,15 +192,12 @@ def generate_mongomock(n: int, iterations: int):
                 run["scores"].setdefault(event["dataset"], {})[it] = event["scores"]
                 run["directions"].update(event["higher_is_better"])
         documents.append({**run, "updated": datetime.now(timezone.utc), "writes": 1})
-    # the documents `GridFSWeightsStore.append_index` leaves, inserted at once (its upserts would
-    # scan the collection once per write on mongomock); then the bests summary it keeps
-    weights._runs.insert_many(documents)
-    summary: dict[tuple[str, int], dict] = {}
+    # the documents `GridFSWeightsStore.append_index` leaves (with the digest its writer sets),
+    # inserted at once: its upserts would scan the collection once per write on mongomock
     for run in documents:
         index = RunIndex().with_events(_document_events(run["_id"], run))
-        for key, best in weights.compute_bests(run["_id"], index).items():
-            summary.setdefault((key, _bucket(run["_id"])), {})[_field(run["_id"])] = best
-    weights._summary.insert_many([{"key": k, "bucket": b, "entries": e} for (k, b), e in summary.items()])
+        run["digest"] = {**digests.to_json(digests.digest_of(index)), "writes": run["writes"]}
+    weights.db["weights_runs"].insert_many(documents)
     print(f"  generated in {time.perf_counter() - start:.0f} s", flush=True)
     return configs, weights
 

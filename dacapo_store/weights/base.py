@@ -169,15 +169,23 @@ class WeightsStore(ABC):
             raise NotImplementedError(f"{type(self).__name__} can't list its runs")
         return {run: self.read_index(run) for run in runs}
 
-    def changes_since(self, token: Any, runs: Collection[str] = ()) -> tuple[Any, set[str] | None]:
+    def changes_since(
+        self, token: Any, runs: Collection[str] = (), *, thorough: bool = False
+    ) -> tuple[Any, set[str] | None]:
         """(new token, runs whose data may have changed since `token` was handed out).
 
         The one change signal of the store, for views over many runs (`DigestTable`): it watches
         `runs` and every run the store has (ours and DaCapo's), and names new runs too. None
-        instead of a set means "any run may have changed"; `token` None asks for a first token.
-        The default knows nothing.
+        instead of a set means "any run may have changed" (read `run_names()`); `token` None asks
+        for a first token (a backend may then name every run it has). `thorough`: look behind
+        what summarizes the markers (now and then; it may answer None). The default knows nothing.
         """
         return None, None
+
+    def maybe_has_stats(self, run: str, token: Any = None) -> bool:
+        """Whether the run may have training stats (False: a token's look showed none, so the
+        extent needs no read)."""
+        return True
 
     def stored_digests(self, runs: Iterable[str]) -> dict[str, RunDigest]:
         """The digests writers stored of these runs' own indexes (`digest.py`), for the runs whose
@@ -775,6 +783,9 @@ class WeightsStore(ABC):
         for run in runs:
             found = stored.get(run)
             found = found if found is not None else self._fold_digest(run, run in theirs)
+            if not self.maybe_has_stats(run, token):
+                out[run] = found
+                continue
             trained_until, written = self._stats_extent(run)
             if trained_until is not None:
                 found = attrs.evolve(found, trained_until=trained_until, stats_written=written)

@@ -51,7 +51,7 @@ class DigestTable:
         with self._lock:
             old = self.digests
             watched = set(watch)
-            token, changed = self.store.changes_since(None if full else self.token, set(old) | watched)
+            token, changed = self.store.changes_since(self.token, set(old) | watched, thorough=full)
             if changed is None:
                 wanted = set(self.store.run_names()) | watched | set(old)
                 new: dict[str, RunDigest] = {}

@@ -293,7 +293,9 @@ class GridFSWeightsStore(WeightsStore):
                 )
         return events
 
-    def changes_since(self, token: Any, runs: Collection[str] = ()) -> tuple[Any, set[str] | None]:
+    def changes_since(
+        self, token: Any, runs: Collection[str] = (), *, thorough: bool = False
+    ) -> tuple[Any, set[str] | None]:
         """Runs whose data changed since the token, by the documents' own update markers.
 
         Every write of ours sets its `weights_runs` document's `updated` to the server's clock,
@@ -314,7 +316,7 @@ class GridFSWeightsStore(WeightsStore):
             self.db["validation_scores"],
             self.db["training_stats"],
         )
-        valid = _valid_token(token)
+        valid = _valid_token(token) and not thorough  # thorough: read everything again
         newest, recent = (token[0], token[1]) if valid else (None, {})
         with translate_errors(self.where):
             markers = tuple(_newest_id(c) for c in added)

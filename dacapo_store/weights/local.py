@@ -219,18 +219,22 @@ class LocalWeightsStore(WeightsStore):
                 runs = []
         return {run: self.read_index(run) for run in runs}
 
-    def changes_since(self, token: Any, runs: Collection[str] = ()) -> tuple[Any, set[str] | None]:
+    def changes_since(
+        self, token: Any, runs: Collection[str] = (), *, thorough: bool = False
+    ) -> tuple[Any, set[str] | None]:
         """The token is the stat signature of everything a run's digest and summary read
         (`inputs.py`): our journals, DaCapo's checkpoints, best files and stats; appends,
-        replacements and new run folders show. It watches `runs` and every run folder here.
+        replacements and new run folders show. It watches `runs` and every run folder here;
+        without a token, the runs it names are all there are. `thorough` lists every folder
+        again (a file server may hide an mtime's move) and still names only what changed.
 
-        Where DaCapo keeps its stats in MongoDB no stat sees them: those changes show when the
-        caller asks without a token (a full read), as the dashboard does every few minutes.
+        Where DaCapo keeps its stats in MongoDB no stat sees them: a thorough check then reads
+        everything (None), as the dashboard does every few minutes.
         """
         previous = token if isinstance(token, InputState) else None
-        state = self.input_signatures(runs, previous, discover=True)
-        if previous is None:
-            return state, None
+        state = self.input_signatures(runs, None if thorough else previous, discover=True)
+        if previous is None or (thorough and not state.complete):
+            return state, set(state.sigs) if previous is None and state.complete else None
         return state, state.changed(previous, state.sigs)
 
     def input_signatures(
@@ -251,6 +255,13 @@ class LocalWeightsStore(WeightsStore):
                 roots.append(str(runs_dir))
             dacapo_base, complete = self.dacapo.stats_folder(), self.dacapo.stats_folder() is not None
         return sweep(roots, dacapo_base, runs, previous, complete=complete, discover=discover)
+
+    def maybe_has_stats(self, run: str, token: Any = None) -> bool:
+        """False where the token's sweep saw no training stats of the run, ours or DaCapo's."""
+        if isinstance(token, InputState) and token.complete and run in token.sigs:
+            sig = token.sigs[run]
+            return "training_stats.jsonl" in sig or "training_stats" in sig
+        return True
 
     def dacapo_runs(self, runs: Iterable[str], token: Any = None) -> set[str]:
         """With a token of `changes_since`, its sweep already knows; else DaCapo's registry looks."""
@@ -374,6 +385,10 @@ class LocalWeightsStore(WeightsStore):
 
 def _header_id(header: bytes) -> str | None:
     """The `id` of a journal's header line (None if it has none)."""
+    start = header.find(b'"id": "')  # as `_append` writes it: no parse for 10,000s of digests
+    end = header.find(b'"', start + 7) if start >= 0 else -1
+    if end > start >= 0 and header.endswith(b"}\n") and header.count(b'"id"') == 1:
+        return header[start + 7 : end].decode("ascii", "replace")
     try:
         found = json.loads(header).get("id")
     except (ValueError, AttributeError):
