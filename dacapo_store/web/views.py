@@ -13,7 +13,13 @@ import attrs
 from starlette.requests import Request
 
 from ..config_store.documents import KINDS, RUN_PARTS
-from ..errors import ConfigNotFoundError, CriterionNotFoundError, DacapoStoreError, WeightsNotFoundError
+from ..errors import (
+    ConfigNotFoundError,
+    CriterionNotFoundError,
+    DacapoStoreError,
+    PickleCheckpointError,
+    WeightsNotFoundError,
+)
 from ..names import check_name
 from ..queries import STATUSES, RunCatalog, RunQuery, compare_runs, run_detail
 from ..queries.catalog import MAX_LIMIT, PART_FILTERS, SORT_KEYS
@@ -438,6 +444,11 @@ def part_links(document: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     return out
 
 
+class Refused(Exception):
+    """A DaCapo checkpoint the restricted unpickler won't read (422): not a bad request, not a
+    store fault; deliberately outside the exceptions `app._call` maps."""
+
+
 @attrs.frozen
 class Checkpoint:
     """A checkpoint's model weights to download: which run and iteration, as safetensors bytes."""
@@ -481,6 +492,11 @@ def checkpoint(request: Request, registry: Registry) -> Checkpoint:
         weights = registry.weights.retrieve_weights(name, iteration)
     except (WeightsNotFoundError, CriterionNotFoundError) as exc:
         raise NotFound(str(exc)) from None
+    except PickleCheckpointError as exc:
+        raise Refused(
+            f"{exc}. The dashboard converts only what the restricted unpickler reads; if you trust "
+            "the file, load it in Python with retrieve_weights(..., allow_pickle=True)"
+        ) from None
     return Checkpoint(
         name, iteration, safetensors_bytes(weights.model, {"run": name, "iteration": str(iteration)})
     )

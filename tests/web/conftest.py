@@ -104,7 +104,7 @@ def pack(request, tmp_path):
         configs = MongoConfigStore(client=client, db_name=DB_NAME)
         weights = GridFSWeightsStore(client=client, db_name=DB_NAME, dacapo_runs_dir=root)
     with TestClient(create_app(configs, weights, recheck=0)) as c:
-        c.backend, c.configs = request.param, configs
+        c.backend, c.configs, c.weights = request.param, configs, weights
         yield c
 
 

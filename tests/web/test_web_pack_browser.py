@@ -104,7 +104,7 @@ def test_a_run_page_with_every_metric_stays_short_with_at_most_12_lines_a_chart(
 
 
 def test_a_chart_shows_12_lines_and_the_rest_one_click_away(page, server):
-    page.goto(server + f"/runs/{quote(DUMMY, safe='')}?metric=blipp_score")
+    page.goto(server + f"/runs/{quote(DUMMY, safe='')}")  # two criteria: both charted
     charts_ready(page)
     chart = "[data-chart=run-metric][data-metric=blipp_score]"
     assert page.locator(chart + " .scatterlayer .trace").count() == 12
@@ -137,7 +137,7 @@ def test_the_picker_keeps_its_choice_in_the_url(page, server):
 def test_no_request_leaves_the_machine_whatever_modebar_button_is_clicked(page, server):
     page.goto(server + PAGES["run"])
     charts_ready(page)
-    chart = page.locator("[data-chart=run-metric]").first
+    chart = page.locator(".js-plotly-plot").first
     chart.hover()
     buttons = chart.locator(".modebar-btn")
     titles = buttons.evaluate_all("bs => bs.map(b => b.getAttribute('data-title'))")
@@ -154,26 +154,22 @@ def test_no_request_leaves_the_machine_whatever_modebar_button_is_clicked(page, 
 
 
 def test_markup_in_registry_strings_stays_text_in_legends_and_hover(page, server):
-    page.goto(server + f"/runs/{quote(DUMMY, safe='')}?metric=blipp_score")
+    page.goto(server + f"/runs/{quote(DUMMY, safe='')}")  # its datasets include BOLD and LINK
     charts_ready(page)
-    chart = "[data-chart=run-metric][data-metric=blipp_score]"
-    legend = page.locator(chart + " .legendtext").all_text_contents()
-    assert BOLD in legend
-    assert any(text.startswith('<a href="https:/') and text.endswith(">click</a>") for text in legend), legend
-    assert (
-        page.locator(
-            chart + " svg a, " + chart + " svg b, " + chart + " .legendtext tspan[style*=bold]"
-        ).count()
-        == 0
+    plots = ".js-plotly-plot"
+    legend = page.locator(f"{plots} .legendtext").all_text_contents()
+    assert any(BOLD in text for text in legend), legend
+    assert any('<a href="https:/' in text and text.endswith(">click</a>") for text in legend), legend
+    assert page.locator(f"{plots} svg a, {plots} .legendtext tspan[style*=bold]").count() == 0
+    chart = page.locator(plots).first
+    chart.evaluate(  # hover the first point of the LINK dataset's line
+        "el => Plotly.Fx.hover(el, [{pointNumber: 0, "
+        "curveNumber: el.data.findIndex(t => (t.meta || t.name).includes('href'))}])"
     )
-    page.locator(chart).evaluate(  # hover the first point of the LINK dataset's line
-        "el => Plotly.Fx.hover(el, [{curveNumber: el.data.findIndex(t => t.meta.includes('href')), "
-        "pointNumber: 0}])"
-    )
-    page.wait_for_selector(chart + " .hoverlayer .hovertext")
-    hover = page.locator(chart + " .hoverlayer").text_content()
+    page.wait_for_selector(f"{plots} .hoverlayer .hovertext")
+    hover = chart.locator(".hoverlayer").text_content()
     assert LINK in hover and "blipp_score" in hover
-    assert page.locator(chart + " .hoverlayer a").count() == 0
+    assert chart.locator(".hoverlayer a").count() == 0
     # a run named with markup: a compare chart's legend shows its name as text
     page.goto(server + "/compare?" + urlencode([("runs", DUMMY), ("runs", MARKUP_RUN)]))
     charts_ready(page)
