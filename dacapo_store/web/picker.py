@@ -112,12 +112,13 @@ def default_choice(candidates: Iterable[str], preferred: str | None = None) -> l
 
 
 def short_labels(names: Sequence[str], width: int = LABEL_WIDTH) -> dict[str, str]:
-    """Labels that tell names apart in a legend or a table header: the part where they differ
-    (a prefix and suffix all share are cut, marked by an ellipsis), cut in the middle beyond
-    `width` characters. The full name always goes beside it, in a title or the hover text."""
+    """Labels that tell names apart in a legend or a table header: names that fit in `width`
+    characters as they are, longer ones by the part where they differ (a prefix and suffix all
+    share are cut, marked by an ellipsis), cut in the middle beyond `width`. The full name always
+    goes beside it, in a title or the hover text."""
     names = list(dict.fromkeys(names))
     middles = {n: n for n in names}
-    if len(names) > 1:
+    if len(names) > 1 and any(len(n) > width for n in names):
         prefix = _common_prefix(names)
         suffix = _common_prefix([n[prefix:][::-1] for n in names])
         prefix = prefix if prefix >= 4 else 0

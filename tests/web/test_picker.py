@@ -99,6 +99,11 @@ def test_short_labels_keep_what_tells_names_apart():
     ]
     assert short_labels(hela) == {hela[0]: "…2_[mito&er]_jrc_hela-2…", hela[1]: "…3_[mito&er]_jrc_hela-3…"}
     assert short_labels(["validate"]) == {"validate": "validate"}
-    assert short_labels(["run_a", "run_ab"]) == {"run_a": "run_a", "run_ab": "run_ab"}  # nothing left to cut
+    assert short_labels(["blobs_baseline", "blobs_finetune"]) == {  # short enough as they are
+        "blobs_baseline": "blobs_baseline",
+        "blobs_finetune": "blobs_finetune",
+    }
+    a, ab = "a" * 40, "a" * 40 + "b"
+    assert short_labels([a, ab]) == {a: "a" * 16 + "…" + "a" * 17, ab: "a" * 16 + "…" + "a" * 16 + "b"}
     long = "x" * 50
     assert short_labels([long]) == {long: "x" * 16 + "…" + "x" * 17}
