@@ -311,7 +311,7 @@ def create_app(
             lambda data: tables.filename(f"leaderboard-{data.get('criterion') or 'none'}"),
         ),
     }
-    scores_html, scores_api = page(
+    _, scores_api = page(  # JSON and CSV only: the run page shows the scores
         views.run_scores, None, (tables.scores_csv, lambda data: tables.filename(f"{data['run']}-scores"))
     )
 
@@ -415,7 +415,6 @@ def create_app(
         Route("/api/v1/openapi.json", openapi),
         Route("/api/v1", api_root),
         Route("/api/v1/", api_root),
-        Route("/runs/{name:path}/scores", scores_html),
         Route("/favicon.ico", favicon),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/static/{path:path}", static),
