@@ -32,14 +32,15 @@ def main() -> None:
             context = launch(p, viewport={"width": 1280, "height": 800})
             page = context.new_page()
             shots = [
-                ("dashboard-runs.png", "", None),
-                ("dashboard-run.png", "runs/blobs_baseline", "#scores-chart[data-ready=true]"),
-                ("dashboard-compare.png", "compare?runs=blobs_baseline,blobs_finetune", ".chart[data-ready]"),
+                ("dashboard-runs.png", ""),
+                ("dashboard-run.png", "runs/blobs_baseline"),
+                ("dashboard-compare.png", "compare?runs=blobs_baseline&runs=blobs_finetune&metric=f1_score"),
             ]
-            for name, path, ready in shots:
+            for name, path in shots:
                 page.goto(url + path)
-                if ready:
-                    page.wait_for_selector(ready)
+                page.wait_for_function(  # every chart drawn (a page may have none)
+                    "() => [...document.querySelectorAll('[data-chart]')].every(e => e.dataset.ready)"
+                )
                 page.screenshot(path=str(DOCS / name), full_page=False)
                 print(DOCS / name)
             context.close()

@@ -35,12 +35,21 @@ def is_loopback(host: str) -> bool:
     metavar="TOKEN",
     help=f"Require this token on every request (default: ${TOKEN_VAR}). Needed for a non-loopback --host.",
 )
-def serve(host: str, port: int, token: str | None) -> None:
+@click.option(
+    "--live",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    metavar="SECONDS",
+    help="How often open pages check for changes in the registry (0: never).",
+)
+def serve(host: str, port: int, token: str | None, live: float) -> None:
     """Serve the registry as a read-only web dashboard and JSON API (/api/v1/, /healthz)."""
     try:
         import uvicorn
 
         from ..web import create_app
+        from ..web.app import MAX_REQUEST_HEAD, MIN_TOKEN_LENGTH
     except ImportError as exc:
         raise fail(
             f"the dashboard needs the web extra ({exc.name} is not installed): "
@@ -54,13 +63,26 @@ def serve(host: str, port: int, token: str | None) -> None:
             f"--host {host} is reachable from other machines: give a --token (or ${TOKEN_VAR}), "
             "or listen on 127.0.0.1"
         )
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise click.UsageError(
+            f"the token has {len(token)} characters; give one of at least {MIN_TOKEN_LENGTH} "
+            "(python -c 'import secrets; print(secrets.token_urlsafe())' makes a good one)"
+        )
     listening = _listen(host, port)  # before the stores: a busy port is a usage error, at once
     s = settings()
     configs = s.config_store()
     weights = s.weights_store()
-    app = create_app(configs, weights, token=token)
+    app = create_app(configs, weights, token=token, live_every=live)
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="debug" if s.debug else "warning", access_log=s.debug
+        app,
+        host=host,
+        port=port,
+        log_level="debug" if s.debug else "warning",
+        access_log=s.debug,
+        # h11 reads a request head of up to this whole, so that a long URL gets the app's 414
+        # rather than h11's 400 and a reset while the client is still sending it
+        http="h11",
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD,
     )
 
     class Server(uvicorn.Server):

@@ -401,6 +401,7 @@ def compare_runs(configs: Any, weights: WeightsStore, names: Sequence[str]) -> d
                     {
                         "run": name,
                         "dataset": dataset,
+                        "higher_is_better": index.directions.get(criterion),
                         "iterations": iterations,
                         "values": [_finite(values[i]) for i in iterations],
                     }

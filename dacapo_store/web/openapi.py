@@ -60,12 +60,60 @@ _ERRORS = {
 }
 
 
+_ERRORS["422"] = {
+    "description": "A DaCapo checkpoint the restricted unpickler refuses",
+    "content": {"application/json": {"schema": _ref("Error")}},
+}
+#: Every page answers a request naming its current ETag (If-None-Match) with a 304 and no body.
+_NOT_MODIFIED = {"description": "Not modified since the ETag named by If-None-Match"}
+
+
 def _get(
-    summary: str, schema: dict[str, Any], params: list[dict], errors: tuple[str, ...] = ("400", "401", "503")
+    summary: str,
+    schema: dict[str, Any],
+    params: list[dict],
+    errors: tuple[str, ...] = ("400", "401", "503"),
+    *,
+    csv: bool = False,
+    media: str = "application/json",
 ):
-    responses = {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+    content = {media: {"schema": schema}}
+    if csv:
+        content["text/csv"] = {"schema": {"type": "string"}}
+    responses = {"200": {"description": "OK", "content": content}, "304": _NOT_MODIFIED}
     responses.update({code: _ERRORS[code] for code in (*errors, "500")})
     return {"get": {"summary": summary, "parameters": params, "responses": responses}}
+
+
+_FORMAT = _param(
+    "format",
+    {"type": "string", "enum": ["json", "csv"]},
+    "csv: the table as CSV (every row the filters select, unless offset or limit are given).",
+)
+#: The criterion picker of the run and compare pages: what their charts and tables show.
+_PICK = [
+    _param(
+        "criterion",
+        {"type": "array", "items": _CRITERION},
+        "Show these criteria (repeatable).",
+        style="form",
+        explode=True,
+    ),
+    _param(
+        "metric",
+        {"type": "array", "items": {"type": "string", "maxLength": 128}},
+        "Show every criterion of these metrics (`dice` for `mito__dice`, ...; repeatable).",
+        style="form",
+        explode=True,
+    ),
+    _param(
+        "channel",
+        {"type": "array", "items": {"type": "string", "maxLength": 128}},
+        "Show the criteria of these channels (`mito` for `mito__dice`, ...; repeatable).",
+        style="form",
+        explode=True,
+    ),
+]
 
 
 _BEST = {
@@ -162,6 +210,40 @@ _SERIES = {
     },
 }
 
+#: The picker of a page (`picker.choose`): the criteria by metric and channel, and the chosen ones.
+_PICKER = {
+    "type": "object",
+    "required": ["chosen", "default", "total", "metrics", "channels", "grid", "criteria"],
+    "properties": {
+        "chosen": {"type": "array", "items": {"type": "string"}},
+        "default": {"type": "boolean", "description": "nothing was picked: the page's default choice"},
+        "total": {"type": "integer"},
+        "metrics": {"type": "array", "items": {"type": "string"}},
+        "channels": {"type": "array", "items": {"type": "string"}, "description": "'': no channel"},
+        "grid": {
+            "type": "object",
+            "description": "metric -> channel -> criterion",
+            "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "criteria": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "channel": _NULL_STR,
+                    "metric": {"type": "string"},
+                    "higher_is_better": {"type": "boolean", "nullable": True},
+                },
+            },
+        },
+    },
+}
+_LABELS = {
+    "type": "object",
+    "description": "short labels of long names, for legends and headers",
+    "additionalProperties": {"type": "object", "additionalProperties": {"type": "string"}},
+}
+
 _RUN = {
     "type": "object",
     "required": ["name", "config", "checkpoints", "curves", "training", "lineage"],
@@ -203,6 +285,71 @@ _RUN = {
             "required": ["up", "down"],
             "properties": {"up": {"type": "array"}, "down": {"type": "array"}},
         },
+        "picker": _PICKER,
+        "charts": {
+            "type": "array",
+            "description": "one chart per chosen metric",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "metric": {"type": "string"},
+                    "criteria": {"type": "array", "items": {"type": "string"}},
+                    "higher_is_better": {"type": "boolean", "nullable": True},
+                },
+            },
+        },
+        "labels": _LABELS,
+        "datasets": {"type": "array", "items": {"type": "string"}},
+        "columns": {
+            "type": "array",
+            "description": "the checkpoint table's score columns: the chosen criteria on each dataset",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "criterion": {"type": "string"},
+                    "dataset": {"type": "string"},
+                    "key": {"type": "string"},
+                },
+            },
+        },
+        "bests": {
+            "type": "array",
+            "description": "the best checkpoint of each chosen criterion: by the mean and per dataset",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "criterion": {"type": "string"},
+                    "higher_is_better": {"type": "boolean", "nullable": True},
+                    "all": _BEST,
+                    "datasets": {"type": "object", "additionalProperties": _BEST},
+                },
+            },
+        },
+    },
+}
+
+_SCORES = {
+    "type": "object",
+    "required": ["run", "rows"],
+    "properties": {
+        "run": {"type": "string"},
+        "criterion": _NULL_STR,
+        "dataset": _NULL_STR,
+        "rows": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["iteration", "dataset", "criterion", "value", "best", "has_weights"],
+                "properties": {
+                    "iteration": {"type": "integer"},
+                    "dataset": {"type": "string"},
+                    "criterion": {"type": "string"},
+                    "value": _NULL_NUM,
+                    "best": {"type": "boolean"},
+                    "has_weights": {"type": "boolean"},
+                },
+            },
+        },
     },
 }
 
@@ -231,6 +378,33 @@ _COMPARE = {
             },
         },
         "summaries": {"type": "array"},
+        "picker": _PICKER,
+        "missing": {
+            "type": "object",
+            "description": "chosen criterion -> the runs without scores for it",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
+        "labels": _LABELS,
+        "bests": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "criterion": {"type": "string"},
+                    "higher_is_better": {"type": "boolean", "nullable": True},
+                    "runs": {"type": "array", "items": _BEST},
+                    "winner": {**_NULL_INT, "description": "index of the best run"},
+                },
+            },
+        },
+        "groups": {
+            "type": "array",
+            "description": "the differences by part of the run ('run': its own fields)",
+            "items": {
+                "type": "object",
+                "properties": {"part": {"type": "string"}, "rows": {"type": "array"}},
+            },
+        },
     },
 }
 
@@ -273,14 +447,44 @@ def openapi_document() -> dict[str, Any]:
                     *_FILTERS,
                     _param("sort", {"type": "string", "enum": list(SORT_KEYS)}, "Sort key."),
                     _param("order", {"type": "string", "enum": ["asc", "desc"]}, "Sort order."),
+                    _FORMAT,
                 ],
                 ("400", "401", "404", "503"),
+                csv=True,
             ),
             "/api/v1/runs/{name}": _get(
-                "One run: config, checkpoints, curves, training loss, lineage",
+                "One run: config, checkpoints, curves, training loss, lineage; the chosen criteria",
                 _RUN,
-                [name],
+                [name, *_PICK],
                 ("400", "401", "404", "503"),
+            ),
+            "/api/v1/runs/{name}/scores": _get(
+                "Every validation score of a run (as `dacapo-store scores`), as JSON or CSV",
+                _SCORES,
+                [
+                    name,
+                    _param("criterion", _CRITERION, "Only this criterion's scores."),
+                    _param("dataset", _NAME, "Only the scores on this dataset."),
+                    _FORMAT,
+                ],
+                ("400", "401", "404", "503"),
+                csv=True,
+            ),
+            "/api/v1/runs/{name}/checkpoint": _get(
+                "The model weights a StartConfig(run, criterion) loads, as a safetensors file",
+                {"type": "string", "format": "binary"},
+                [
+                    name,
+                    _param(
+                        "criterion",
+                        {"type": "string", "pattern": "^(latest|[0-9]{1,12}|[A-Za-z_][A-Za-z0-9_-]{0,127})$"},
+                        "A criterion (its best checkpoint), 'latest', or an iteration number.",
+                        required=True,
+                    ),
+                    _param("dataset", _NAME, "With a criterion: the best on this dataset, not the mean."),
+                ],
+                ("400", "401", "404", "422", "503"),
+                media="application/octet-stream",
             ),
             "/api/v1/compare": _get(
                 "2 to 20 runs: differing config fields and curves per criterion",
@@ -289,19 +493,22 @@ def openapi_document() -> dict[str, Any]:
                     _param(
                         "runs",
                         {"type": "array", "items": _NAME, "minItems": 2, "maxItems": 20, "uniqueItems": True},
-                        "Comma-separated run names (2 to 20).",
+                        "The runs (2 to 20), one runs= parameter each (a name may hold a comma); a single "
+                        "runs= value is split on commas (the older form).",
                         required=True,
                         style="form",
-                        explode=False,
-                    )
+                        explode=True,
+                    ),
+                    *_PICK,
                 ],
                 ("400", "401", "404", "503"),
             ),
             "/api/v1/leaderboard": _get(
                 "Runs by their best checkpoint for a criterion and dataset, best first",
                 _PAGE,
-                _FILTERS,
+                [*_FILTERS, _FORMAT],
                 ("400", "401", "404", "503"),
+                csv=True,
             ),
             "/api/v1/configs/{kind}": _get(
                 "The names of one kind's configs",
@@ -354,24 +561,27 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Whether the store answers",
                     "parameters": [],
                     "responses": {
-                        code: {
-                            "description": text,
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["ok", "store"],
-                                        "properties": {
-                                            "ok": {"type": "boolean"},
-                                            "store": {"type": "string"},
-                                            "runs": {"type": "integer"},
-                                            "error": {"type": "string"},
-                                        },
+                        "400": _ERRORS["400"],
+                        **{
+                            code: {
+                                "description": text,
+                                "content": {
+                                    "application/json": {
+                                        "schema": {
+                                            "type": "object",
+                                            "required": ["ok", "store"],
+                                            "properties": {
+                                                "ok": {"type": "boolean"},
+                                                "store": {"type": "string"},
+                                                "runs": {"type": "integer"},
+                                                "error": {"type": "string"},
+                                            },
+                                        }
                                     }
-                                }
-                            },
-                        }
-                        for code, text in (("200", "The store answers"), ("503", "It does not"))
+                                },
+                            }
+                            for code, text in (("200", "The store answers"), ("503", "It does not"))
+                        },
                     },
                 }
             },

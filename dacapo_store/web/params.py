@@ -34,6 +34,10 @@ class Params:
             out += [v.strip() for v in value.split(",") if v.strip()]
         return out
 
+    def strings(self, key: str) -> tuple[str, ...]:
+        """Every value of a repeatable parameter (a value may also list several, comma-separated)."""
+        return tuple(dict.fromkeys(self._values(key)))
+
     def string(self, key: str) -> str | None:
         values = self._values(key) if key != "name" else [v for v in self.query.getlist(key) if v.strip()]
         if len(values) > 1:
@@ -90,3 +94,13 @@ class Params:
             return check_criterion(value)
         except (ValueError, TypeError) as exc:
             raise BadRequest(str(exc)) from None
+
+    def criteria(self, key: str = "criterion") -> tuple[str, ...]:
+        """Every criterion a repeatable parameter names, each checked as `criterion` checks one."""
+        out = []
+        for value in self.strings(key):
+            try:
+                out.append(check_criterion(value))
+            except (ValueError, TypeError) as exc:
+                raise BadRequest(str(exc)) from None
+        return tuple(out)

@@ -1,8 +1,17 @@
-"""The dashboard's fixtures: the demo registry (built once per session) on files and on mongomock."""
+"""The dashboard's fixtures: the demo registry (built once per session) on files and on mongomock,
+and the browser tests' Chromium, whose every tab fails its test on a request that leaves 127.0.0.1."""
 
 from __future__ import annotations
 
+import os
+import re
+import selectors
 import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import mongomock
 import mongomock.gridfs
@@ -95,5 +104,126 @@ def pack(request, tmp_path):
         configs = MongoConfigStore(client=client, db_name=DB_NAME)
         weights = GridFSWeightsStore(client=client, db_name=DB_NAME, dacapo_runs_dir=root)
     with TestClient(create_app(configs, weights, recheck=0)) as c:
-        c.backend, c.configs = request.param, configs
+        c.backend, c.configs, c.weights = request.param, configs, weights
         yield c
+
+
+# ------------------------------------------------------------------ the browser tests
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _browser_missing() -> str | None:
+    from dacapo_store.web.browser import CHROMIUM
+
+    if not Path(CHROMIUM).is_file():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright (Python) is not installed (pip install -e '.[dev]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser_ready():
+    """Outside CI a missing Chromium or Playwright skips the browser tests; in CI it fails them."""
+    reason = _browser_missing()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"browser tests must run in CI: {reason}")
+        pytest.skip(reason)
+
+
+def start_server(store: str, *extra: str, cache: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """`dacapo-store serve --port 0` (its per-user cache in `cache`, never ~/.cache); returns once
+    it prints the URL it listens on."""
+    cache = cache or Path(tempfile.mkdtemp(prefix="serve-cache-"))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from dacapo_store.cli import main; main()",
+            "--store",
+            store,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "XDG_CACHE_HOME": str(cache)},
+    )
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    line = ""
+    if selector.select(timeout=60):
+        line = proc.stdout.readline()
+    match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"serve did not start: {line!r} {proc.stderr.read()!r}")
+    return proc, match.group(1)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def chromium(browser_ready, tmp_path_factory):
+    """One headless Chromium per module. Every request it makes to a host other than 127.0.0.1
+    is refused and recorded, and so is every tab a page opens by itself: `page` fails on either."""
+    from playwright.sync_api import sync_playwright
+
+    from dacapo_store.web.browser import launch
+
+    with sync_playwright() as p:
+        context = launch(
+            p,
+            tmp_path_factory.mktemp("chromium-profile"),
+            viewport={"width": 1400, "height": 900},
+            accept_downloads=True,
+        )
+        context.outside = []
+
+        def guard(route):
+            url = route.request.url
+            if urlsplit(url).hostname != "127.0.0.1":
+                context.outside.append(url)
+                route.abort()
+            else:
+                route.continue_()
+
+        context.route("**/*", guard)
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(chromium):
+    """A tab whose console errors (CSP violations included), page errors, requests off the
+    machine and opened tabs fail the test."""
+    before = list(chromium.pages)
+    tab = chromium.new_page()
+    errors: list[str] = []
+    tab.on(
+        "console",
+        lambda m: errors.append(f"console: {m.text} {m.location.get('url')}") if m.type == "error" else None,
+    )
+    tab.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    yield tab
+    popups = [t for t in chromium.pages if t is not tab and t not in before]
+    opened = [t.url for t in popups]
+    for t in [tab, *popups]:
+        t.close()
+    outside = list(chromium.outside)
+    chromium.outside.clear()
+    assert errors == []
+    assert outside == [], "requests left 127.0.0.1"
+    assert opened == [], "the page opened tabs"

@@ -62,7 +62,6 @@ def test_a_pin_shows_in_the_best_column(client):
         ({"architecture": "tiny_cnn_3"}, [FINETUNE]),
         ({"architecture": "tiny_cnn_2,tiny_cnn_3"}, [BASE, FINETUNE]),
         ({"task": "blobs_fg"}, [BASE, FINETUNE]),
-        ({"trainer": "no_such_trainer"}, []),
         ({"name": "FINE"}, [FINETUNE]),
         ({"status": "finished"}, [BASE]),
         ({"status": "new"}, [FINETUNE]),
@@ -127,13 +126,17 @@ def test_paging_happens_on_the_server(client):
         ({"criterion": "no such"}, "invalid criterion"),
         ({"criterion": "voi"}, "no run has scores for criterion 'voi'"),
         ({"criterion": "loss", "dataset": "train"}, "no run has 'loss' scores on dataset 'train'"),
+        ({"task": "nope"}, "unknown task 'nope': no run uses it and the store has no such task"),
+        ({"trainer": "no_such_trainer"}, "unknown trainer 'no_such_trainer'"),
     ],
 )
 def test_bad_input_gets_a_4xx_with_a_message_and_changes_nothing(client, params, message):
     before = snapshot(client.stores)
     response = client.get("/api/v1/runs", params=params)
-    # what the store lacks (a criterion, a dataset) is a 404; a malformed request a 400
-    assert response.status_code == (404 if "no run has" in message else 400)
+    # what the store lacks (a criterion, a dataset, a part) is a 404; a malformed request a 400
+    assert response.status_code == (
+        404 if "no run has" in message or "unknown task" in message or "unknown trainer" in message else 400
+    )
     assert response.headers["content-type"] == "application/json"
     assert message in response.json()["error"]["message"]
     assert snapshot(client.stores) == before
@@ -206,7 +209,7 @@ def test_the_run_page_links_its_parts_and_lineage_and_shows_empty_states(client)
     assert 'href="/configs/tasks/blobs_fg"' in page
     assert f'href="/runs/{FINETUNE}"' in page
     assert "No training stats stored for this run." not in page
-    assert 'data-chart="run-scores"' in page
+    assert 'data-chart="run-metric"' in page
     empty = client.get(f"/runs/{FINETUNE}").text
     assert "No training stats stored for this run." in empty
     assert "No validation scores stored for this run yet." in empty
@@ -409,6 +412,8 @@ def test_the_openapi_document_names_every_endpoint(client):
     assert set(doc["paths"]) == {
         "/api/v1/runs",
         "/api/v1/runs/{name}",
+        "/api/v1/runs/{name}/scores",
+        "/api/v1/runs/{name}/checkpoint",
         "/api/v1/compare",
         "/api/v1/leaderboard",
         "/api/v1/configs/{kind}",

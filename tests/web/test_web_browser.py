@@ -1,116 +1,28 @@
 """The dashboard in real headless Chromium, against `dacapo-store serve` run as a subprocess.
 
 Outside CI these tests skip (with the reason) when Chromium or Playwright is missing; with CI=true
-a missing browser fails them.
+a missing browser fails them. The browser fixtures (conftest.py) fail a test on a console error or
+on any request to a host other than 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import selectors
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from dacapo_store.web.browser import CHROMIUM, launch
-
-from .conftest import RUNS
+from .conftest import RUNS, start_server, stop_server
 
 BASE, FINETUNE = RUNS
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _missing() -> str | None:
-    if not Path(CHROMIUM).is_file():
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright (Python) is not installed (pip install -e '.[dev]')"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser_ready():
-    reason = _missing()
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"browser tests must run in CI: {reason}")
-        pytest.skip(reason)
-
-
-def start_server(store: str, *extra: str) -> tuple[subprocess.Popen, str]:
-    """`dacapo-store serve --port 0`; returns once it prints the URL it listens on."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from dacapo_store.cli import main; main()",
-            "--store",
-            store,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
-    line = ""
-    if selector.select(timeout=60):
-        line = proc.stdout.readline()
-    match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
-    if not match:
-        proc.kill()
-        raise AssertionError(f"serve did not start: {line!r} {proc.stderr.read()!r}")
-    return proc, match.group(1)
 
 
 @pytest.fixture(scope="module")
 def server(browser_ready, demo_dir, tmp_path_factory):
     target = tmp_path_factory.mktemp("browser") / "registry"
     shutil.copytree(demo_dir, target)
-    proc, url = start_server(f"files:{target}")
+    proc, url = start_server(f"files:{target}", cache=tmp_path_factory.mktemp("serve-cache"))
     yield url.rstrip("/")
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def chromium(browser_ready, tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        context = launch(
-            p, tmp_path_factory.mktemp("chromium-profile"), viewport={"width": 1400, "height": 900}
-        )
-        yield context
-        context.close()
-
-
-@pytest.fixture
-def page(chromium):
-    """A tab whose console errors (CSP violations included) and page errors fail the test."""
-    tab = chromium.new_page()
-    errors: list[str] = []
-    tab.on(
-        "console",
-        lambda m: errors.append(f"console: {m.text} {m.location.get('url')}") if m.type == "error" else None,
-    )
-    tab.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    yield tab
-    tab.close()
-    assert errors == []
+    stop_server(proc)
 
 
 def run_rows(page) -> list[str]:
@@ -139,27 +51,31 @@ def test_choosing_an_architecture_narrows_the_table_at_once(page, server):
     assert run_rows(page) == [BASE]
 
 
-def test_clicking_a_run_opens_its_page_with_one_series_per_criterion(page, server):
+def test_clicking_a_run_opens_its_page_with_one_chart_per_metric(page, server):
     page.goto(server + "/")
     with page.expect_navigation():
         page.click(f"a.run-link:text('{BASE}')")
     assert page.url.endswith(f"/runs/{BASE}")
     assert BASE in page.locator("h1").inner_text()
-    page.wait_for_selector("#scores-chart[data-ready=true]")
-    series = page.locator("#scores-chart .scatterlayer .trace").count()
-    assert series == 2  # f1_score and loss, each on the one dataset 'validate'
-    legend = page.locator("#scores-chart .legendtext").evaluate_all("els => els.map(e => e.textContent)")
-    assert sorted(legend) == ["f1_score / validate", "loss / validate"]
+    page.wait_for_selector("[data-chart=run-metric][data-metric=loss][data-ready=true]")
+    charts = page.locator("[data-chart=run-metric]")
+    assert charts.evaluate_all("els => els.map(e => e.dataset.metric)") == ["f1_score", "loss"]
+    for metric in ("f1_score", "loss"):  # each on the one dataset 'validate'
+        chart = f"[data-chart=run-metric][data-metric={metric}]"
+        page.wait_for_selector(chart + "[data-ready=true]")
+        assert page.locator(chart + " .scatterlayer .trace").count() == 1
+        assert page.locator(chart + " .legendtext").all_text_contents() == [metric]
 
 
 def test_hovering_a_point_shows_its_iteration_and_value(page, server):
     page.goto(server + f"/runs/{BASE}")
-    page.wait_for_selector("#scores-chart[data-ready=true]")
-    point = page.locator("#scores-chart .scatterlayer .trace").first.locator("path.point").last
+    chart = "[data-chart=run-metric][data-metric=f1_score]"
+    page.wait_for_selector(chart + "[data-ready=true]")
+    point = page.locator(chart + " .scatterlayer .trace").first.locator("path.point").last
     point.hover(force=True)
-    page.wait_for_selector("#scores-chart .hoverlayer .hovertext")
-    text = page.locator("#scores-chart .hoverlayer").text_content()
-    assert "iteration 500" in text and "value" in text
+    page.wait_for_selector(chart + " .hoverlayer .hovertext")
+    text = page.locator(chart + " .hoverlayer").text_content()
+    assert "f1_score on validate" in text and "iteration 500" in text and "value" in text
 
 
 def test_compare_shows_the_fields_that_differ(page, server):
@@ -167,13 +83,13 @@ def test_compare_shows_the_fields_that_differ(page, server):
     for run in RUNS:
         page.check(f"input[name=runs][value='{run}']")
     with page.expect_navigation():
-        page.click("button[form=compare]")
+        page.click("#compare button")
     assert "/compare?" in page.url
-    diff = page.locator("#diff-table").inner_text()
+    diff = " ".join(page.locator("table.diff").all_inner_texts())
     assert "architecture_config.name" in diff and "tiny_cnn_2" in diff and "tiny_cnn_3" in diff
     assert "start_config.run" in diff
-    page.wait_for_selector(".chart[data-criterion=f1_score][data-ready=true]")
-    assert page.locator(".chart[data-ready=true]").count() == 2  # one overlay per criterion
+    # the two runs share no scored criterion (the fine-tune has none): the picker says so
+    assert "share no criterion" in page.locator("main").inner_text()
 
 
 def test_every_page_loads_without_a_console_error(page, server):
@@ -187,4 +103,4 @@ def test_every_page_loads_without_a_console_error(page, server):
     ):
         page.goto(server + path)
     page.goto(server + f"/runs/{BASE}")
-    page.wait_for_selector("#scores-chart[data-ready=true]")
+    page.wait_for_selector("[data-chart=run-metric][data-metric=loss][data-ready=true]")

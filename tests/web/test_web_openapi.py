@@ -23,6 +23,8 @@ def api(demo_dir, tmp_path_factory):
 OPERATIONS = [
     "GET /api/v1/runs",
     "GET /api/v1/runs/{name}",
+    "GET /api/v1/runs/{name}/scores",
+    "GET /api/v1/runs/{name}/checkpoint",
     "GET /api/v1/compare",
     "GET /api/v1/leaderboard",
     "GET /api/v1/configs/{kind}",

@@ -15,7 +15,7 @@ from dacapo_store.weights import GridFSWeightsStore
 
 from .conftest import demo_stores
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-0123456789"
 
 
 @pytest.fixture
