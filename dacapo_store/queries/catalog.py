@@ -32,7 +32,7 @@ from ..cache import cache_file
 from ..config_store.documents import META_KEY, DocumentMetadata, config_part
 from ..errors import AmbiguousNameError, ConfigNotFoundError, DacapoStoreError, StoreConnectionError
 from ..weights.base import WeightsStore
-from ..weights.best import Choice, direction
+from ..weights.best import direction
 from ..weights.digest import RunDigest
 from ..weights.leaderboard import LeaderboardEntry, leaderboard_entries
 from . import snapshot as snapshots
@@ -106,26 +106,46 @@ class RunQuery:
             raise ValueError(f"uses must be (kind, name) with a kind of {', '.join(NESTED_KINDS)}")
 
 
-@attrs.frozen
 class RunEntry:
-    """One run in the catalog: its summary row, its bests and directions (from its digest)."""
+    """One run in the catalog: its config fields and its digest; the summary row is made from them
+    when first asked for (a leaderboard needs only the bests)."""
 
-    summary: RunSummary
-    bests: Mapping[tuple[str, str | None], Best]
-    directions: Mapping[str, bool | None]
-    #: what the entry was built from (the weights side): a new digest means a new entry
-    digest: RunDigest | None = attrs.field(default=None, eq=False, repr=False)
+    __slots__ = ("_summary", "digest", "fields", "name")
+
+    def __init__(self, name: str, fields: Mapping[str, Any] | None, digest: RunDigest) -> None:
+        self.name = name
+        self.fields = fields
+        #: what the entry was built from (the weights side): a new digest means a new entry
+        self.digest = digest
+        self._summary: RunSummary | None = None
+
+    @property
+    def bests(self) -> Mapping[tuple[str, str | None], Best]:
+        return self.digest.bests
+
+    @property
+    def directions(self) -> Mapping[str, bool | None]:
+        return self.digest.directions
+
+    @property
+    def summary(self) -> RunSummary:
+        found = self._summary
+        if found is None:
+            fields = {**(self.fields if self.fields is not None else _BLANK), "name": self.name}
+            problems = [p for p in (fields.pop("config_problem", None), self.digest.problem) if p]
+            weights = weights_fields(self.digest)
+            weights["damage"] = "; ".join(problems) or None
+            found = self._summary = RunSummary(**fields, **weights)
+        return found
 
 
 def entry_of(name: str, fields: Mapping[str, Any] | None, digest: RunDigest) -> RunEntry:
     """A run's entry from its config fields (None: no config document) and its digest."""
-    fields = dict(fields) if fields is not None else config_fields(name, None, None)
-    problems = [p for p in (fields.pop("config_problem", None), digest.problem) if p]
-    summary = RunSummary(**fields, **{**weights_fields(digest), "damage": "; ".join(problems) or None})
-    bests = {key: Best.of(choice) for key, choice in digest.bests.items()}
-    return RunEntry(summary, bests, dict(digest.directions), digest)
+    return RunEntry(name, fields, digest)
 
 
+#: The config fields of a run without a config document.
+_BLANK = config_fields("", None, None)
 _EMPTY = RunDigest()
 
 
@@ -246,7 +266,7 @@ class CatalogSnapshot:
             best = entry.bests.get(key)
             if best is None or any(getattr(entry.summary, f) not in v for f, v in wanted.items()):
                 continue
-            found.append((name, Choice(best.iteration, best.value, best.pinned, best.loadable)))
+            found.append((name, best))
         return leaderboard_entries(found, self.direction(criterion), top)
 
     def query(self, q: RunQuery, now: datetime | None = None) -> dict[str, Any]:
@@ -314,14 +334,14 @@ class CatalogSnapshot:
         """Best first (the leaderboard's order, `best.ranked`); runs without a best last."""
         if criterion is None:
             return chosen
-        by_name = {e.summary.name: e for e in chosen}
+        by_name = {e.name: e for e in chosen}
         ranked = self.leaderboard(criterion, dataset, runs=by_name)
         order = [by_name[e.run] for e in ranked]
         if worst_first:
             valued = [e for e, r in zip(order, ranked, strict=True) if r.value is not None]
             order = valued[::-1] + order[len(valued) :]
         seen = {e.run for e in ranked}
-        return order + [e for e in chosen if e.summary.name not in seen]
+        return order + [e for e in chosen if e.name not in seen]
 
 
 class RunCatalog:

@@ -37,19 +37,10 @@ STATUSES = ("new", "training", "stalled", "finished", "damaged")
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
 
 
-@attrs.frozen
-class Best:
-    """A run's best by a criterion (`best.choose`): the checkpoint a StartConfig would load where one
-    is loadable (`loadable`), else the best score of a run whose checkpoints are gone."""
-
-    iteration: int
-    value: float | None
-    pinned: bool
-    loadable: bool = True
-
-    @classmethod
-    def of(cls, choice: Choice) -> Best:
-        return cls(choice.iteration, choice.value, choice.pinned, choice.loadable)
+#: A run's best by a criterion (`best.choose`): the checkpoint a StartConfig would load where one
+#: is loadable (`loadable`), else the best score of a run whose checkpoints are gone. The one
+#: type every face carries a best in.
+Best = Choice
 
 
 @attrs.frozen
@@ -294,7 +285,7 @@ def curves(index: RunIndex) -> list[dict[str, Any]]:
                     "higher_is_better": index.directions.get(criterion),
                     "iterations": iterations,
                     "values": [_finite(values[i]) for i in iterations],
-                    "best": attrs.asdict(Best.of(best)) if best else None,
+                    "best": attrs.asdict(best) if best else None,
                 }
             )
     return out

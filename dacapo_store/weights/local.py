@@ -292,8 +292,7 @@ class LocalWeightsStore(WeightsStore):
             finally:
                 os.close(fd)
             try:
-                with open(f"{folder}/{DIGEST_FILE}", "rb") as f:
-                    doc = json.loads(f.read())
+                doc = json.loads(_read_small(f"{folder}/{DIGEST_FILE}"))
                 stamp = doc["of"]
                 if stamp["length"] != size or stamp["id"] != _header_id(head[: head.find(b"\n") + 1]):
                     continue
@@ -381,6 +380,18 @@ class LocalWeightsStore(WeightsStore):
         except (FileNotFoundError, NotADirectoryError):
             return []
         return sorted(name for name in names if os.path.isfile(f"{base}/{name}/checkpoints/index.jsonl"))
+
+
+def _read_small(path: str) -> bytes:
+    """A small file's bytes with the fewest system calls (10,000s of digests are read at once)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        parts = [os.read(fd, 65536)]
+        while len(parts[-1]) == 65536:
+            parts.append(os.read(fd, 65536))
+    finally:
+        os.close(fd)
+    return b"".join(parts)
 
 
 def _header_id(header: bytes) -> str | None:
