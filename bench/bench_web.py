@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import sys
@@ -196,7 +197,10 @@ def generate_mongomock(n: int, iterations: int):
     # inserted at once: its upserts would scan the collection once per write on mongomock
     for run in documents:
         index = RunIndex().with_events(_document_events(run["_id"], run))
-        run["digest"] = {**digests.to_json(digests.digest_of(index)), "writes": run["writes"]}
+        run["digest"] = {
+            "json": json.dumps(digests.to_json(digests.digest_of(index))),
+            "writes": run["writes"],
+        }
     weights.db["weights_runs"].insert_many(documents)
     print(f"  generated in {time.perf_counter() - start:.0f} s", flush=True)
     return configs, weights

@@ -182,10 +182,10 @@ class WeightsStore(ABC):
         """
         return None, None
 
-    def maybe_has_stats(self, run: str, token: Any = None) -> bool:
-        """Whether the run may have training stats (False: a token's look showed none, so the
-        extent needs no read)."""
-        return True
+    def runs_with_stats(self, runs: Collection[str], token: Any = None) -> set[str] | None:
+        """Those of `runs` that may have training stats, ours or DaCapo's (None: any may): the
+        others' extent needs no read. `token`: one from `changes_since`, which may know."""
+        return None
 
     def stored_digests(self, runs: Iterable[str]) -> dict[str, RunDigest]:
         """The digests writers stored of these runs' own indexes (`digest.py`), for the runs whose
@@ -779,11 +779,12 @@ class WeightsStore(ABC):
         runs = list(runs)
         theirs = self.dacapo_runs(runs, token)
         stored = self.stored_digests([r for r in runs if r not in theirs])
+        with_stats = self.runs_with_stats(runs, token)
         out = {}
         for run in runs:
             found = stored.get(run)
             found = found if found is not None else self._fold_digest(run, run in theirs)
-            if not self.maybe_has_stats(run, token):
+            if with_stats is not None and run not in with_stats:
                 out[run] = found
                 continue
             trained_until, written = self._stats_extent(run)

@@ -15,8 +15,9 @@
   best), and reading every run's index reads one document per run, not one per scored
   iteration (MongoDB's 16 MiB hold about 100,000 scored iterations of 5 criteria).
   A run whose weights are deleted keeps an empty document (its `updated` says so to readers).
-  After each write, `digest` holds the run's digest (`digest.py`) with the `writes` count of the
-  document it was computed from, set by an update that matches only while `writes` is still that
+  After each write, `digest` holds the run's digest (`digest.py`, as JSON text: one string to
+  copy, where a nested document is a field per value) with the `writes` count of the document it
+  was computed from, set by an update that matches only while `writes` is still that
   count: a slower writer can never replace a newer digest, and a reader takes it only while the
   counts agree (else it folds the document itself).
 - `weights_index`, `weights_scores`, `weights_pins`: the earlier layout of dacapo_store 0.1.0
@@ -32,6 +33,7 @@ under its runs_base_dir (`dacapo_runs_dir`), as DaCapo keeps them whatever its c
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -324,15 +326,24 @@ class GridFSWeightsStore(WeightsStore):
             query = {} if newest is None else {"updated": {"$gte": newest - _LOOKBACK}}
             seen: dict[str, tuple[datetime, Any]] = {}
             projection = {"_id": True, "updated": True, "writes": True}
+            ids: set[str] = set()
             for doc in self._runs.find(query, projection=projection):
                 stamp = doc.get("updated")
-                if isinstance(doc.get("_id"), str) and isinstance(stamp, datetime):
-                    seen[doc["_id"]] = (stamp, doc.get("writes"))
+                if isinstance(doc.get("_id"), str):
+                    ids.add(doc["_id"])
+                    if isinstance(stamp, datetime):
+                        seen[doc["_id"]] = (stamp, doc.get("writes"))
             changed = {run for run, mark in seen.items() if recent.get(run) != mark}
             newest = max([*(t for t, _ in seen.values()), *([newest] if newest else [])], default=None)
             recent = {} if newest is None else {r: m for r, m in seen.items() if m[0] >= newest - _LOOKBACK}
             files = self._sweep_runs_dir(runs, token[4] if valid else None)
             now = (newest, recent, markers, pins, files)
+            if not valid and token is None:
+                # a first look: name every run there is (ours, the earlier layout's, DaCapo's)
+                names = ids | self._earlier_names()
+                if self.dacapo is not None:
+                    names |= set(self.dacapo.run_names())
+                return now, names | set(runs)
             if not valid:
                 return now, None
             old_markers, old_pins, old_files = token[2], token[3], token[4]
@@ -391,7 +402,7 @@ class GridFSWeightsStore(WeightsStore):
             if not isinstance(found, Mapping) or found.get("writes") != doc.get("writes"):
                 continue
             try:
-                out[doc["_id"]] = digests.from_json(found)
+                out[doc["_id"]] = digests.from_json(json.loads(found["json"]))
             except (ValueError, KeyError, TypeError):
                 continue  # not one this version reads: the document is folded instead
         return out
@@ -439,8 +450,8 @@ class GridFSWeightsStore(WeightsStore):
                 if doc is None:
                     return
                 events = self._earlier_layout_events([run]).get(run, []) + _document_events(run, doc)
-                found = digests.to_json(digests.digest_of(RunIndex().with_events(events)))
-                found["writes"] = doc.get("writes")
+                data = json.dumps(digests.to_json(digests.digest_of(RunIndex().with_events(events))))
+                found = {"writes": doc.get("writes"), "json": data}
                 self._runs.update_one({"_id": run, "writes": doc.get("writes")}, {"$set": {"digest": found}})
         except (DacapoStoreError, ValueError, TypeError) as exc:
             log.warning("run %s: its digest was not written (%s); readers read its index", run, exc)
@@ -506,12 +517,25 @@ class GridFSWeightsStore(WeightsStore):
 
     # ------------------------------------------------------------------ across runs
 
+    def _earlier_names(self) -> set[str]:
+        """Runs with documents in the earlier layout's collections."""
+        names: set[str] = set()
+        with translate_errors(self.where):
+            for collection in (self._index, self._scores, self._pins):
+                names.update(n for n in collection.distinct("run_name") if isinstance(n, str))
+        return names
+
+    def runs_with_stats(self, runs: Collection[str], token: Any = None) -> set[str] | None:
+        """The runs with training stats documents, ours or DaCapo's: two `distinct` queries."""
+        with translate_errors(self.where):
+            found = {n for n in self._stats.distinct("run_name") if isinstance(n, str)}
+            found |= {n for n in self.db["training_stats"].distinct("run_name") if isinstance(n, str)}
+        return found
+
     def own_run_names(self) -> list[str]:
         """Runs with checkpoints, scores or pins."""
         with translate_errors(self.where):
-            names: set[str] = set()
-            for collection in (self._index, self._scores, self._pins):
-                names.update(n for n in collection.distinct("run_name") if isinstance(n, str))
+            names = self._earlier_names()
             present = {"$or": [{f: {"$exists": True}} for f in ("checkpoints", "scores", "pins")]}
             names.update(d["_id"] for d in self._runs.find(present, projection={"_id": True}))
         return sorted(names)

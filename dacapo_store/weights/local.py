@@ -256,12 +256,16 @@ class LocalWeightsStore(WeightsStore):
             dacapo_base, complete = self.dacapo.stats_folder(), self.dacapo.stats_folder() is not None
         return sweep(roots, dacapo_base, runs, previous, complete=complete, discover=discover)
 
-    def maybe_has_stats(self, run: str, token: Any = None) -> bool:
-        """False where the token's sweep saw no training stats of the run, ours or DaCapo's."""
-        if isinstance(token, InputState) and token.complete and run in token.sigs:
-            sig = token.sigs[run]
-            return "training_stats.jsonl" in sig or "training_stats" in sig
-        return True
+    def runs_with_stats(self, runs: Collection[str], token: Any = None) -> set[str] | None:
+        """The runs whose sweep saw training stats, ours or DaCapo's (and those it did not look at)."""
+        if not (isinstance(token, InputState) and token.complete):
+            return None
+        sigs = token.sigs
+        return {
+            r
+            for r in runs
+            if r not in sigs or "training_stats.jsonl" in sigs[r] or "training_stats" in sigs[r]
+        }
 
     def dacapo_runs(self, runs: Iterable[str], token: Any = None) -> set[str]:
         """With a token of `changes_since`, its sweep already knows; else DaCapo's registry looks."""

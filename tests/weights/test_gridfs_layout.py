@@ -47,7 +47,7 @@ def test_a_score_overwritten_in_place_shows_as_a_change(store):
     store.store_validation_scores("run", 1, {"loss": 1.0})
     store.store_validation_scores("other", 1, {"loss": 1.0})
     token, changed = store.changes_since(None, ["run", "other"])
-    assert changed is None
+    assert changed == {"run", "other"}  # a first look names every run there is
     token, changed = store.changes_since(token, ["run", "other"])
     assert changed == set()
     store.store_validation_scores("run", 1, {"loss": 0.5})  # the same iteration and dataset
