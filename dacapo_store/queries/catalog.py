@@ -42,7 +42,6 @@ from .runs import (
     Best,
     RunSummary,
     config_fields,
-    run_metadata,
     weights_fields,
 )
 from .uses import NESTED_KINDS
@@ -384,6 +383,7 @@ class RunCatalog:
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        self._saver: threading.Thread | None = None
         self._cost = 0.0  # seconds the last incremental check took
         self._checked = -float("inf")
         self._full_at = -float("inf")
@@ -444,6 +444,12 @@ class RunCatalog:
                     self._worker.start()
             return
         self._refresh_now(force)
+
+    def flush(self) -> None:
+        """Wait until the catalog's saved copy being written (if any) is written."""
+        saver = self._saver
+        if saver is not None:
+            saver.join()
 
     def _in_background(self) -> None:
         try:
@@ -549,10 +555,15 @@ class RunCatalog:
         log.info("run catalog: %d runs from %s", len(entries), self._snapshot_file)
         return True
 
-    def _save(self) -> None:
-        """Save the catalog's copy if it changed since it was loaded or saved (best-effort)."""
+    def _save(self, wait: bool = False) -> None:
+        """Save the catalog's copy if it changed since it was loaded or saved (best-effort). Taken
+        now (the caller holds the refresh lock: fields, digests and tokens of one check), written
+        by a thread of its own, so no answer waits for it (a command's process waits for it at
+        exit, after printing); `wait`: write it here."""
         if self._snapshot_file is None or self.version == self._saved_version:
             return
+        if self._saver is not None and self._saver.is_alive():
+            return  # the next check saves what this one would have
         saved = snapshots.Saved(
             configs=self._snapshot_keys()[0],
             weights=self._snapshot_keys()[1],
@@ -561,8 +572,17 @@ class RunCatalog:
             weights_token=self.table.token,
             digests=self.table.digests,
         )
-        if snapshots.save(self._snapshot_file, saved):
-            self._saved_version = self.version
+        version = self.version
+
+        def write() -> None:
+            if snapshots.save(self._snapshot_file, saved):  # type: ignore[arg-type]
+                self._saved_version = version
+
+        if wait:
+            write()
+            return
+        self._saver = threading.Thread(target=write, name="run-catalog-save")
+        self._saver.start()
 
 
 def _all_config_fields(configs: Any) -> Iterable[tuple[str, dict]]:
@@ -595,7 +615,9 @@ def _config_fields_of(configs: Any, name: str) -> dict | None:
 
 
 def _fields(configs: Any, name: str, raw: Mapping[str, Any]) -> dict:
-    meta = DocumentMetadata.of(raw) if META_KEY in raw else run_metadata(configs, name, raw)
+    """The run's config fields; `raw` carries its metadata when the store has a current one (the
+    store's `documents(with_metadata=True)` and `raw_document` look it up: no second read)."""
+    meta = DocumentMetadata.of(raw) if META_KEY in raw else None
     return config_fields(name, config_part(raw), meta)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import gzip
 import hashlib
 import hmac
@@ -429,7 +430,12 @@ def create_app(
         response.headers["allow"] = (getattr(exc, "headers", None) or {}).get("Allow", "GET, HEAD")
         return response
 
-    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        yield
+        await _run_sync(catalog.flush)  # a saved copy being written is finished, not cut short
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed}, lifespan=lifespan)
     app.state.registry = registry
     compressed = GZipMiddleware(
         app,

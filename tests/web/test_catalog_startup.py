@@ -54,6 +54,7 @@ def open_catalog(folder: Path) -> RunCatalog:
     local._cache.clear()
     catalog = RunCatalog(FileConfigStore(folder / "configs"), LocalWeightsStore(folder), recheck=0)
     catalog.refresh()
+    catalog.flush()  # its saved copy is written apart from the answer
     return catalog
 
 
@@ -231,7 +232,7 @@ def test_two_catalogs_saving_at_once_leave_a_readable_snapshot(registry, user_ca
         try:
             for _ in range(30):
                 catalog._saved_version = -1  # as if something changed: each call writes the file again
-                catalog._save()
+                catalog._save(wait=True)
         except Exception as exc:  # reported by the assertion below
             errors.append(exc)
 
