@@ -17,6 +17,7 @@ from ..configs._base import FAMILIES, TYPE_KEY, registry_generation
 NESTED_KINDS: tuple[str, ...] = ("datasets", "arrays")
 
 _kinds: tuple[int, dict[str, str]] = (-1, {})
+_CONTAINERS = frozenset({dict, list, tuple})
 
 
 def _kind_of_type() -> dict[str, str]:
@@ -41,18 +42,21 @@ def nested_configs(doc: Any) -> tuple[tuple[str, str], ...]:
     kinds = _kind_of_type()
     found: set[tuple[str, str]] = set()
     stack = [doc]
+    pop, push = stack.pop, stack.append
+    # type() checks, not isinstance: YAML, JSON and BSON give plain dicts, lists and tuples
     while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
+        value = pop()
+        if type(value) is dict:
             tag = value.get(TYPE_KEY)
-            kind = kinds.get(tag) if isinstance(tag, str) else None
-            name = value.get("name")
-            if kind is not None and isinstance(name, str):
-                found.add((kind, name))
-            value = value.values()
-        elif not isinstance(value, (list, tuple)):
-            continue
-        for item in value:
-            if isinstance(item, (dict, list, tuple)):
-                stack.append(item)
+            kind = kinds.get(tag) if type(tag) is str else None
+            if kind is not None:
+                name = value.get("name")
+                if type(name) is str:
+                    found.add((kind, name))
+            items = value.values()
+        else:
+            items = value
+        for item in items:
+            if type(item) in _CONTAINERS:
+                push(item)
     return tuple(sorted(found))
