@@ -600,7 +600,8 @@ def _signature(cls: type) -> _Signature:
     return found
 
 
-def _class_named(tag: str) -> type | None:
+def class_named(tag: str) -> type | None:
+    """The registered config class whose documents carry `__type__` `tag` (any family), or None."""
     if _signatures_for[0] != registry_generation():
         _signatures.clear()
         _by_name.clear()
@@ -616,7 +617,7 @@ def _evidence(value: Any, cls: type | None, path: str, found: dict[str, str]) ->
     if isinstance(value, Mapping):
         tag = value.get(TYPE_KEY)
         if isinstance(tag, str):
-            cls = _class_named(tag)
+            cls = class_named(tag)
         if cls is not None:
             sig = _signature(cls)
             here = path or "<document>"
@@ -656,7 +657,7 @@ def dialect_of(doc: Any, cl: type) -> str | None:
     if not isinstance(doc, Mapping):
         return None
     if _signatures_for[0] != registry_generation():
-        _class_named("")
+        class_named("")
     found: dict[str, str] = {}
     _evidence(doc, cl if _is_plain_config(cl) else None, "", found)
     if len(found) > 1:

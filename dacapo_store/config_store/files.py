@@ -41,8 +41,9 @@ class FileConfigStore(ConfigStore):
     too) and kept in the per-user cache, outside the folder: reading writes nothing here.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, dialect: str | None = None) -> None:
         self.path = Path(path).expanduser()
+        self._set_dialect_option(dialect)
         self._index: dict[str, Any] | None = None
         self._index_sig: tuple[int, int, int] | None = None
 
@@ -65,6 +66,13 @@ class FileConfigStore(ConfigStore):
         try:
             doc = yamlio.load(text)
         except (yaml.YAMLError, ValueError) as exc:
+            python_tag = yamlio.python_tag(exc)
+            if python_tag is not None:
+                raise ConfigValidationError(
+                    f"{file}: holds the Python tag {python_tag} (DaCapo writes such tags when a config "
+                    "holds a Python object, e.g. a torch module in a WrappedArchitectureConfig); refused, "
+                    "nothing in it was run: store the module in a file and give its path"
+                ) from None
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigValidationError(f"{file}: not a readable YAML document ({reason})") from exc
         if not isinstance(doc, dict):
@@ -96,6 +104,18 @@ class FileConfigStore(ConfigStore):
             tmp.unlink(missing_ok=True)
         fsync_dir(folder)
         return None
+
+    def _replace(self, kind: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        target = self._file(kind, name)
+        if self._read(target) != old:
+            return False
+        tmp = write_temp(target.parent, target.name, [yamlio.dump(new).encode()])
+        try:
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(target.parent)
+        return True
 
     # -- metadata beside the documents -------------------------------------------------------
 
