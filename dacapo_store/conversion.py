@@ -304,16 +304,12 @@ class ConfigConverter(cattrs.Converter):
     def structure(self, obj: Any, cl: type[T], *, dialect: str | None = None) -> T:
         """Structure `obj` as `cl`; raise ConfigValidationError naming every bad field.
 
-        `dialect=None` reads the document in the dialect its fields show (`dialect_of`): a
-        document with fields of both is an error naming them.
+        `dialect=None` reads the document in whichever dialect it is written in (`dialect_of`):
+        a document with fields of both is a DialectError naming them.
         """
-        return self._in(obj, cl, dialect)._structure_strict(obj, cl)
-
-    def _in(self, obj: Any, cl: type, dialect: str | None) -> ConfigConverter:
-        """The converter of `dialect`, or of the one `obj` shows (this one's if it shows none)."""
-        if dialect is None:
-            dialect = dialect_of(obj, cl) or self.dialect
-        return self if dialect == self.dialect else converter_for(dialect)
+        if dialect is not None:
+            return converter_for(dialect)._structure_strict(obj, cl)
+        return _structure_any(obj, cl)
 
     def _structure_strict(self, obj: Any, cl: type[T]) -> T:
         if self._built_for != registry_generation():
@@ -344,7 +340,14 @@ class ConfigConverter(cattrs.Converter):
         dialect is the document's own (`dialect_of`) unless given: a key of the other
         dialect is never ignored, it makes the document an error.
         """
-        conv = self._in(obj, cl, dialect)
+        if dialect is None:
+            try:
+                return _structure_any(obj, cl), []
+            except DialectError:
+                raise
+            except ConfigValidationError:
+                dialect = dialect_of(obj, cl) or self.dialect
+        conv = converter_for(dialect)
         notes: list[str] = []
         doc = obj
         for _ in range(_MAX_REPAIRS):
@@ -573,12 +576,14 @@ def load_plugins() -> list[str]:
 
 @attrs.frozen
 class _Signature:
-    """What tells a class's documents apart by dialect: keys only one dialect writes, and keys a
-    dialect requires (absent or None: the document is the other dialect's)."""
+    """What shows a class's documents' dialect, as (dialect, test) pairs checked per mapping: the
+    class exists in one dialect only; a key only one dialect writes is there; a key a dialect
+    requires is absent (a key of its own) or None (then it is the other dialect's)."""
 
-    dialects: tuple[str, ...]
-    only: dict[str, frozenset[str]]
-    required: dict[str, tuple[tuple[str, bool], ...]]  # dialect -> (key, the key is its own)
+    only_in: tuple[str, ...]  # the dialects that have the class, when not all
+    own_keys: tuple[tuple[str, frozenset[str]], ...]  # (dialect, keys only it writes)
+    required: tuple[tuple[str, str, bool], ...]  # (other dialect, key, the key is the required one's own)
+    shows_nothing: bool
 
 
 _signatures: dict[type, _Signature] = {}
@@ -592,11 +597,22 @@ def _signature(cls: type) -> _Signature:
         fields = attrs.fields(cls) if attrs.has(cls) else ()
         keys = {d: {document_key(a, d) for a in fields} - {None} for d in DIALECTS}
         only = {d: frozenset(keys[d] - set().union(*(keys[o] for o in DIALECTS if o != d))) for d in DIALECTS}
-        required = {
-            d: tuple((document_key(a, d), document_key(a, d) in only[d]) for a in fields if required_in(a, d))
+        required = tuple(
+            (other, document_key(a, d), document_key(a, d) in only[d])
             for d in DIALECTS
-        }
-        found = _signatures[cls] = _Signature(dialects_of(cls), only, required)
+            for a in fields
+            if required_in(a, d)
+            for other in DIALECTS
+            if other != d
+        )
+        dialects = dialects_of(cls)
+        own = tuple((d, only[d]) for d in DIALECTS if only[d])
+        found = _signatures[cls] = _Signature(
+            dialects if dialects != DIALECTS else (),
+            own,
+            required,
+            not (own or required or dialects != DIALECTS),
+        )
     return found
 
 
@@ -612,39 +628,46 @@ def class_named(tag: str) -> type | None:
     return _by_name.get(tag)
 
 
-def _evidence(value: Any, cls: type | None, path: str, found: dict[str, str]) -> None:
-    """Record in `found` (dialect -> first field showing it) what the document at `path` shows."""
-    if isinstance(value, Mapping):
+def _evidence(value: Any, cls: type | None, path: list[Any], found: dict[str, str]) -> None:
+    """Record in `found` (dialect -> first field showing it) what the document at `path` shows.
+
+    `path` is a stack of the steps down to `value`, joined into text only for a finding."""
+    if isinstance(value, dict):
         tag = value.get(TYPE_KEY)
-        if isinstance(tag, str):
-            cls = class_named(tag)
+        if tag is not None and isinstance(tag, str):
+            cls = _by_name.get(tag)
         if cls is not None:
-            sig = _signature(cls)
-            here = path or "<document>"
-            if sig.dialects != DIALECTS:
-                for d in sig.dialects:
-                    found.setdefault(d, f"{here} ({TYPE_KEY} {tag})")
-            for d in DIALECTS:
-                hit = sig.only[d].intersection(value.keys()) if sig.only[d] else ()
-                if hit:
-                    found.setdefault(d, _join(path, min(hit)))
-                for key, own in sig.required[d]:
-                    if (own and key not in value) or (key in value and value[key] is None):
-                        for other in DIALECTS:
-                            if other != d:
-                                what = "absent" if key not in value else "None"
-                                found.setdefault(other, f"{_join(path, key)} ({what})")
+            sig = _signatures.get(cls) or _signature(cls)
+            if not sig.shows_nothing:
+                for d in sig.only_in:
+                    found.setdefault(d, f"{_text(path)} ({TYPE_KEY} {tag})")
+                for d, own in sig.own_keys:
+                    if d not in found and not own.isdisjoint(value):
+                        found[d] = _text([*path, min(own.intersection(value))])
+                for other, key, own in sig.required:
+                    if other not in found:
+                        if key in value:
+                            if value[key] is None:
+                                found[other] = f"{_text([*path, key])} (None)"
+                        elif own:
+                            found[other] = f"{_text([*path, key])} (absent)"
         for key, item in value.items():
-            if isinstance(item, (Mapping, list, tuple)):
-                _evidence(item, None, _join(path, key), found)
+            if isinstance(item, (dict, list, tuple)):
+                path.append(key)
+                _evidence(item, None, path, found)
+                path.pop()
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            if isinstance(item, (Mapping, list, tuple)):
-                _evidence(item, None, f"{path}[{i}]", found)
+            if isinstance(item, (dict, list, tuple)):
+                path.append(i)
+                _evidence(item, None, path, found)
+                path.pop()
+    elif isinstance(value, Mapping):
+        _evidence(dict(value), cls, path, found)
 
 
-def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if path else str(key)
+def _text(path: list[Any]) -> str:
+    return format_path(tuple(path)) or "<document>"
 
 
 def dialect_of(doc: Any, cl: type) -> str | None:
@@ -659,7 +682,7 @@ def dialect_of(doc: Any, cl: type) -> str | None:
     if _signatures_for[0] != registry_generation():
         class_named("")
     found: dict[str, str] = {}
-    _evidence(doc, cl if _is_plain_config(cl) else None, "", found)
+    _evidence(doc, cl if _is_plain_config(cl) else None, [], found)
     if len(found) > 1:
         shown = "; ".join(f"{where} is DaCapo {d}'s" for d, where in found.items())
         raise DialectError(
@@ -675,6 +698,32 @@ _converters = {
     DEFAULT_DIALECT: converter,
     **{d: ConfigConverter(d) for d in DIALECTS if d != DEFAULT_DIALECT},
 }
+
+
+#: The dialect tried first by a read that doesn't name one: the last one a document was in.
+_tried_first = [DEFAULT_DIALECT]
+
+
+def _structure_any(obj: Any, cl: type[T]) -> T:
+    """`obj` structured strictly in the dialect it is written in.
+
+    A document that reads strictly in one dialect shows no field of the other (such a field is
+    an unexpected key there, a missing one, or a None it refuses), so trying the dialects in
+    turn is exact; the last one that worked goes first, which makes reading a registry of
+    either dialect as fast as reading one. When neither reads it, `dialect_of` says which
+    dialect's errors to report, or that it mixes both.
+    """
+    first = _tried_first[0]
+    errors: dict[str, ConfigValidationError] = {}
+    for dialect in (first, *(d for d in DIALECTS if d != first)):
+        try:
+            result = _converters[dialect]._structure_strict(obj, cl)
+        except ConfigValidationError as exc:
+            errors[dialect] = exc
+            continue
+        _tried_first[0] = dialect
+        return result
+    raise errors[dialect_of(obj, cl) or DEFAULT_DIALECT]
 
 
 def converter_for(dialect: str) -> ConfigConverter:

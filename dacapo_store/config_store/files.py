@@ -14,10 +14,12 @@ import filelock
 import yaml
 
 from ..cache import cache_file
+from ..configs import RunConfig
 from ..errors import ConfigValidationError
 from ..fsutil import fsync_dir, write_temp
 from . import yamlio
 from .base import ConfigStore
+from .dialects import document_dialect
 from .documents import run_references
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,11 @@ class FileConfigStore(ConfigStore):
     def _delete_meta(self, kind: str, name: str) -> None:
         self._meta_file(kind, name).unlink(missing_ok=True)
 
+    def _holds_dialect(self, kind: str, dialect: str) -> bool:
+        if kind == "runs":  # each run file's dialect is in the run index, read once per file
+            return any(entry.get("dialect") == dialect for entry in self._run_index().values())
+        return super()._holds_dialect(kind, dialect)
+
     def _delete(self, kind: str, name: str) -> bool:
         try:
             os.unlink(self._file(kind, name))
@@ -212,15 +219,17 @@ class FileConfigStore(ConfigStore):
                 changed = True
         for name, sig in current.items():
             entry = index.get(name)
-            if entry is not None and entry["sig"] == sig:
+            if entry is not None and entry["sig"] == sig and "dialect" in entry:
                 continue
+            dialect = None
             try:
                 doc = self._read(folder / f"{name}{SUFFIX}")
                 refs = run_references(doc) if doc is not None else None
+                dialect = document_dialect(RunConfig, doc) if doc is not None else None
             except ConfigValidationError as exc:
                 log.warning("run index: skipping %s", exc)
                 refs = None
-            index[name] = {"sig": sig, "refs": refs}
+            index[name] = {"sig": sig, "refs": refs, "dialect": dialect}
             changed = True
         if changed:
             self._save_index(index)
