@@ -22,6 +22,7 @@ from dacapo_store import (
     DummyTaskConfig,
     DummyTrainerConfig,
     GunpowderTrainerConfig,
+    InvalidNameError,
     ModelZooConfig,
     NoiseAugmentConfig,
     Options,
@@ -304,3 +305,12 @@ def test_a_document_mixing_both_is_refused(backend, tmp_path):
     ):
         store.put_document("trainers", mixed)
     assert store.names("trainers") == []
+
+
+def test_a_document_without_a_name_is_refused_saying_so(backend, tmp_path):
+    store = make_config_store(backend, tmp_path)
+    store.dialect_option = "main"
+    doc = {**converter.unstructure(main_run(), dialect="main"), "name": None}
+    with pytest.raises(InvalidNameError, match=r"a run document without a name \(name: None.*give it a name"):
+        store.put_document("runs", doc)
+    assert store.names("runs") == []

@@ -17,6 +17,7 @@ from ..errors import (
     ConfigValidationError,
     DialectError,
     DuplicateNameError,
+    InvalidNameError,
 )
 from ..names import check_name
 from .dialects import (
@@ -313,6 +314,16 @@ class ConfigStore(ABC):
     def _check_name(self, name: object, what: str = "name") -> str:
         return check_name(name, what, slash_ok=self.slash_in_names)
 
+    def _document_name(self, kind: str, doc: Mapping[str, Any]) -> str:
+        """The name a document to store is stored under; one without (DaCapo main stores runs
+        with `name: None`) can't be."""
+        if doc.get("name") is None:
+            raise InvalidNameError(
+                f"a {kind[:-1]} document without a name (name: None, which DaCapo main allows for runs) "
+                "can't be stored; give it a name"
+            )
+        return self._check_name(doc.get("name"), f"{kind[:-1]} name")
+
     def _find_or_raise(self, kind: str, name: str, repetition: int | None = None) -> dict[str, Any]:
         check_kind(kind)
         self._check_name(name)
@@ -382,7 +393,7 @@ class ConfigStore(ABC):
             raise ConfigValidationError(f"a {kind} document must be a mapping, got {type(doc).__name__}")
         embedded = doc.get(META_KEY)
         config = self._in_registry_dialect(kind, config_part(doc))
-        name = self._check_name(config.get("name"), f"{kind[:-1]} name")
+        name = self._document_name(kind, config)
         if kind == "runs":
             # DaCapo's MongoDB index allows one name per repetition; ours, one name per run.
             for existing in self._find_all(kind, name):
@@ -414,7 +425,7 @@ class ConfigStore(ABC):
         """
         check_kind(kind)
         config = config_part(doc)
-        name = self._check_name(config.get("name"), f"{kind[:-1]} name")
+        name = self._document_name(kind, config)
         existing = self._find_all(kind, name)
         for stored in existing:
             self._raise_if_different(kind, name, stored, config)

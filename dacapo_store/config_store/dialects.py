@@ -46,6 +46,34 @@ def document_dialect(cls: type, doc: Mapping[str, Any]) -> str:
         return MIXED
 
 
+def dialect_query(cls: type, dialect: str) -> dict[str, Any] | None:
+    """A MongoDB filter matching documents of `cls`'s family whose top level shows `dialect`
+    (see `conversion.dialect_of`), or None if no top level can."""
+    from ..configs._base import FAMILIES, TYPE_KEY, dialects_of, family_of, required_in
+
+    family = family_of(cls)
+    classes = list(FAMILIES[family].values()) if family is not None else [cls]
+    clauses: list[dict[str, Any]] = []
+    for member in classes:
+        tag = {TYPE_KEY: member.__name__} if family is not None else {}
+        if dialects_of(member) == (dialect,):
+            clauses.append(tag)
+            continue
+        fields = attrs.fields(member)
+        own = {document_key(a, dialect) for a in fields} - {
+            document_key(a, other_dialect(dialect)) for a in fields
+        }
+        clauses += [{**tag, key: {"$exists": True}} for key in sorted(own - {None})]
+        for a in fields:
+            other = other_dialect(dialect)
+            key = document_key(a, other)
+            if required_in(a, other) and key is not None:
+                clauses.append({**tag, key: {"$exists": True, "$in": [None]}})
+                if document_key(a, dialect) is None:
+                    clauses.append({**tag, key: {"$exists": False}})
+    return {"$or": clauses} if clauses else None
+
+
 def differences(a: Any, b: Any, path: tuple = ()) -> list[tuple[tuple, Any, Any]]:
     """(path, value in a, value in b) of every field where two configs differ; attribute names
     and indices in the path. A bool is not an int here, as in documents."""

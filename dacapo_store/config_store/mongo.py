@@ -12,7 +12,8 @@ from ..errors import DacapoStoreError
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import DACAPO_CONFIG_INDEXES, IndexSpec, ensure_indexes
 from .base import ConfigStore
-from .documents import KINDS
+from .dialects import dialect_query
+from .documents import KIND_CLASSES, KINDS
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,19 @@ class MongoConfigStore(ConfigStore):
             for doc in self.db[kind].find({"name": {"$in": wanted}}, projection={"_id": False}):
                 found.setdefault(listed_name(doc.get("name")), []).append(doc)
         return found
+
+    def _holds_dialect(self, kind: str, dialect: str) -> bool:
+        # Asked in the database, not by reading every document: a DaCapo main run, trainer or
+        # architecture always shows its dialect at its top level (run-level batch_size, a
+        # trainer without one, `_input_shape`, a class main added).
+        query = dialect_query(KIND_CLASSES[kind], dialect)
+        if query is not None:
+            with translate_errors(self._where):
+                if self.db[kind].find_one(query, projection={"_id": True}) is not None:
+                    return True
+        if dialect == "main" and kind in ("runs", "trainers", "architectures"):
+            return False
+        return super()._holds_dialect(kind, dialect)
 
     def _replace(self, kind: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
         with translate_errors(self._where):
