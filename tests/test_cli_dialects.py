@@ -273,3 +273,50 @@ def test_check_notes_a_registry_mixing_both_dialects(pack_035):
 def test_check_of_a_035_registry_adds_no_dialect_note(pack_035):
     report = json.loads(pack_035.run("check", "--json").stdout)
     assert not [n for n in report["notes"] if n["kind"] == "registry"]
+
+
+# --- add ---------------------------------------------------------------------------------------
+
+
+def test_add_stores_dacapo_main_documents_in_a_main_registry_and_refuses_them_in_a_035_one(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "no-options.yaml"))
+    run = "main_scratch_cos7_semantic_mito&er&nuc_8nm_dist_mito&er&nuc_wrapped_main_jit_gp_noise_main__0"
+    source = MAIN_PACK / "files" / "configs" / "runs" / f"{run}.yaml"
+    (tmp_path / "old" / "configs").mkdir(parents=True)
+    refused = CliRunner().invoke(app, ["--store", f"files:{tmp_path / 'old'}", "add", str(source)])
+    assert refused.exit_code == 1
+    assert "WrappedArchitectureConfig exists only in DaCapo main" in refused.stderr
+    assert "nothing stored: 1 problem(s)" in refused.stderr
+    assert not any((tmp_path / "old" / "configs").rglob("*.yaml"))
+    options = tmp_path / "dacapo.yaml"
+    options.write_text("dacapo_dialect: main\n")
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(options))
+    (tmp_path / "new" / "configs").mkdir(parents=True)
+    added = CliRunner().invoke(app, ["--store", f"files:{tmp_path / 'new'}", "add", str(source)])
+    assert added.exit_code == 0, added.stderr
+    stored = tmp_path / "new" / "configs" / "runs" / f"{run}.yaml"
+    assert yaml.full_load(stored.read_text()) == yaml.full_load(source.read_text())
+
+
+@pytest.mark.parametrize("which", ["0.3.5", "main"])
+@pytest.mark.parametrize("backend", ["files", "mongomock"])
+def test_every_document_of_both_packs_is_listed_and_shown(which, backend, tmp_path, request):
+    pack = open_pack(which, backend, tmp_path, request)
+    info = json.loads(pack.run("info", "--json").stdout)
+    assert info["answers"] and sum(info["counts"].values()) > 50
+    shown = 0
+    for kind in KINDS:
+        names = json.loads(pack.run("list", kind, "--json").stdout)
+        assert names == pack.store.names(kind)
+        shared = pack.store.shared_run_names() if kind == "runs" else {}
+        for name in names:
+            if backend == "files" and name == "wrapped_main_module":
+                continue  # refused: see test_dacapo_main_pack
+            args = ["--repetition", str(shared[name][0])] if name in shared else []
+            result = pack.run("show", kind, name, "--meta", "--json", *args)
+            assert result.exit_code == 0, (kind, name, result.stderr)
+            assert json.loads(result.stdout)[META_KEY]["dialect"] in ("0.3.5", "main", "either")
+            shown += 1
+    assert shown >= 56

@@ -299,11 +299,12 @@ def _plan_add(
     return plan, problems
 
 
-def _documents_of(item_kind: str, item: Any) -> list[tuple[str, dict[str, Any]]]:
-    """The documents storing `item` writes: a run's parts, then the run."""
+def _documents_of(store, item_kind: str, item: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The documents storing `item` writes (in the registry's DaCapo dialect): a run's parts,
+    then the run."""
     if isinstance(item, dict):
         return [(item_kind, config_part(item))]
-    doc = converter.unstructure(item)
+    doc = store.document_of(item)
     if item_kind != "runs":
         return [(item_kind, doc)]
     return [(part_kind, doc[field]) for field, part_kind in RUN_PARTS.items()] + [("runs", doc)]
@@ -314,7 +315,12 @@ def _batch_conflicts(store, plan: list[tuple[str, Any, str, Any]]) -> list[str]:
     problems: list[str] = []
     seen: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
     for item_kind, item, label, _meta in plan:
-        for kind, doc in _documents_of(item_kind, item):
+        try:
+            documents = _documents_of(store, item_kind, item)
+        except DacapoStoreError as exc:  # what the registry's DaCapo dialect can't express
+            problems.append(f"{label}: {exc}")
+            continue
+        for kind, doc in documents:
             key = (kind, str(doc.get("name")))
             if key in seen:
                 other, other_label = seen[key]

@@ -584,6 +584,11 @@ class ConfigStore(ABC):
         ]
         return written[-1]
 
+    def document_of(self, config: Any) -> dict[str, Any]:
+        """The document storing `config` writes here, in this registry's DaCapo dialect; the
+        DialectError or ConfigValidationError `store` would raise, before anything is written."""
+        return self._document_of(kind_of(config), config)
+
     def _document_of(self, kind: str, config: Any) -> dict[str, Any]:
         """The document of `config` in this registry's dialect; refused if it would not read back
         as an equal config (a field of a wrong type, or one the dialect can't express)."""

@@ -76,3 +76,15 @@ def test_a_file_holding_a_dumped_torch_module_is_an_error_page_naming_it(main_si
     response = main_site.get(url("api", "v1", "configs", "architectures", MODULE_DUMP))
     assert 400 <= response.status_code < 500
     assert f"{MODULE_DUMP}.yaml: holds the Python tag" in response.json()["error"]["message"]
+
+
+def test_main_runs_compare_with_0_3_5_style_ones_and_runs_without_parts(main_site):
+    runs = [
+        "main_architecture_only",
+        "main_scratch_main_dummy_train_validate_dummy_task_main_dummy_arch_main_dummy_trainer_main__0",
+        "main_scratch_cos7_semantic_mito&er&nuc_8nm_dist_mito&er&nuc_wrapped_main_jit_gp_noise_main__0",
+    ]
+    response = main_site.get("/api/v1/compare?runs=" + ",".join(quote(r, safe="") for r in runs))
+    assert response.status_code == 200, response.text
+    fields = {row["field"] for row in response.json()["differences"]}
+    assert "task_config.name" in fields or "task_config" in fields
