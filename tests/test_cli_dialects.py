@@ -142,6 +142,8 @@ def test_what_main_cant_express_is_kept_beside_the_document_with_its_metadata(pa
     assert kept[("batch_size",)] == 1 and kept[("num_data_fetchers",)] == 11
     assert (stash["from"], stash["to"]) == ("0.3.5", "main")
     assert "batch_size" not in {k for k in raw if k != META_KEY}
+    shown = json.loads(pack_035.run("show", "trainers", "gp_aug_lab", "--meta", "--json").stdout)
+    assert shown[META_KEY]["dialect_stash"] == raw[META_KEY]["dialect_stash"]
     # An export carries the stash; migrating the copy back gives DaCapo 0.3.5's document.
     assert pack_035.run("export", str(tmp_path / "b"), "--configs-only", "--kinds", "trainers").exit_code == 0
     copy = FileConfigStore(tmp_path / "b" / "configs")

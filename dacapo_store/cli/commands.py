@@ -15,7 +15,7 @@ import click
 import yaml
 from rich.markup import escape
 
-from ..config_store.dialects import MIXED, document_dialect
+from ..config_store.dialects import MIXED, STASH_KEY, document_dialect
 from ..config_store.documents import (
     KIND_CLASSES,
     KINDS,
@@ -195,6 +195,10 @@ def show(kind: str, name: str, fmt: str, meta: bool, repetition: int | None, as_
                     "dialect": document_dialect(KIND_CLASSES[kind], doc),
                 },
             }
+            # what `migrate` kept beside it, which the other dialect gets back
+            recorded = store.raw_document(kind, name, repetition=repetition).get(META_KEY) or {}
+            if recorded.get(STASH_KEY):
+                doc[META_KEY][STASH_KEY] = recorded[STASH_KEY]
     doc = _as_lists(doc)  # tuples read as YAML/JSON arrays; `add` restores them
     if fmt == "json" or as_json:
         print_json(doc)
