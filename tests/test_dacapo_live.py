@@ -135,3 +135,36 @@ def test_dacapo_re_storing_what_we_copied_from_mongodb_into_a_folder_is_a_no_op(
         "documents": [{"kind": kind, "document": canonical(doc)} for kind, doc in documents],
     }
     assert_no_op(run_dacapo(tmp_path, request), 56)
+
+
+def test_dacapo_re_storing_the_pack_after_a_migration_to_main_and_back_is_a_no_op(tmp_path):
+    """`dacapo-store migrate --to main` then `--to 0.3.5`: DaCapo 0.3.5 finds its own documents."""
+    import shutil
+
+    from test_dacapo_pack import load_mongo_pack
+
+    shutil.copytree(PACK / "configs", tmp_path / "configs")
+    store = FileConfigStore(tmp_path / "configs")
+    assert store.migrate("main", dry_run=False).ok and store.migrate("0.3.5", dry_run=False).ok
+    documents = dacapo_pack_documents("files")
+    request = {
+        "backend": "files",
+        "path": str(store.path),
+        "documents": [{"kind": kind, "document": canonical(doc)} for kind, doc in documents],
+    }
+    assert_no_op(run_dacapo(tmp_path, request), 56)
+
+    client = mongomock.MongoClient()
+    load_mongo_pack(client)
+    mongo = MongoConfigStore(client=client, db_name="dacapo_public")
+    assert mongo.migrate("main", dry_run=False).ok and mongo.migrate("0.3.5", dry_run=False).ok
+    db = client["dacapo_public"]
+    dump = {c: list(db[c].find({}, {"_id": False})) for c in [*KIND_CLASSES, "config_metadata"]}
+    (tmp_path / "dump.json").write_text(json_util.dumps(dump, json_options=CANONICAL_JSON_OPTIONS))
+    documents = dacapo_pack_documents("mongo")
+    request = {
+        "backend": "mongo",
+        "dump": str(tmp_path / "dump.json"),
+        "documents": [{"kind": kind, "document": canonical(doc)} for kind, doc in documents],
+    }
+    assert_no_op(run_dacapo(tmp_path, request), 72)

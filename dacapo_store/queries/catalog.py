@@ -28,6 +28,7 @@ from ..cache import cache_file
 from ..config_store import FileConfigStore, MongoConfigStore
 from ..config_store.documents import META_KEY, DocumentMetadata, config_part
 from ..config_store.files import META_SUFFIX
+from ..config_store.mongo import listed_name
 from ..errors import DacapoStoreError
 from ..mongo import translate_errors
 from ..weights.base import WeightsStore
@@ -225,7 +226,10 @@ class _MongoRuns:
         ids = [d["_id"] for d in docs if isinstance(d.get("_id"), ObjectId)]
         newest = max(ids) if ids else (self.token[1] if incremental and self.token else None)
         self.token = (count, newest)
-        changed = {str(d.get("name")): d for d in docs if isinstance(d.get("name"), str)}
+        # a run DaCapo main stored without a name is listed as the store lists it, "None"
+        changed = {
+            listed_name(d.get("name")): d for d in docs if isinstance(d.get("name"), (str, type(None)))
+        }
         self.names |= set(changed)
         return self.names, changed
 
