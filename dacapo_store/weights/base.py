@@ -249,7 +249,7 @@ class WeightsStore(ABC):
 
     def store_weights(self, run: RunLike, iteration: int, model: Any, optimizer: Any = None) -> None:
         """Store a checkpoint of `model` (and `optimizer`), replacing any at this iteration."""
-        from .serialization import as_state_dict, safetensors_chunks, torch_bytes
+        from .serialization import as_state_dict, optimizer_chunks, safetensors_chunks
 
         name = run_name(run)
         iteration = check_iteration(iteration)
@@ -259,7 +259,7 @@ class WeightsStore(ABC):
         blobs: dict[str, dict[str, Any]] = {}
         parts: list[tuple[str, str, Any]] = [("model", "safetensors", safetensors_chunks(model_state))]
         if optimizer_state is not None:
-            parts.append(("optimizer", "pt", [torch_bytes(optimizer_state)]))
+            parts.append(("optimizer", "safetensors", optimizer_chunks(optimizer_state)))
         written: list[str] = []
         try:
             for part, ext, chunks in parts:
@@ -311,13 +311,13 @@ class WeightsStore(ABC):
         )
 
     def _load(self, run: str, iteration: int, meta: Mapping[str, Any]) -> Weights:
-        from .serialization import FormatError, load_safetensors, load_torch
+        from .serialization import FormatError, load_optimizer, load_safetensors
 
         records = meta["blobs"]
         buffers = {part: self._verified(run, iteration, record) for part, record in records.items()}
         try:
             model = load_safetensors(buffers["model"])
-            optimizer = load_torch(buffers["optimizer"]) if "optimizer" in buffers else None
+            optimizer = load_optimizer(buffers["optimizer"]) if "optimizer" in buffers else None
         except (FormatError, KeyError) as exc:
             raise CorruptWeightsError(
                 f"weights of run {run} at iteration {iteration} in {self.where} can't be read: {exc}"
