@@ -131,9 +131,40 @@ def session(request: dict, base: Path) -> None:
     trained_by_dacapo(request["dummy_run"])
     session_run(request["run"], request["datasets"], request["start_run"], DacapoDuplicateNameError)
     legacy_checkpoint(base)
+    create_store.create_config_store().store_run_config(
+        dummy_config("trained_from_the_command_line", 100, 100)
+    )
     dacapo_adapter.uninstall()
     check(
         "uninstall gives DaCapo its factories back",
+        all(getattr(m, n) is originals[n] for m in modules for n in originals if hasattr(m, n)),
+    )
+    command_line(modules, originals)
+
+
+def command_line(modules, originals) -> None:
+    """`dacapo-store dacapo train -r RUN`: DaCapo's own command line, through the adapter."""
+    from click.testing import CliRunner
+
+    from dacapo_store.cli import app
+    from dacapo_store.weights import create_weights_store
+
+    result = CliRunner().invoke(app, ["dacapo", "--help"])
+    check(
+        "dacapo-store dacapo --help shows DaCapo's commands",
+        "train" in result.output and "apply" in result.output,
+    )
+    result = CliRunner().invoke(app, ["dacapo", "train", "-r", "trained_from_the_command_line"])
+    ours = create_weights_store()
+    check(
+        "dacapo-store dacapo train -r RUN trains into our registry",
+        result.exit_code == 0
+        and ours.latest_iteration("trained_from_the_command_line") == 100
+        and len(ours.retrieve_training_stats("trained_from_the_command_line")) == 100,
+        (result.exit_code, result.output[-1500:]),
+    )
+    check(
+        "and gives DaCapo its factories back when it ends",
         all(getattr(m, n) is originals[n] for m in modules for n in originals if hasattr(m, n)),
     )
 
