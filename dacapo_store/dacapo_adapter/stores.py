@@ -38,8 +38,9 @@ from ..config_store import ConfigStore
 from ..config_store.documents import KIND_CLASSES, KINDS, RUN_PARTS
 from ..configs import StartConfig
 from ..conversion import converter
-from ..errors import ConfigValidationError, UnknownConfigTypeError
+from ..errors import ConfigValidationError, InvalidNameError, UnknownConfigTypeError
 from ..errors import DuplicateNameError as OurDuplicateNameError
+from ..names import check_name
 from ..start import Start
 from ..weights.base import WeightsStore, run_name
 from ..weights.scores import check_criterion, known_direction
@@ -300,8 +301,8 @@ class DacapoWeightsStore(DacapoWeightsStoreBase):
         if isinstance(key, int) and not isinstance(key, bool):
             return self.retrieve_weights(name, key)
         key = str(key)
-        legacy = self.basedir / name / "checkpoints" / "iterations" / key
-        if not key.isdigit() and legacy.is_file():
+        legacy = self.basedir / name / "checkpoints" / "iterations" / key if _file_name(key) else None
+        if legacy is not None and not key.isdigit() and legacy.is_file():
             # a checkpoint put there by name (DaCapo's CosemStart downloads one): read without pickle
             from ..legacy.unpickler import load_checkpoint
 
@@ -325,6 +326,15 @@ class DacapoWeightsStore(DacapoWeightsStoreBase):
     def _load_best(self, run: Any, criterion: str) -> None:
         """Load the weights `criterion` names (see `_retrieve_weights`) into `run.model`."""
         run.model.load_state_dict(self._retrieve_weights(run, criterion).model)
+
+
+def _file_name(key: str) -> bool:
+    """Whether `key` can name a file in a folder (no `/`, no `..`, nothing hidden)."""
+    try:
+        check_name(key, "key")
+    except InvalidNameError:
+        return False
+    return True
 
 
 def _dataset(dataset: Any) -> str | None:

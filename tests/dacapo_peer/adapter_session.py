@@ -527,7 +527,23 @@ def legacy_checkpoint(base: Path) -> None:
         all(torch.equal(weights.model[k], v) for k, v in run.model.state_dict().items())
         and weights.optimizer["param_groups"][0]["lr"] == run.optimizer.state_dict()["param_groups"][0]["lr"],
     )
-    REPORT["expected"]["legacy_checkpoint"] = "legacy_dacapo_run/checkpoints/iterations/10"
+    # DaCapo's CosemStart puts a downloaded checkpoint under a name and starts from it by that name
+    folder = base / "legacy_dacapo_run" / "checkpoints" / "iterations"
+    (folder / "setup04").write_bytes((folder / "10").read_bytes())
+    named = create_weights_store()._retrieve_weights("legacy_dacapo_run", "setup04")
+    check(
+        "a checkpoint put there by name loads by that name",
+        all(torch.equal(named.model[k], v) for k, v in run.model.state_dict().items()),
+    )
+    try:
+        create_weights_store()._retrieve_weights("legacy_dacapo_run", "../legacy_dacapo_run/10")
+        check("a key is never a path", False)
+    except ValueError as exc:
+        check("a key is never a path", "criterion" in str(exc), exc)
+    REPORT["expected"]["legacy_checkpoints"] = [
+        "legacy_dacapo_run/checkpoints/iterations/10",
+        "legacy_dacapo_run/checkpoints/iterations/setup04",
+    ]
 
 
 if __name__ == "__main__":
