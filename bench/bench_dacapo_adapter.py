@@ -6,7 +6,8 @@ same run, alternating, median of --repeat, page cache warm, `os.sync()` (untimed
 
 - store: DaCapo's `LocalWeightsStore.store_weights(run, i)` (torch.save of a pickled `Weights`,
   not fsynced) against the adapter's (safetensors model and optimizer, sha256 + xxh3-128,
-  fsynced, then the index entry). Target: the adapter at least as fast (>= 1.00x).
+  fsynced, then the index entry). Target: the adapter at least as fast (>= 1.00x). DaCapo's
+  with an fsync after it is shown for reference (what durability costs it).
 - load: the adapter's `retrieve_weights(run, i)` (each blob's xxh3-128 verified, tensors viewing
   the mapped file) against a plain read of the same bytes (the checkpoint's blob files).
   Target >= 0.90x. DaCapo's own `retrieve_weights` (torch.load of its pickle) is shown too.
@@ -99,22 +100,30 @@ def main() -> None:
 
             return call
 
+        def dacapo_fsynced():
+            dacapo.store_weights(run, 2)
+            with open(base / "dacapo" / run.name / "checkpoints" / "iterations" / "2", "rb+") as f:
+                os.fsync(f.fileno())
+
         steps = {
             "DaCapo store_weights (torch.save, no fsync)": quietly(lambda: dacapo.store_weights(run, 1)),
+            "DaCapo store_weights + fsync (reference)": quietly(dacapo_fsynced),
             "adapter store_weights (fsynced)": lambda: ours.store_weights(run, 1),
             "plain read of the adapter's blobs": plain_read,
             "adapter retrieve_weights (verified)": lambda: ours.retrieve_weights(run.name, 1),
             "DaCapo retrieve_weights (torch.load)": quietly(lambda: dacapo.retrieve_weights(run.name, 1)),
         }
         times: dict[str, list[float]] = {label: [] for label in steps}
+        cpu: dict[str, list[float]] = {label: [] for label in steps}
         for fn in steps.values():  # warm up: page cache, allocator, first files
             fn()
         for _ in range(args.repeat):
             for label, fn in steps.items():
                 os.sync()
-                start = time.perf_counter()
+                start, used = time.perf_counter(), time.process_time()
                 result = fn()
                 times[label].append(time.perf_counter() - start)
+                cpu[label].append(time.process_time() - used)
                 del result
         check = ours.retrieve_weights(run.name, 1)
         model_ok = all(torch.equal(check.model[k], v) for k, v in run.model.state_dict().items())
@@ -130,7 +139,10 @@ def main() -> None:
         )
         med = {label: statistics.median(t) for label, t in times.items()}
         for label, seconds in med.items():
-            print(f"  {label:45s} {seconds * 1000:8.1f} ms  {size / seconds / 1e9:6.2f} GB/s")
+            print(
+                f"  {label:45s} {seconds * 1000:8.1f} ms  {size / seconds / 1e9:6.2f} GB/s"
+                f"  (cpu {statistics.median(cpu[label]) * 1000:7.1f} ms)"
+            )
         store = med["DaCapo store_weights (torch.save, no fsync)"] / med["adapter store_weights (fsynced)"]
         load = med["plain read of the adapter's blobs"] / med["adapter retrieve_weights (verified)"]
         versus = med["DaCapo retrieve_weights (torch.load)"] / med["adapter retrieve_weights (verified)"]

@@ -18,6 +18,7 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -884,12 +885,28 @@ class WeightsStore(ABC):
 def _hashing(
     chunks: Iterable[bytes | memoryview], digests: Iterable[Any], counter: list[int]
 ) -> Iterator[Any]:
+    """The chunks, while a worker thread feeds each to the digests as the caller writes it.
+
+    sha256 runs at about the speed of writing to the page cache, and hashlib lets go of the GIL
+    while it works: hashing chunk n beside the write of chunk n halves the time of a store.
+    Chunks are hashed in order (the next waits for the previous); they stay alive meanwhile.
+    """
     digests = tuple(digests)
-    for chunk in chunks:
+
+    def update(chunk: Any) -> None:
         for digest in digests:
             digest.update(chunk)
-        counter[0] += memoryview(chunk).nbytes
-        yield chunk
+
+    with ThreadPoolExecutor(1, thread_name_prefix="dacapo_store-hash") as pool:
+        pending = None
+        for chunk in chunks:
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(update, chunk)
+            counter[0] += memoryview(chunk).nbytes
+            yield chunk
+        if pending is not None:
+            pending.result()
 
 
 def _direction(higher: bool) -> str:

@@ -108,3 +108,20 @@ def test_safetensors_without_an_optimizer_tree_is_a_format_error():
     data = b"".join(bytes(c) for c in safetensors_chunks({"w": torch.zeros(2)}))
     with pytest.raises(FormatError, match="without an optimizer state tree"):
         load_optimizer(bytearray(data))
+
+
+def test_the_recorded_checksums_are_those_of_the_written_blobs_and_no_hashing_thread_stays(tmp_path):
+    # the digests are fed by a worker thread while the blob is written: the same bytes, in order
+    import threading
+
+    from dacapo_store.weights import LocalWeightsStore
+
+    model, optimizer = trained()
+    store = LocalWeightsStore(tmp_path)
+    store.store_weights("run", 1, model, optimizer)
+    for record in store.metadata("run", 1)["blobs"].values():
+        data = (tmp_path / "run" / "checkpoints" / "blobs" / record["name"]).read_bytes()
+        assert record["size"] == len(data)
+        assert record["sha256"] == hashlib.sha256(data).hexdigest()
+        assert record["xxh3_128"] == xxhash.xxh3_128(data).hexdigest()
+    assert not [t for t in threading.enumerate() if t.name.startswith("dacapo_store-hash")]
