@@ -226,7 +226,7 @@ def cli(session, monkeypatch, *argv: str):
 def test_dacapo_trains_validates_resumes_starts_and_applies_through_the_adapter(session):
     checks = session.report["checks"]
     assert [c["name"] for c in checks if not c["ok"]] == [], [c for c in checks if not c["ok"]]
-    assert len(checks) == 34
+    assert len(checks) == 35
 
 
 def is_pickle(data: bytes) -> bool:

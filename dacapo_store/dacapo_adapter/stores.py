@@ -80,7 +80,8 @@ class DacapoConfigStore(dacapo_config_store.ConfigStore):
     checks it against our config classes (a value of the wrong type is refused, naming the
     field), and stores it with `put_document`: metadata beside it, atomic create, a different
     document under the name is a `DuplicateNameError` (DaCapo's `ignore` keys left out of the
-    comparison). A run's task, architecture, trainer and datasplit are stored with it.
+    comparison). A run's task, architecture, trainer and datasplit are stored with it (those
+    not among the ignored keys).
     Retrieving structures the stored document with DaCapo's converter, after checking that every
     `__type__` in it names one of DaCapo's config classes (DaCapo resolves them with `eval`), and
     refuses a result that DaCapo's converter left a dict.
@@ -106,13 +107,13 @@ class DacapoConfigStore(dacapo_config_store.ConfigStore):
             )
         name = doc.get("name")
         _check_ours(kind, doc, name)
-        plan_ = (
-            [(RUN_PARTS[f], doc[f]) for f in RUN_PARTS if isinstance(doc.get(f), dict)]
-            if kind == "runs"
-            else []
-        )
-        plan_.append((kind, doc))
         ignored = set(ignore or ())
+        plan_ = [
+            (RUN_PARTS[f], doc[f])
+            for f in RUN_PARTS
+            if kind == "runs" and f not in ignored and isinstance(doc.get(f), dict)
+        ]
+        plan_.append((kind, doc))
         write = []
         for part_kind, part in plan_:
             try:

@@ -110,7 +110,7 @@ def plan(
     changed = {
         it: dict(record)
         for it, record in given.items()
-        if it not in stored or canonical(stored[it]) != canonical(record)
+        if it not in stored or (stored[it] != record and canonical(stored[it]) != canonical(record))
     }
     last = max(given, default=None)
     dropped = [] if last is None else sorted(it for it in stored if it > last)

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 REPORT: dict = {"checks": [], "expected": {}}
+#: the registry: DaCapo's runs_base_dir, and the mongomock client for the MongoDB backend
+WHERE: dict = {}
 
 
 def check(name: str, ok: bool, detail: object = "") -> None:
@@ -64,6 +66,7 @@ def main() -> None:
             mongo_db_name="dacapo_live",
             weights_store="gridfs",
         )
+    WHERE.update(base=base, client=client)
     (base / "dacapo.yaml").write_text(json.dumps(options))
     os.environ["DACAPO_OPTIONS_FILE"] = str(base / "dacapo.yaml")
 
@@ -282,6 +285,22 @@ def session_run(name: str, dataset_names: list[str], start_name: str, DacapoDupl
     configs.store_run_config(config)
     configs.store_run_config(config)  # every launch stores it again: a no-op
     check("a RunConfig comes back equal", configs.retrieve_run_config(name) == config)
+    from dacapo.store.converter import converter as dacapo_converter
+
+    document = dacapo_converter.unstructure(config)
+    if WHERE["client"] is None:  # DaCapo's FileConfigStore compares what yaml.full_load gives
+        import yaml
+
+        stored = yaml.full_load((WHERE["base"] / "configs" / "runs" / f"{name}.yaml").read_text())
+        check("the stored run document is DaCapo's own (as DaCapo reads it back)", stored == document)
+    else:  # DaCapo's MongoConfigStore compares BSON bytes
+        import bson
+
+        stored = WHERE["client"]["dacapo_live"]["runs"].find_one({"name": name}, {"_id": False})
+        check(
+            "the stored run document is DaCapo's own, byte for byte",
+            bson.encode(stored) == bson.encode(document),
+        )
     check(
         "names",
         name in configs.retrieve_run_config_names(task_names=["dist_mito&er&nuc"]),
