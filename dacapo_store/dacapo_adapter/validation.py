@@ -167,6 +167,10 @@ class ValidationArrays(ABC):
     def write(self, run: str, changed: Mapping[int, Mapping[str, Any]], dropped: Collection[int]) -> None:
         """Store (or replace) `changed` and remove `dropped`; each record lands whole or not at all."""
 
+    @abstractmethod
+    def delete(self, run: str) -> None:
+        """Remove every record of the run (with its weights: `dacapo-store delete --with-weights`)."""
+
 
 class FileValidationArrays(ValidationArrays):
     """`<basedir>/<run>/checkpoints/validation_arrays.jsonl`, an append-only journal like our index:
@@ -198,6 +202,15 @@ class FileValidationArrays(ValidationArrays):
         path = self._path(run)
         with _locked(path):
             _append(path, _HEADER_KEY, payload)
+
+    def delete(self, run: str) -> None:
+        from ..weights.local import _locked
+
+        path = self._path(run)
+        if path.exists():
+            with _locked(path):
+                path.unlink(missing_ok=True)
+            Path(str(path) + ".lock").unlink(missing_ok=True)
 
 
 def _fold(records: dict[int, dict[str, Any]], path: str, lines: list[bytes]) -> dict[int, dict[str, Any]]:
@@ -261,6 +274,11 @@ class MongoValidationArrays(ValidationArrays):
                 self._collection.replace_one({"run_name": name, "iteration": iteration}, doc, upsert=True)
             if dropped:
                 self._collection.delete_many({"run_name": name, "iteration": {"$in": sorted(dropped)}})
+
+    def delete(self, run: str) -> None:
+        name = run_name(run)
+        with translate_errors(self.where):
+            self._collection.delete_many({"run_name": name})
 
 
 def validation_arrays(weights: WeightsStore) -> ValidationArrays:

@@ -202,3 +202,32 @@ def test_subsampling_keeps_about_a_thousand_and_the_last():
     assert subsampled_validation(list(range(0, 5_000_001, 1000)), 1000)[:3] == [0, 5000, 10000]
     with pytest.raises(ValueError, match="validation_interval"):
         subsampled_validation(validated, None)
+
+
+def test_deleting_a_run_with_its_weights_deletes_its_records(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from conftest import small_run
+
+    from dacapo_store.cli import app
+    from dacapo_store.config_store import FileConfigStore
+
+    store = LocalWeightsStore(tmp_path)
+    arrays = validation_arrays(store)
+    arrays.write(RUN, {100: record(100, 1)}, [])
+    arrays.write("other_run", {100: record(100, 2)}, [])
+    FileConfigStore(tmp_path / "configs").store(small_run(RUN))
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(tmp_path / "none.yaml"))
+    argv = ["--store", f"files:{tmp_path}", "delete", "runs", RUN, "--with-weights", "--yes"]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    assert arrays.read(RUN) == {} and sorted(arrays.read("other_run")) == [100]
+    assert not (tmp_path / RUN / "checkpoints" / JOURNAL).exists()
+
+
+def test_deleting_records_leaves_other_runs(store):
+    arrays = validation_arrays(store)
+    arrays.write(RUN, {100: record(100, 1)}, [])
+    arrays.write("other_run", {100: record(100, 2)}, [])
+    arrays.delete(RUN)
+    arrays.delete("never_stored")
+    assert arrays.read(RUN) == {} and sorted(arrays.read("other_run")) == [100]
