@@ -226,7 +226,7 @@ def cli(session, monkeypatch, *argv: str):
 def test_dacapo_trains_validates_resumes_starts_and_applies_through_the_adapter(session):
     checks = session.report["checks"]
     assert [c["name"] for c in checks if not c["ok"]] == [], [c for c in checks if not c["ok"]]
-    assert len(checks) == 35
+    assert len(checks) == 37
 
 
 def is_pickle(data: bytes) -> bool:
@@ -275,6 +275,8 @@ def test_our_command_line_shows_the_run_its_scores_and_its_best(session, monkeyp
     assert {f"{s['iteration']}/{s['dataset']}": s["value"] for s in scores} == expected["scores"]
     board = cli(session, monkeypatch, "leaderboard", CRITERION, "--json")
     assert [(e["run"], e["iteration"]) for e in board] == [(RUN, expected["best_by_mean"])]
+    shown = cli(session, monkeypatch, "show", "runs", RUN, "--meta", "--format", "json")
+    assert shown["name"] == RUN and shown["__dacapo_store__"]["created_by"]  # metadata beside it
     lineage = cli(session, monkeypatch, "lineage", START_RUN, "--json")
     assert [(a["run"], a["criterion"]) for a in lineage["ancestors"]] == [(RUN, CRITERION)]
 

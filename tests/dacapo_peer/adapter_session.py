@@ -487,6 +487,15 @@ def session_run(name: str, dataset_names: list[str], start_name: str, DacapoDupl
         and all(torch.equal(applied.model[k], v) for k, v in states[iteration].items()),
         iteration,
     )
+    # DaCapo's own load_best (retrieve_best, then load_weights) and the adapter's _load_best
+    loaded = Run(create_config_store().retrieve_run_config(name))
+    weights_store.load_best(loaded, dataset_names[0], criterion)
+    best_there = expected_best[f"{dataset_names[0]}/{criterion}"]
+    check(
+        "load_best loads the best checkpoint of the dataset into the run",
+        all(torch.equal(loaded.model.state_dict()[k], v) for k, v in states[best_there].items()),
+        best_there,
+    )
     # a pin (DaCapo's store_best) wins over the computed best
     weights_store.store_best(name, 400, dataset_names[0], "nuc__voi")
     check("store_best pins", weights_store.retrieve_best(name, dataset_names[0], "nuc__voi") == 400)
@@ -509,6 +518,12 @@ def session_run(name: str, dataset_names: list[str], start_name: str, DacapoDupl
         "DaCapo's Start loads the first run's best by criterion (on torch >= 2.6)",
         all(torch.equal(started.model.state_dict()[k], v) for k, v in states[by_mean].items()),
         by_mean,
+    )
+    loaded = Run(create_config_store().retrieve_run_config(name))
+    weights_store._load_best(loaded, criterion)
+    check(
+        "_load_best loads the best by criterion (the mean over datasets)",
+        all(torch.equal(loaded.model.state_dict()[k], v) for k, v in states[by_mean].items()),
     )
     for key in ("latest", "400"):
         w = weights_store._retrieve_weights(name, key)
