@@ -2,7 +2,8 @@
 
 A model of --mb MiB (float32) with DaCapo's optimizer (RAdam, as its trainers make it: two state
 tensors per parameter, so the checkpoint is about 3x the model) after one step. Measured in the
-same run, alternating, median of --repeat, page cache warm, `os.sync()` (untimed) before each:
+same run, alternating, median of --repeat, page cache warm, `os.sync()` (untimed) before each;
+the stores first, then the loads (as a training run stores checkpoints one after the other):
 
 - store: DaCapo's `LocalWeightsStore.store_weights(run, i)` (torch.save of a pickled `Weights`,
   not fsynced) against the adapter's (safetensors model and optimizer, sha256 + xxh3-128,
@@ -105,26 +106,34 @@ def main() -> None:
             with open(base / "dacapo" / run.name / "checkpoints" / "iterations" / "2", "rb+") as f:
                 os.fsync(f.fileno())
 
-        steps = {
-            "DaCapo store_weights (torch.save, no fsync)": quietly(lambda: dacapo.store_weights(run, 1)),
-            "DaCapo store_weights + fsync (reference)": quietly(dacapo_fsynced),
-            "adapter store_weights (fsynced)": lambda: ours.store_weights(run, 1),
-            "plain read of the adapter's blobs": plain_read,
-            "adapter retrieve_weights (verified)": lambda: ours.retrieve_weights(run.name, 1),
-            "DaCapo retrieve_weights (torch.load)": quietly(lambda: dacapo.retrieve_weights(run.name, 1)),
-        }
-        times: dict[str, list[float]] = {label: [] for label in steps}
-        cpu: dict[str, list[float]] = {label: [] for label in steps}
-        for fn in steps.values():  # warm up: page cache, allocator, first files
-            fn()
-        for _ in range(args.repeat):
-            for label, fn in steps.items():
-                os.sync()
-                start, used = time.perf_counter(), time.process_time()
-                result = fn()
-                times[label].append(time.perf_counter() - start)
-                cpu[label].append(time.process_time() - used)
-                del result
+        # stores first, then loads: as in training, where checkpoints are stored one after the
+        # other and loaded when a run resumes, starts or is applied (a load's 1.5 GiB of fresh
+        # memory between two stores would make every store start cold)
+        phases = [
+            {
+                "DaCapo store_weights (torch.save, no fsync)": quietly(lambda: dacapo.store_weights(run, 1)),
+                "DaCapo store_weights + fsync (reference)": quietly(dacapo_fsynced),
+                "adapter store_weights (fsynced)": lambda: ours.store_weights(run, 1),
+            },
+            {
+                "plain read of the adapter's blobs": plain_read,
+                "adapter retrieve_weights (verified)": lambda: ours.retrieve_weights(run.name, 1),
+                "DaCapo retrieve_weights (torch.load)": quietly(lambda: dacapo.retrieve_weights(run.name, 1)),
+            },
+        ]
+        times: dict[str, list[float]] = {label: [] for steps in phases for label in steps}
+        cpu: dict[str, list[float]] = {label: [] for label in times}
+        for steps in phases:
+            for fn in steps.values():  # warm up: page cache, allocator, first files
+                fn()
+            for _ in range(args.repeat):  # alternating, so that drift hits each alike
+                for label, fn in steps.items():
+                    os.sync()
+                    start, used = time.perf_counter(), time.process_time()
+                    result = fn()
+                    times[label].append(time.perf_counter() - start)
+                    cpu[label].append(time.process_time() - used)
+                    del result
         check = ours.retrieve_weights(run.name, 1)
         model_ok = all(torch.equal(check.model[k], v) for k, v in run.model.state_dict().items())
         state = run.optimizer.state_dict()["state"]
