@@ -8,7 +8,8 @@ the stores first, then the loads (as a training run stores checkpoints one after
 - store: DaCapo's `LocalWeightsStore.store_weights(run, i)` (torch.save of a pickled `Weights`,
   not fsynced) against the adapter's (safetensors model and optimizer, sha256 + xxh3-128,
   fsynced, then the index entry). Target: the adapter at least as fast (>= 1.00x). DaCapo's
-  with an fsync after it is shown for reference (what durability costs it).
+  with an fsync after it is shown for reference (what durability costs it), and both stores
+  again back to back (each repeated with nothing between, as checkpoint after checkpoint).
 - load: the adapter's `retrieve_weights(run, i)` (each blob's xxh3-128 verified, tensors viewing
   the mapped file) against a plain read of the same bytes (the checkpoint's blob files).
   Target >= 0.90x. DaCapo's own `retrieve_weights` (torch.load of its pickle) is shown too.
@@ -121,19 +122,32 @@ def main() -> None:
                 "DaCapo retrieve_weights (torch.load)": quietly(lambda: dacapo.retrieve_weights(run.name, 1)),
             },
         ]
-        times: dict[str, list[float]] = {label: [] for steps in phases for label in steps}
+        # and each store again, back to back: checkpoint after checkpoint with nothing between
+        blocks = {
+            "DaCapo store_weights, back to back": quietly(lambda: dacapo.store_weights(run, 1)),
+            "adapter store_weights, back to back": lambda: ours.store_weights(run, 1),
+        }
+        times: dict[str, list[float]] = {label: [] for steps in [*phases, blocks] for label in steps}
         cpu: dict[str, list[float]] = {label: [] for label in times}
+
+        def measure(label, fn) -> None:
+            os.sync()
+            start, used = time.perf_counter(), time.process_time()
+            result = fn()
+            times[label].append(time.perf_counter() - start)
+            cpu[label].append(time.process_time() - used)
+            del result
+
         for steps in phases:
             for fn in steps.values():  # warm up: page cache, allocator, first files
                 fn()
             for _ in range(args.repeat):  # alternating, so that drift hits each alike
                 for label, fn in steps.items():
-                    os.sync()
-                    start, used = time.perf_counter(), time.process_time()
-                    result = fn()
-                    times[label].append(time.perf_counter() - start)
-                    cpu[label].append(time.process_time() - used)
-                    del result
+                    measure(label, fn)
+        for label, fn in blocks.items():
+            fn()
+            for _ in range(args.repeat):
+                measure(label, fn)
         check = ours.retrieve_weights(run.name, 1)
         model_ok = all(torch.equal(check.model[k], v) for k, v in run.model.state_dict().items())
         state = run.optimizer.state_dict()["state"]
@@ -156,6 +170,8 @@ def main() -> None:
         load = med["plain read of the adapter's blobs"] / med["adapter retrieve_weights (verified)"]
         versus = med["DaCapo retrieve_weights (torch.load)"] / med["adapter retrieve_weights (verified)"]
         print(f"  store: adapter speed / DaCapo's    = {store:.2f}x  (target >= 1.00x)  {_ok(store >= 1.0)}")
+        back = med["DaCapo store_weights, back to back"] / med["adapter store_weights, back to back"]
+        print(f"  store, back to back: adapter / DaCapo's = {back:.2f}x")
         print(f"  load: adapter / plain-read bandwidth = {load:.2f}x  (target >= 0.90x)  {_ok(load >= 0.9)}")
         print(f"  load: adapter speed / DaCapo's     = {versus:.2f}x")
     finally:
