@@ -3,7 +3,8 @@
 A model of --mb MiB (float32) with DaCapo's optimizer (RAdam, as its trainers make it: two state
 tensors per parameter, so the checkpoint is about 3x the model) after one step. Measured in the
 same run, alternating, median of --repeat, page cache warm, `os.sync()` (untimed) before each;
-the stores first, then the loads (as a training run stores checkpoints one after the other):
+the stores first, then the loads. Each store writes the next iteration (as training does: a new
+checkpoint file each time) and the one before is removed after it, untimed:
 
 - store: DaCapo's `LocalWeightsStore.store_weights(run, i)` (torch.save of a pickled `Weights`,
   not fsynced) against the adapter's (safetensors model and optimizer, sha256 + xxh3-128,
@@ -102,53 +103,87 @@ def main() -> None:
 
             return call
 
-        def dacapo_fsynced():
-            dacapo.store_weights(run, 2)
-            with open(base / "dacapo" / run.name / "checkpoints" / "iterations" / "2", "rb+") as f:
+        # Each store writes the next iteration, as training does (a new checkpoint file each
+        # time, never an overwrite); the one before is removed after it, untimed.
+        counter = iter(range(1, 1_000_000))
+        latest = {"dacapo": None, "ours": None}
+
+        def stored(which: str, store, remove):
+            def step():
+                it = next(counter)
+                store(it)
+                previous, latest[which] = latest[which], it
+                return previous, remove
+
+            return step
+
+        def dacapo_store(it: int) -> None:
+            dacapo.store_weights(run, it)
+
+        def dacapo_fsynced(it: int) -> None:
+            dacapo.store_weights(run, it)
+            with open(base / "dacapo" / run.name / "checkpoints" / "iterations" / str(it), "rb+") as f:
                 os.fsync(f.fileno())
 
-        # stores first, then loads: as in training, where checkpoints are stored one after the
-        # other and loaded when a run resumes, starts or is applied (a load's 1.5 GiB of fresh
-        # memory between two stores would make every store start cold)
-        phases = [
-            {
-                "DaCapo store_weights (torch.save, no fsync)": quietly(lambda: dacapo.store_weights(run, 1)),
-                "DaCapo store_weights + fsync (reference)": quietly(dacapo_fsynced),
-                "adapter store_weights (fsynced)": lambda: ours.store_weights(run, 1),
-            },
-            {
-                "plain read of the adapter's blobs": plain_read,
-                "adapter retrieve_weights (verified)": lambda: ours.retrieve_weights(run.name, 1),
-                "DaCapo retrieve_weights (torch.load)": quietly(lambda: dacapo.retrieve_weights(run.name, 1)),
-            },
-        ]
-        # and each store again, back to back: checkpoint after checkpoint with nothing between
-        blocks = {
-            "DaCapo store_weights, back to back": quietly(lambda: dacapo.store_weights(run, 1)),
-            "adapter store_weights, back to back": lambda: ours.store_weights(run, 1),
+        def dacapo_remove(it: int) -> None:
+            dacapo.remove(run.name, it)
+
+        def ours_store(it: int) -> None:
+            ours.store_weights(run, it)
+
+        def ours_remove(it: int) -> None:
+            ours.remove(run.name, it)
+
+        stores = {
+            "DaCapo store_weights (torch.save, no fsync)": quietly(
+                stored("dacapo", dacapo_store, dacapo_remove)
+            ),
+            "DaCapo store_weights + fsync (reference)": quietly(
+                stored("dacapo", dacapo_fsynced, dacapo_remove)
+            ),
+            "adapter store_weights (fsynced)": stored("ours", ours_store, ours_remove),
         }
-        times: dict[str, list[float]] = {label: [] for steps in [*phases, blocks] for label in steps}
+        loads = {
+            "plain read of the adapter's blobs": plain_read,
+            "adapter retrieve_weights (verified)": lambda: ours.retrieve_weights(run.name, latest["ours"]),
+            "DaCapo retrieve_weights (torch.load)": quietly(
+                lambda: dacapo.retrieve_weights(run.name, latest["dacapo"])
+            ),
+        }
+        # and the two stores again back to back: checkpoint after checkpoint with nothing between
+        blocks = {
+            "DaCapo store_weights, back to back": stores["DaCapo store_weights (torch.save, no fsync)"],
+            "adapter store_weights, back to back": stores["adapter store_weights (fsynced)"],
+        }
+        times: dict[str, list[float]] = {label: [] for steps in (stores, loads, blocks) for label in steps}
         cpu: dict[str, list[float]] = {label: [] for label in times}
 
-        def measure(label, fn) -> None:
+        def measure(label: str, fn) -> None:
             os.sync()
             start, used = time.perf_counter(), time.process_time()
             result = fn()
             times[label].append(time.perf_counter() - start)
             cpu[label].append(time.process_time() - used)
-            del result
+            done(result)
 
-        for steps in phases:
+        def done(result) -> None:
+            # after a store, remove the checkpoint before it (untimed)
+            if isinstance(result, tuple) and result[0] is not None:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    result[1](result[0])
+
+        # stores first, then loads, as in training: checkpoints are stored one after the other
+        # and loaded when a run resumes, starts or is applied
+        for steps in (stores, loads):
             for fn in steps.values():  # warm up: page cache, allocator, first files
-                fn()
+                done(fn())
             for _ in range(args.repeat):  # alternating, so that drift hits each alike
                 for label, fn in steps.items():
                     measure(label, fn)
         for label, fn in blocks.items():
-            fn()
             for _ in range(args.repeat):
                 measure(label, fn)
-        check = ours.retrieve_weights(run.name, 1)
+        check = ours.retrieve_weights(run.name, latest["ours"])
         model_ok = all(torch.equal(check.model[k], v) for k, v in run.model.state_dict().items())
         state = run.optimizer.state_dict()["state"]
         opt_ok = all(
