@@ -89,3 +89,7 @@ class StoreConnectionError(DacapoStoreError, ConnectionError):
 
 class OptionsError(DacapoStoreError, ValueError):
     """The options file or a DACAPO_* variable can't be used; the message names the file, line and key."""
+
+
+class UnsupportedDacapoError(DacapoStoreError, ImportError):
+    """DaCapo is not installed, does not import, or is a version the DaCapo adapter does not support."""

@@ -443,7 +443,10 @@ def delete(kind: str, name: str, force: bool, with_weights: bool, yes: bool) -> 
     if weights is None:
         return
     if with_weights:
+        from ..dacapo_adapter.validation import validation_arrays
+
         removed = weights.delete_run(name)
+        validation_arrays(weights).delete(name)  # DaCapo's whole validation arrays (the adapter's)
         say(f"deleted {len(removed)} checkpoint(s) and the scores of run {name} from {weights.where}")
     elif weights.read_index(name).checkpoints or weights.read_index(name).scores:
         say(
