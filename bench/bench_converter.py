@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from dacapo_store.configs import (
     AffinitiesTaskConfig,
@@ -56,6 +56,7 @@ from dacapo_store.configs import (
     TrainValidateDataSplitConfig,
     ZarrArrayConfig,
 )
+from dacapo_store.configs._base import document_key
 from dacapo_store.conversion import converter
 
 ROUND_TRIP_TARGET = 50.0  # ours at least this many times the rebuild-every-call baseline
@@ -195,6 +196,11 @@ def _members(base: type) -> dict[str, type]:
     return found
 
 
+def _035(cls: type) -> dict[str, Any]:
+    """cattrs overrides leaving out the fields DaCapo 0.3.5's documents don't have."""
+    return {a.name: override(omit=True) for a in attrs.fields(cls) if document_key(a, "0.3.5") is None}
+
+
 def rebuilding_converter() -> cattrs.Converter:
     """A plain cattrs converter that makes the functions of a family member on every call."""
     conv = cattrs.Converter()
@@ -204,15 +210,21 @@ def rebuilding_converter() -> cattrs.Converter:
         return isinstance(t, type) and issubclass(t, FAMILY_BASES)
 
     def unstructure(obj: Any) -> dict:
-        fn = make_dict_unstructure_fn(type(obj), conv)
+        fn = make_dict_unstructure_fn(type(obj), conv, **_035(type(obj)))
         return {"__type__": type(obj).__name__, **fn(obj)}
 
     def structure(doc: dict, _: type) -> Any:
         cls = classes[doc["__type__"]]
-        return make_dict_structure_fn(cls, conv)(doc, cls)
+        return make_dict_structure_fn(cls, conv, **_035(cls))(doc, cls)
 
     conv.register_unstructure_hook_func(in_family, unstructure)
     conv.register_structure_hook_func(in_family, structure)
+    conv.register_unstructure_hook(
+        RunConfig, lambda run: make_dict_unstructure_fn(RunConfig, conv, **_035(RunConfig))(run)
+    )
+    conv.register_structure_hook(
+        RunConfig, lambda doc, _: make_dict_structure_fn(RunConfig, conv, **_035(RunConfig))(doc, RunConfig)
+    )
     conv.register_structure_hook(Coordinate, lambda v, _: Coordinate(v))
     conv.register_unstructure_hook(Coordinate, tuple)
     conv.register_structure_hook(Roi, lambda v, _: Roi(*v))

@@ -10,6 +10,12 @@ is only looked up among the registered classes of the family expected at that pl
 
 It is built on first use and rebuilt when a config class registers; hooks a user registered on
 it are registered again after each rebuild, so a class registered later never drops them.
+
+Two dialects of documents exist, DaCapo 0.3.5's and DaCapo main's (see
+`dacapo_store.dialects` and the README): one converter per dialect, made from the same
+classes, whose fields' metadata say how each dialect writes them (a key renamed, a field
+left out, a value required). `converter` writes DaCapo 0.3.5's documents and reads both:
+`dialect_of` tells a document's dialect by its fields.
 """
 
 from __future__ import annotations
@@ -25,20 +31,29 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.v import format_exception, transform_error
 
 from .configs._base import (
+    DIALECTS,
     FAMILIES,
     TYPE_KEY,
     Coordinate,
     Roi,
+    dialects_of,
+    document_key,
     family_of,
     register_config,
     registry_generation,
+    required_in,
 )
-from .errors import ConfigValidationError, UnknownConfigTypeError
+from .errors import ConfigValidationError, DialectError, UnknownConfigTypeError
 
 if sys.version_info < (3, 11):  # cattrs raises the backport's groups there (its own dependency)
     from exceptiongroup import BaseExceptionGroup
@@ -48,6 +63,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ENTRY_POINT_GROUP = "dacapo_store.configs"
+
+#: The dialect `converter` writes: DaCapo 0.3.5's, as the contract says.
+DEFAULT_DIALECT = "0.3.5"
 
 
 class _Mismatch(TypeError):
@@ -111,13 +129,20 @@ def _unstructure_roi(roi: Roi) -> tuple:
 
 
 class ConfigConverter(cattrs.Converter):
-    """cattrs converter for DaCapo documents; rebuilt when a config class is registered."""
+    """cattrs converter for one dialect of DaCapo documents; rebuilt when a config class is registered.
 
-    def __init__(self) -> None:
+    `unstructure`, `structure` and `structure_lenient` take `dialect=`: another dialect is
+    handed to that dialect's converter; a document read without one is read in the dialect
+    `dialect_of` finds in it.
+    """
+
+    def __init__(self, dialect: str = DEFAULT_DIALECT) -> None:
         # Configured on first use: importing dacapo_store stays cheap, and plugins that
         # import dacapo_store themselves are loaded only once it is fully imported.
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown dialect {dialect!r}: use one of {', '.join(DIALECTS)}")
+        self.dialect = dialect
         self._built_for = -1
-        self._plugins_loaded = False
         self._building = False
         #: (method name, args, kwargs) of every hook registered from outside, replayed on rebuild
         self._user_hooks: list[tuple[str, tuple, dict]] = []
@@ -125,9 +150,7 @@ class ConfigConverter(cattrs.Converter):
     # -- configuration ---------------------------------------------------------------------
 
     def _build(self) -> None:
-        if not self._plugins_loaded:
-            self._plugins_loaded = True
-            load_plugins()
+        _load_plugins_once()
         # Re-running the base initialiser drops every hook made for the previous registry.
         # No collection overrides: like DaCapo's converter, a tuple field stays a tuple.
         cattrs.Converter.__init__(self, detailed_validation=True, forbid_extra_keys=True)
@@ -140,13 +163,23 @@ class ConfigConverter(cattrs.Converter):
         self.register_structure_hook(Path, _structure_path)
         self.register_unstructure_hook(PurePath, str)
         self.register_unstructure_hook_factory(_is_unregistered_member, _refuse_unregistered)
+        # Attrs classes outside the families (RunConfig and its subclasses) get this
+        # dialect's keys too.
+        self.register_unstructure_hook_factory(_is_plain_config, self._unstructure_plain_factory)
+        self.register_structure_hook_factory(_is_plain_config, self._structure_plain_factory)
         # Every class of a family gets both hooks before any per-class function is made, so
         # families that hold themselves (arrays wrapping arrays, a task inside a task) work.
         self._plain_unstructure: dict[type, Any] = {}
         self._plain_structure: dict[type, Any] = {}
         for family, members in FAMILIES.items():
             for cls in members.values():
-                allowed = tuple(sorted(m.__name__ for m in members.values() if issubclass(m, cls)))
+                allowed = tuple(
+                    sorted(
+                        m.__name__
+                        for m in members.values()
+                        if issubclass(m, cls) and self.dialect in dialects_of(m)
+                    )
+                )
                 self.register_unstructure_hook_func(partial(_is, cls), self._unstructure_member)
                 self.register_structure_hook_func(
                     partial(_is, cls), partial(self._structure_member, family=family, allowed=allowed)
@@ -155,6 +188,54 @@ class ConfigConverter(cattrs.Converter):
             getattr(cattrs.Converter, name)(self, *args, **kwargs)
         self._built_for = registry_generation()
 
+    def _overrides(self, cls: type) -> dict[str, Any]:
+        """cattrs overrides of `cls`'s fields for this dialect: renamed keys, fields it lacks,
+        values it requires."""
+        out = {}
+        for a in attrs.fields(cls):
+            key = document_key(a, self.dialect)
+            if key is None:
+                out[a.name] = override(omit=True)
+            elif key != a.name:
+                out[a.name] = override(rename=key)
+        return out
+
+    def _required(self, cls: type) -> list[tuple[str, attrs.Attribute]]:
+        return [(document_key(a, self.dialect), a) for a in attrs.fields(cls) if required_in(a, self.dialect)]
+
+    def _refuse_other_dialect(self, cls: type) -> None:
+        if self.dialect not in dialects_of(cls):
+            raise DialectError(
+                f"{cls.__name__} exists only in DaCapo {' and '.join(dialects_of(cls))}; "
+                f"a DaCapo {self.dialect} document can't hold it"
+            )
+
+    def _make_unstructure(self, cls: type) -> Any:
+        plain = make_dict_unstructure_fn(cls, self, **self._overrides(cls))
+        order = getattr(cls, "__dacapo_key_order__", {}).get(self.dialect)
+        if order is None:
+            return plain
+
+        def in_dialect_order(obj: Any) -> dict[str, Any]:
+            doc = plain(obj)
+            ordered = {key: doc[key] for key in order if key in doc}
+            ordered.update((k, v) for k, v in doc.items() if k not in ordered)
+            return ordered
+
+        return in_dialect_order
+
+    def _make_structure(self, cls: type) -> Any:
+        inner = make_dict_structure_fn(cls, self, **self._overrides(cls))
+        required = self._required(cls)
+        if not required:
+            return inner
+
+        def with_required(val: Mapping[str, Any], t: Any) -> Any:
+            _check_required(val, cls, required, self.dialect)
+            return inner(val, t)
+
+        return with_required
+
     def _unstructure_member(self, obj: Any) -> dict[str, Any]:
         """`{"__type__": <class name>, **fields}`: the key first, as DaCapo writes it."""
         cls = type(obj)
@@ -162,7 +243,8 @@ class ConfigConverter(cattrs.Converter):
         if plain is None:
             if _is_unregistered_member(cls):
                 raise UnknownConfigTypeError(_unregistered_message(cls))
-            plain = self._plain_unstructure[cls] = make_dict_unstructure_fn(cls, self)
+            self._refuse_other_dialect(cls)
+            plain = self._plain_unstructure[cls] = self._make_unstructure(cls)
         doc = {TYPE_KEY: cls.__name__}
         doc.update(plain(obj))
         return doc
@@ -172,17 +254,29 @@ class ConfigConverter(cattrs.Converter):
             raise _Mismatch(f"expected a {t.__name__} mapping with '{TYPE_KEY}', got {_describe(val)}")
         tag = val.get(TYPE_KEY)
         if tag not in allowed:
+            other = FAMILIES[family].get(tag) if isinstance(tag, str) else None
+            if other is not None and issubclass(other, t) and self.dialect not in dialects_of(other):
+                raise UnknownConfigTypeError(
+                    f"{TYPE_KEY} {tag!r} is a DaCapo {' and '.join(dialects_of(other))} class, "
+                    f"not one of DaCapo {self.dialect}"
+                )
             what = f"unknown {TYPE_KEY} {_describe(tag)}" if tag is not None else f"missing {TYPE_KEY}"
             raise UnknownConfigTypeError(f"{what} for a {t.__name__}; registered: {', '.join(allowed)}")
         cls = FAMILIES[family][tag]
         inner = self._plain_structure.get(cls)
         if inner is None:
-            inner = self._plain_structure[cls] = make_dict_structure_fn(cls, self)
+            inner = self._plain_structure[cls] = self._make_structure(cls)
         return inner({k: v for k, v in val.items() if k != TYPE_KEY}, cls)
+
+    def _unstructure_plain_factory(self, cls: type) -> Any:
+        return self._make_unstructure(cls)
+
+    def _structure_plain_factory(self, cls: type) -> Any:
+        return self._make_structure(cls)
 
     def _ensure_current(self) -> None:
         if self._built_for != registry_generation() and not self._building:
-            log.debug("building the converter for the registered config classes")
+            log.debug("building the DaCapo %s converter for the registered config classes", self.dialect)
             self._building = True
             try:
                 self._build()
@@ -199,7 +293,11 @@ class ConfigConverter(cattrs.Converter):
         self._ensure_current()
         return super().get_unstructure_hook(type, cache_result)
 
-    def unstructure(self, obj: Any, unstructure_as: Any = None) -> Any:
+    def unstructure(self, obj: Any, unstructure_as: Any = None, *, dialect: str | None = None) -> Any:
+        """The document of `obj` in `dialect` (this converter's own by default: DaCapo 0.3.5's for
+        `converter`); DialectError for a class that dialect doesn't have."""
+        if dialect is not None and dialect != self.dialect:
+            return converter_for(dialect).unstructure(obj, unstructure_as)
         if self._built_for != registry_generation():
             self._ensure_current()
         try:
@@ -212,8 +310,17 @@ class ConfigConverter(cattrs.Converter):
                 raise UnknownConfigTypeError(_unregistered_message(missing)) from None
             raise
 
-    def structure(self, obj: Any, cl: type[T]) -> T:
-        """Structure `obj` as `cl`; raise ConfigValidationError naming every bad field."""
+    def structure(self, obj: Any, cl: type[T], *, dialect: str | None = None) -> T:
+        """Structure `obj` as `cl`; raise ConfigValidationError naming every bad field.
+
+        `dialect=None` reads the document in whichever dialect it is written in (`dialect_of`):
+        a document with fields of both is a DialectError naming them.
+        """
+        if dialect is not None:
+            return converter_for(dialect)._structure_strict(obj, cl)
+        return _structure_any(obj, cl)
+
+    def _structure_strict(self, obj: Any, cl: type[T]) -> T:
         if self._built_for != registry_generation():
             self._ensure_current()
         if attrs.has(cl) and not isinstance(obj, Mapping):
@@ -231,26 +338,40 @@ class ConfigConverter(cattrs.Converter):
             TypeError,
             ValueError,
         ) as exc:
-            raise _translate(exc, cl) from exc
+            raise _translate(_with_document_keys(exc, self.dialect), cl) from exc
 
-    def structure_lenient(self, obj: Any, cl: type[T]) -> tuple[T, list[str]]:
+    def structure_lenient(self, obj: Any, cl: type[T], *, dialect: str | None = None) -> tuple[T, list[str]]:
         """Structure a stored document as DaCapo 0.3.x reads it; (config, notes).
 
         An unknown key is ignored and a number that converts without loss does
         (`100000.0` in an int field, `1` in a bool field); each such fix is a note naming
-        the field path. Anything else fails as in `structure`. Writing stays strict.
+        the field path. Anything else fails as in `structure`. Writing stays strict. The
+        dialect is the document's own (`dialect_of`) unless given: a key of the other
+        dialect is never ignored, it makes the document an error.
         """
+        if dialect is None:
+            try:
+                return _structure_any(obj, cl), []
+            except DialectError:
+                raise
+            except ConfigValidationError:
+                dialect = dialect_of(obj, cl) or self.dialect
+        conv = converter_for(dialect)
         notes: list[str] = []
         doc = obj
         for _ in range(_MAX_REPAIRS):
             try:
-                return self.structure(doc, cl), notes
+                return conv._structure_strict(doc, cl), notes
             except ConfigValidationError as exc:
                 if doc is obj:
                     doc = copy.deepcopy(obj)
                 if not _repair(doc, getattr(exc, "leaves", []), notes):
                     raise
-        return self.structure(doc, cl), notes
+        return conv._structure_strict(doc, cl), notes
+
+    def dialect_of(self, doc: Any, cl: type) -> str | None:
+        """The dialect of a stored document (see the module function)."""
+        return dialect_of(doc, cl)
 
 
 def _kept_across_rebuilds(name: str) -> Any:
@@ -287,6 +408,52 @@ _MAX_REPAIRS = 8
 
 def _is(cls: type, t: Any) -> bool:
     return t is cls
+
+
+def _is_plain_config(t: Any) -> bool:
+    """An attrs class outside the families (RunConfig): no `__type__`, but dialect keys."""
+    return isinstance(t, type) and attrs.has(t) and family_of(t) is None
+
+
+def _check_required(
+    val: Mapping[str, Any], cls: type, required: list[tuple[str, attrs.Attribute]], dialect: str
+) -> None:
+    """Raise what cattrs raises for a missing field, for each field `dialect` requires that `val`
+    lacks or holds as None (fields whose attrs default exists for the other dialect's sake)."""
+    errors: list[Exception] = []
+    for key, a in required:
+        if key not in val:
+            error: Exception = KeyError(key)
+        elif val[key] is None:
+            error = _Mismatch(f"DaCapo {dialect} requires a value, got None", a.type, None)
+        else:
+            continue
+        error.__notes__ = [  # type: ignore[attr-defined]
+            AttributeValidationNote(f"Structuring class {cls.__qualname__} @ attribute {key}", key, a.type)
+        ]
+        errors.append(error)
+    if errors:
+        raise ClassValidationError(f"While structuring {cls.__name__}", errors, cls)
+
+
+def _with_document_keys(exc: BaseException, dialect: str) -> BaseException:
+    """`exc` with the document keys of `dialect` in its notes where cattrs put attribute names
+    (`_input_shape`, not `input_shape`, in an error about a DaCapo main document)."""
+    if isinstance(exc, ClassValidationError) and attrs.has(exc.cl):
+        keys = {a.name: document_key(a, dialect) for a in attrs.fields(exc.cl)}
+        for sub in exc.exceptions:
+            notes = getattr(sub, "__notes__", None)
+            if notes:
+                sub.__notes__ = [  # type: ignore[attr-defined]
+                    AttributeValidationNote(n, keys[n.name], n.type)
+                    if isinstance(n, AttributeValidationNote) and keys.get(n.name) not in (None, n.name)
+                    else n
+                    for n in notes
+                ]
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            _with_document_keys(sub, dialect)
+    return exc
 
 
 def _is_unregistered_member(t: Any) -> bool:
@@ -414,6 +581,15 @@ def _repair(doc: Any, leaves: list[tuple[tuple, BaseException]], notes: list[str
     return fixed
 
 
+_plugins_loaded = [False]
+
+
+def _load_plugins_once() -> None:
+    if not _plugins_loaded[0]:
+        _plugins_loaded[0] = True
+        load_plugins()
+
+
 def load_plugins() -> list[str]:
     """Import the entry points of group `dacapo_store.configs`; a class found is registered.
 
@@ -432,5 +608,164 @@ def load_plugins() -> list[str]:
     return loaded
 
 
+# --- telling the dialects apart ---------------------------------------------------------------
+
+
+@attrs.frozen
+class _Signature:
+    """What shows a class's documents' dialect, as (dialect, test) pairs checked per mapping: the
+    class exists in one dialect only; a key only one dialect writes is there; a key a dialect
+    requires is absent (a key of its own) or None (then it is the other dialect's)."""
+
+    only_in: tuple[str, ...]  # the dialects that have the class, when not all
+    own_keys: tuple[tuple[str, frozenset[str]], ...]  # (dialect, keys only it writes)
+    required: tuple[tuple[str, str, bool], ...]  # (other dialect, key, the key is the required one's own)
+    shows_nothing: bool
+
+
+_signatures: dict[type, _Signature] = {}
+_by_name: dict[str, type] = {}
+_signatures_for = [-1]
+
+
+def _signature(cls: type) -> _Signature:
+    found = _signatures.get(cls)
+    if found is None:
+        fields = attrs.fields(cls) if attrs.has(cls) else ()
+        keys = {d: {document_key(a, d) for a in fields} - {None} for d in DIALECTS}
+        only = {d: frozenset(keys[d] - set().union(*(keys[o] for o in DIALECTS if o != d))) for d in DIALECTS}
+        required = tuple(
+            (other, document_key(a, d), document_key(a, d) in only[d])
+            for d in DIALECTS
+            for a in fields
+            if required_in(a, d)
+            for other in DIALECTS
+            if other != d
+        )
+        dialects = dialects_of(cls)
+        own = tuple((d, only[d]) for d in DIALECTS if only[d])
+        found = _signatures[cls] = _Signature(
+            dialects if dialects != DIALECTS else (),
+            own,
+            required,
+            not (own or required or dialects != DIALECTS),
+        )
+    return found
+
+
+def class_named(tag: str) -> type | None:
+    """The registered config class whose documents carry `__type__` `tag` (any family), or None."""
+    if _signatures_for[0] != registry_generation():
+        _signatures.clear()
+        _by_name.clear()
+        for members in FAMILIES.values():
+            for name, cls in members.items():
+                _by_name.setdefault(name, cls)
+        _signatures_for[0] = registry_generation()
+    return _by_name.get(tag)
+
+
+def _evidence(value: Any, cls: type | None, path: list[Any], found: dict[str, str]) -> None:
+    """Record in `found` (dialect -> first field showing it) what the document at `path` shows.
+
+    `path` is a stack of the steps down to `value`, joined into text only for a finding."""
+    if isinstance(value, dict):
+        tag = value.get(TYPE_KEY)
+        if tag is not None and isinstance(tag, str):
+            cls = _by_name.get(tag)
+        if cls is not None:
+            sig = _signatures.get(cls) or _signature(cls)
+            if not sig.shows_nothing:
+                for d in sig.only_in:
+                    found.setdefault(d, f"{_text(path)} ({TYPE_KEY} {tag})")
+                for d, own in sig.own_keys:
+                    if d not in found and not own.isdisjoint(value):
+                        found[d] = _text([*path, min(own.intersection(value))])
+                for other, key, own in sig.required:
+                    if other not in found:
+                        if key in value:
+                            if value[key] is None:
+                                found[other] = f"{_text([*path, key])} (None)"
+                        elif own:
+                            found[other] = f"{_text([*path, key])} (absent)"
+        for key, item in value.items():
+            if isinstance(item, (dict, list, tuple)):
+                path.append(key)
+                _evidence(item, None, path, found)
+                path.pop()
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            if isinstance(item, (dict, list, tuple)):
+                path.append(i)
+                _evidence(item, None, path, found)
+                path.pop()
+    elif isinstance(value, Mapping):
+        _evidence(dict(value), cls, path, found)
+
+
+def _text(path: list[Any]) -> str:
+    return format_path(tuple(path)) or "<document>"
+
+
+def dialect_of(doc: Any, cl: type) -> str | None:
+    """The dialect a stored document of class `cl` is written in, by its fields: "0.3.5",
+    "main", or None when both dialects write it alike (a task, most arrays).
+
+    A document holding fields of both dialects is one neither explains: DialectError
+    naming a field of each.
+    """
+    if not isinstance(doc, Mapping):
+        return None
+    if _signatures_for[0] != registry_generation():
+        class_named("")
+    found: dict[str, str] = {}
+    _evidence(doc, cl if _is_plain_config(cl) else None, [], found)
+    if len(found) > 1:
+        shown = "; ".join(f"{where} is DaCapo {d}'s" for d, where in found.items())
+        raise DialectError(
+            f"a {cl.__name__} document that neither DaCapo dialect explains, it mixes both: {shown}",
+            [f"{where}: a DaCapo {d} field" for d, where in found.items()],
+        )
+    return next(iter(found), None)
+
+
 #: The converter: `converter.unstructure(config)` / `converter.structure(doc, RunConfig)`.
 converter = ConfigConverter()
+_converters = {
+    DEFAULT_DIALECT: converter,
+    **{d: ConfigConverter(d) for d in DIALECTS if d != DEFAULT_DIALECT},
+}
+
+
+#: The dialect tried first by a read that doesn't name one: the last one a document was in.
+_tried_first = [DEFAULT_DIALECT]
+
+
+def _structure_any(obj: Any, cl: type[T]) -> T:
+    """`obj` structured strictly in the dialect it is written in.
+
+    A document that reads strictly in one dialect shows no field of the other (such a field is
+    an unexpected key there, a missing one, or a None it refuses), so trying the dialects in
+    turn is exact; the last one that worked goes first, which makes reading a registry of
+    either dialect as fast as reading one. When neither reads it, `dialect_of` says which
+    dialect's errors to report, or that it mixes both.
+    """
+    first = _tried_first[0]
+    errors: dict[str, ConfigValidationError] = {}
+    for dialect in (first, *(d for d in DIALECTS if d != first)):
+        try:
+            result = _converters[dialect]._structure_strict(obj, cl)
+        except ConfigValidationError as exc:
+            errors[dialect] = exc
+            continue
+        _tried_first[0] = dialect
+        return result
+    raise errors[dialect_of(obj, cl) or DEFAULT_DIALECT]
+
+
+def converter_for(dialect: str) -> ConfigConverter:
+    """The converter writing `dialect`'s documents ("0.3.5" is `converter` itself)."""
+    try:
+        return _converters[dialect]
+    except KeyError:
+        raise ValueError(f"unknown DaCapo dialect {dialect!r}: use one of {', '.join(DIALECTS)}") from None

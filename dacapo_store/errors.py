@@ -19,6 +19,11 @@ class UnknownConfigTypeError(ConfigValidationError):
     """A `__type__` names no registered class of the family expected at that place."""
 
 
+class DialectError(ConfigValidationError):
+    """A document or config one DaCapo dialect (0.3.5 or main) can't express, or one that mixes
+    both; the message names the fields."""
+
+
 class InvalidNameError(DacapoStoreError, ValueError):
     """A name DaCapo's registries can't hold safely; the message says which rule it breaks.
 
@@ -89,3 +94,7 @@ class StoreConnectionError(DacapoStoreError, ConnectionError):
 
 class OptionsError(DacapoStoreError, ValueError):
     """The options file or a DACAPO_* variable can't be used; the message names the file, line and key."""
+
+
+class UnsupportedDacapoError(DacapoStoreError, ImportError):
+    """DaCapo is not installed, does not import, or is a version the DaCapo adapter does not support."""

@@ -79,6 +79,9 @@ class Options:
     weights_store: Literal["files", "gridfs"] | None = None
     #: Seconds to wait for a MongoDB server before StoreConnectionError.
     server_selection_timeout: float = 5.0
+    #: The DaCapo dialect configs are written in, "0.3.5" or "main"; None: DaCapo main's if
+    #: the registry holds main documents, else 0.3.5's.
+    dacapo_dialect: str | None = None
     source: str | None = attrs.field(default=None, eq=False)
 
     @classmethod
@@ -122,6 +125,10 @@ class Options:
         if options.weights_store not in (None, "files", "gridfs"):
             raise OptionsError(
                 f"option weights_store must be 'files' or 'gridfs', got {options.weights_store!r}{where}"
+            )
+        if options.dacapo_dialect not in (None, "0.3.5", "main"):
+            raise OptionsError(
+                f"option dacapo_dialect must be '0.3.5' or 'main', got {options.dacapo_dialect!r}{where}"
             )
         if options.type == "mongo" and not options.mongo_db_host:
             raise OptionsError(

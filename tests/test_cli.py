@@ -87,6 +87,7 @@ COMMANDS = [
     ["weights", "best"],
     ["weights", "prune"],
     ["import-dacapo"],
+    ["migrate"],
 ]
 
 

@@ -1,8 +1,11 @@
-"""The config classes: exactly DaCapo 0.3.5's fields and defaults, help texts, verify()."""
+"""The config classes: exactly DaCapo 0.3.5's fields and defaults, and DaCapo main's; help texts,
+verify()."""
 
 from __future__ import annotations
 
+import json
 import os
+import typing
 from pathlib import Path
 
 import attrs
@@ -32,6 +35,7 @@ from dacapo_store.configs import (
     TrainValidateDataSplitConfig,
     ZarrArrayConfig,
 )
+from dacapo_store.configs._base import dialects_of, document_key, required_in
 
 REQUIRED = object()
 """Marks a field without a default in the table below."""
@@ -269,8 +273,43 @@ CLASSES: dict[str, tuple[str | None, dict[str, object]]] = {
 }
 
 
-def default_of(field: attrs.Attribute) -> object:
-    if field.default is attrs.NOTHING:
+#: DaCapo main's classes and defaults where they differ from 0.3.5's (the fields and their
+#: order are in the main pack's manifest, `classes`).
+MAIN_MANIFEST = json.loads((Path(__file__).parent / "data" / "dacapo-main" / "manifest.json").read_text())
+MAIN_NEW_CLASSES = {
+    "WrappedArchitectureConfig": (
+        "ArchitectureConfig",
+        {"_scale": None, "trainable_parameters": None},
+    ),
+    "ModelZooConfig": ("ArchitectureConfig", {"trainable_layers": None}),
+    "NoiseAugmentConfig": ("AugmentConfig", {"kwargs": {}}),
+}
+MAIN_DEFAULTS = {
+    "RunConfig": {
+        "batch_size": 1,
+        "num_workers": 0,
+        "snapshot_interval": None,
+        "learning_rate": 1e-3,
+        "validation_interval": 1000,
+        "start_config": None,
+    },
+    "GunpowderTrainerConfig": {
+        "augments": [],
+        "min_masked": 0.15,
+        "clip_raw": False,
+        "sample_strategy": None,
+    },
+    "ZarrArrayConfig": {"snap_to_grid": None, "_axes": None, "mode": "a", "ome_metadata": False},
+    **{name: defaults for name, (_, defaults) in MAIN_NEW_CLASSES.items()},
+}
+
+
+def main_classes() -> list[str]:
+    return sorted(n for n, c in MAIN_MANIFEST["classes"].items() if c["in_pack"] or n in MAIN_NEW_CLASSES)
+
+
+def default_of(field: attrs.Attribute, dialect: str = "0.3.5") -> object:
+    if field.default is attrs.NOTHING or required_in(field, dialect):
         return REQUIRED
     if isinstance(field.default, attrs.Factory):
         return field.default.factory()
@@ -297,17 +336,50 @@ def test_class_belongs_to_its_family(name):
         assert issubclass(cls, getattr(configs, family))
 
 
+def dialect_fields(cls: type, dialect: str) -> list[attrs.Attribute]:
+    return [f for f in attrs.fields(cls) if document_key(f, dialect) is not None]
+
+
 @pytest.mark.parametrize("name", sorted(CLASSES))
 def test_class_has_exactly_the_dacapo_fields_in_order(name):
     _, expected = CLASSES[name]
-    assert [f.name for f in attrs.fields(getattr(configs, name))] == list(expected)
+    assert [f.name for f in dialect_fields(getattr(configs, name), "0.3.5")] == list(expected)
 
 
 @pytest.mark.parametrize("name", sorted(CLASSES))
 def test_field_defaults_are_dacapos(name):
     _, expected = CLASSES[name]
-    actual = {f.name: default_of(f) for f in attrs.fields(getattr(configs, name))}
+    actual = {f.name: default_of(f) for f in dialect_fields(getattr(configs, name), "0.3.5")}
     assert actual == expected
+
+
+@pytest.mark.parametrize("name", main_classes())
+def test_class_has_exactly_dacapo_mains_fields_in_its_order(name):
+    cls = getattr(configs, name)
+    keys = {document_key(f, "main"): f for f in dialect_fields(cls, "main")}
+    order = getattr(cls, "__dacapo_key_order__", {}).get("main", list(keys))
+    assert list(order) == MAIN_MANIFEST["classes"][name]["attrs_fields"]
+    assert set(keys) == set(order)
+
+
+@pytest.mark.parametrize("name", sorted(MAIN_DEFAULTS))
+def test_field_defaults_are_dacapo_mains(name):
+    cls = getattr(configs, name)
+    actual = {f.name: default_of(f, "main") for f in dialect_fields(cls, "main")}
+    assert {k: actual[k] for k in MAIN_DEFAULTS[name]} == MAIN_DEFAULTS[name]
+    optional = {"task_config", "trainer_config", "datasplit_config", "name", "repetition", "num_iterations"}
+    if name == "RunConfig":  # DaCapo main allows None for every part but the architecture
+        fields = attrs.fields(attrs.resolve_types(cls))
+        assert all(type(None) in typing.get_args(f.type) for f in fields if f.name in optional)
+
+
+@pytest.mark.parametrize("name", sorted(MAIN_NEW_CLASSES))
+def test_dacapo_mains_new_classes_are_main_only(name):
+    family, _ = MAIN_NEW_CLASSES[name]
+    cls = getattr(configs, name)
+    assert issubclass(cls, getattr(configs, family))
+    assert getattr(dacapo_store, name) is cls
+    assert dialects_of(cls) == ("main",)
 
 
 @pytest.mark.parametrize("name", sorted(CLASSES))

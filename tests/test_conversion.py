@@ -40,32 +40,48 @@ from dacapo_store.configs import (
     GammaAugmentConfig,
     GunpowderTrainerConfig,
     IntensityAugmentConfig,
+    ModelZooConfig,
+    NoiseAugmentConfig,
     OneHotTaskConfig,
     RawGTDatasetConfig,
+    ResampledArrayConfig,
     RunConfig,
     SimpleAugmentConfig,
     StartConfig,
     TaskConfig,
     TrainerConfig,
     TrainValidateDataSplitConfig,
+    WrappedArchitectureConfig,
     ZarrArrayConfig,
     register_config,
 )
+from dacapo_store.configs._base import DIALECTS, dialects_of, document_key, required_in
 from dacapo_store.conversion import converter
 from dacapo_store.errors import ConfigValidationError, UnknownConfigTypeError
 
 # --- hypothesis strategies built from the attrs fields ---------------------------------------
 
-#: The concrete classes of DACAPO_FORMAT.md per family; fixed here, not read from the live
-#: registry, since plugin tests below add classes to it.
+#: The concrete classes of DACAPO_FORMAT.md per family, and those DaCapo main added; fixed
+#: here, not read from the live registry, since plugin tests below add classes to it.
 CONCRETE: dict[type, tuple[type, ...]] = {
     TaskConfig: (DistanceTaskConfig, AffinitiesTaskConfig, OneHotTaskConfig, DummyTaskConfig),
-    ArchitectureConfig: (CNNectomeUNetConfig, DummyArchitectureConfig),
+    ArchitectureConfig: (
+        CNNectomeUNetConfig,
+        DummyArchitectureConfig,
+        WrappedArchitectureConfig,
+        ModelZooConfig,
+    ),
     TrainerConfig: (GunpowderTrainerConfig, DummyTrainerConfig),
-    AugmentConfig: (SimpleAugmentConfig, ElasticAugmentConfig, IntensityAugmentConfig, GammaAugmentConfig),
+    AugmentConfig: (
+        SimpleAugmentConfig,
+        ElasticAugmentConfig,
+        IntensityAugmentConfig,
+        GammaAugmentConfig,
+        NoiseAugmentConfig,
+    ),
     DataSplitConfig: (TrainValidateDataSplitConfig, DummyDataSplitConfig),
     DatasetConfig: (RawGTDatasetConfig, DummyDatasetConfig),
-    ArrayConfig: (ZarrArrayConfig, DummyArrayConfig),
+    ArrayConfig: (ZarrArrayConfig, DummyArrayConfig, ResampledArrayConfig),
     StartConfig: (StartConfig,),
 }
 FAMILY_OF = {cls: family for family, members in CONCRETE.items() for cls in members}
@@ -75,78 +91,108 @@ names = st.text(SAFE, min_size=1, max_size=8)
 ints = st.integers(-(2**31), 2**31)
 floats = st.floats(allow_nan=False)
 coordinates = st.lists(st.integers(0, 512), min_size=1, max_size=4).map(Coordinate)
+plain_values = st.one_of(st.none(), st.booleans(), ints, floats, names)
 
 HYPOTHESIS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def strategy_for(tp: typing.Any) -> st.SearchStrategy:
-    """A strategy for values of the (resolved) field type `tp`."""
+def strategy_for(tp: typing.Any, dialect: str) -> st.SearchStrategy:
+    """A strategy for values of the (resolved) field type `tp` that `dialect` can write."""
     if tp in CONCRETE:
-        return st.one_of([st.deferred(lambda c=c: configs_of(c)) for c in CONCRETE[tp]])
+        members = [c for c in CONCRETE[tp] if dialect in dialects_of(c)]
+        return st.one_of([st.deferred(lambda c=c: configs_of(c, dialect)) for c in members])
     simple = {int: ints, float: floats, bool: st.booleans(), str: names, Coordinate: coordinates}
     if tp in simple:
         return simple[tp]
     if tp is Path:
         return st.lists(names, min_size=1, max_size=3).map(lambda parts: Path(*parts))
+    if tp is typing.Any:
+        return plain_values
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        return st.one_of([strategy_for(a) for a in args])
+        return st.one_of([strategy_for(a, dialect) for a in args])
     if tp is type(None):
         return st.none()
     if origin is list:
         # Nested configs multiply: two of them per list is enough to show the order is kept.
-        return st.lists(strategy_for(args[0]), max_size=2 if attrs.has(args[0]) else 3)
+        return st.lists(strategy_for(args[0], dialect), max_size=2 if attrs.has(args[0]) else 3)
     if origin is tuple:
-        return st.tuples(*(strategy_for(a) for a in args))
+        return st.tuples(*(strategy_for(a, dialect) for a in args))
+    if origin is dict:
+        return st.dictionaries(names, strategy_for(args[1], dialect), max_size=3)
     raise NotImplementedError(f"no strategy for {tp!r}")
 
 
+def _not_none(tp: typing.Any) -> typing.Any:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if len(args) == 1 and len(typing.get_args(tp)) == 2 else tp
+
+
 @functools.cache
-def configs_of(cls: type) -> st.SearchStrategy:
-    """Instances of the attrs class `cls` with every field drawn from its type."""
+def configs_of(cls: type, dialect: str = "0.3.5") -> st.SearchStrategy:
+    """Instances of the attrs class `cls` that `dialect` writes: every field of that dialect
+    drawn from its type (never None where it requires a value), the others left at default."""
     fields = attrs.fields(attrs.resolve_types(cls))
-    return st.builds(cls, **{f.alias: strategy_for(f.type) for f in fields})
+    drawn = {}
+    for f in fields:
+        if document_key(f, dialect) is None:
+            continue
+        drawn[f.alias] = strategy_for(_not_none(f.type) if required_in(f, dialect) else f.type, dialect)
+    return st.builds(cls, **drawn)
 
 
 ROUND_TRIP_CLASSES = sorted(FAMILY_OF, key=lambda c: c.__name__)
+CLASS_DIALECTS = [(c, d) for c in ROUND_TRIP_CLASSES for d in DIALECTS if d in dialects_of(c)]
 
 
-@pytest.mark.parametrize("cls", ROUND_TRIP_CLASSES, ids=lambda c: c.__name__)
+def _ids(value: typing.Any) -> str:
+    return value.__name__ if isinstance(value, type) else str(value)
+
+
+@pytest.mark.parametrize(("cls", "dialect"), CLASS_DIALECTS, ids=_ids)
 @HYPOTHESIS
 @given(data=st.data())
-def test_concrete_config_round_trips(cls, data):
-    config = data.draw(configs_of(cls))
-    assert converter.structure(converter.unstructure(config), cls) == config
+def test_concrete_config_round_trips(cls, dialect, data):
+    config = data.draw(configs_of(cls, dialect))
+    doc = converter.unstructure(config, dialect=dialect)
+    assert converter.structure(doc, cls, dialect=dialect) == config
+    assert converter.structure(doc, cls) == config  # its dialect found in its fields
 
 
-@pytest.mark.parametrize("cls", ROUND_TRIP_CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize(("cls", "dialect"), CLASS_DIALECTS, ids=_ids)
 @HYPOTHESIS
 @given(data=st.data())
-def test_concrete_config_round_trips_through_its_family_base(cls, data):
-    config = data.draw(configs_of(cls))
-    restored = converter.structure(converter.unstructure(config), FAMILY_OF[cls])
+def test_concrete_config_round_trips_through_its_family_base(cls, dialect, data):
+    config = data.draw(configs_of(cls, dialect))
+    restored = converter.structure(converter.unstructure(config, dialect=dialect), FAMILY_OF[cls])
     assert type(restored) is cls
     assert restored == config
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
 @HYPOTHESIS
-@given(config=configs_of(RunConfig))
-def test_run_config_round_trips(config):
-    assert converter.structure(converter.unstructure(config), RunConfig) == config
+@given(data=st.data())
+def test_run_config_round_trips(dialect, data):
+    config = data.draw(configs_of(RunConfig, dialect))
+    doc = converter.unstructure(config, dialect=dialect)
+    assert converter.structure(doc, RunConfig, dialect=dialect) == config
+    assert converter.structure(doc, RunConfig) == config
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
 @HYPOTHESIS
-@given(config=configs_of(RunConfig))
-def test_run_document_is_plain_json(config):
-    doc = converter.unstructure(config)
+@given(data=st.data())
+def test_run_document_is_plain_json(dialect, data):
+    doc = converter.unstructure(data.draw(configs_of(RunConfig, dialect)), dialect=dialect)
     # JSON and BSON have arrays only: DaCapo's tuples arrive as lists.
     assert json.loads(json.dumps(doc)) == as_lists(doc)
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
 @HYPOTHESIS
-@given(config=configs_of(RunConfig))
-def test_run_document_is_plain_yaml(config):
-    doc = converter.unstructure(config)
+@given(data=st.data())
+def test_run_document_is_plain_yaml(dialect, data):
+    doc = converter.unstructure(data.draw(configs_of(RunConfig, dialect)), dialect=dialect)
     # What DaCapo's yaml.dump writes (tuples tagged) and its full_load reads back.
     dumper = getattr(yaml, "CDumper", yaml.Dumper)
     loader = getattr(yaml, "CFullLoader", yaml.FullLoader)
@@ -154,11 +200,12 @@ def test_run_document_is_plain_yaml(config):
 
 
 @pytest.mark.parametrize("family", sorted(CONCRETE, key=lambda c: c.__name__), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("dialect", DIALECTS)
 @HYPOTHESIS
 @given(data=st.data())
-def test_family_base_instance_round_trips(family, data):
-    config = data.draw(configs_of(family))
-    doc = converter.unstructure(config)
+def test_family_base_instance_round_trips(family, dialect, data):
+    config = data.draw(configs_of(family, dialect))
+    doc = converter.unstructure(config, dialect=dialect)
     assert doc["__type__"] == family.__name__
     assert converter.structure(doc, family) == config
 

@@ -15,6 +15,7 @@ import click
 import yaml
 from rich.markup import escape
 
+from ..config_store.dialects import MIXED, STASH_KEY, document_dialect
 from ..config_store.documents import (
     KIND_CLASSES,
     KINDS,
@@ -189,7 +190,8 @@ def _repetitions_note(repetitions: list[int] | None) -> str:
 def show(kind: str, name: str, fmt: str, meta: bool, repetition: int | None, as_json: bool) -> None:
     """The stored document of one config.
 
-    With --meta the output is the export format: `add` takes it back, metadata and all.
+    With --meta the output is the export format: `add` takes it back, metadata and all; it also
+    says which DaCapo dialect the document is in (0.3.5, main, or either when both write it alike).
     """
     if repetition is not None and kind != "runs":
         raise fail(f"--repetition picks one of the runs DaCapo stored under one name; {kind} have none", 2)
@@ -203,8 +205,14 @@ def show(kind: str, name: str, fmt: str, meta: bool, repetition: int | None, as_
                     "created_at": m.created_at.isoformat() if m.created_at else None,
                     "created_by": m.created_by,
                     "content_hash": m.content_hash,
+                    # which DaCapo writes it: 0.3.5, main, either (both alike) or mixed
+                    "dialect": document_dialect(KIND_CLASSES[kind], doc),
                 },
             }
+            # what `migrate` kept beside it, which the other dialect gets back
+            recorded = store.raw_document(kind, name, repetition=repetition).get(META_KEY) or {}
+            if recorded.get(STASH_KEY):
+                doc[META_KEY][STASH_KEY] = recorded[STASH_KEY]
     doc = _as_lists(doc)  # tuples read as YAML/JSON arrays; `add` restores them
     if fmt == "json" or as_json:
         print_json(doc)
@@ -309,11 +317,12 @@ def _plan_add(
     return plan, problems
 
 
-def _documents_of(item_kind: str, item: Any) -> list[tuple[str, dict[str, Any]]]:
-    """The documents storing `item` writes: a run's parts, then the run."""
+def _documents_of(store, item_kind: str, item: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The documents storing `item` writes (in the registry's DaCapo dialect): a run's parts,
+    then the run."""
     if isinstance(item, dict):
         return [(item_kind, config_part(item))]
-    doc = converter.unstructure(item)
+    doc = store.document_of(item)
     if item_kind != "runs":
         return [(item_kind, doc)]
     return [(part_kind, doc[field]) for field, part_kind in RUN_PARTS.items()] + [("runs", doc)]
@@ -326,7 +335,12 @@ def _batch_conflicts(store, plan: list[tuple[str, Any, str, Any]]) -> tuple[list
     invalid = False
     seen: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}
     for item_kind, item, label, _meta in plan:
-        for kind, doc in _documents_of(item_kind, item):
+        try:
+            documents = _documents_of(store, item_kind, item)
+        except DacapoStoreError as exc:  # what the registry's DaCapo dialect can't express
+            problems.append(f"{label}: {exc}")
+            continue
+        for kind, doc in documents:
             key = (kind, str(doc.get("name")))
             if key in seen:
                 other, other_label = seen[key]
@@ -447,7 +461,10 @@ def delete(kind: str, name: str, force: bool, with_weights: bool, yes: bool) -> 
     if weights is None:
         return
     if with_weights:
+        from ..dacapo_adapter.validation import validation_arrays
+
         removed = weights.delete_run(name)
+        validation_arrays(weights).delete(name)  # DaCapo's whole validation arrays (the adapter's)
         say(f"deleted {len(removed)} checkpoint(s) and the scores of run {name} from {weights.where}")
     elif weights.read_index(name).checkpoints or weights.read_index(name).scores:
         say(
@@ -574,12 +591,15 @@ def import_(directory: Path, kinds: str | None, configs_only: bool, as_json: boo
         _transfer(src, dst, _kinds(kinds), "import", weights, as_json)
 
 
-def _document_problems(store, kind: str, advance) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+def _document_problems(
+    store, kind: str, advance, dialects: dict[str, list[tuple[str, str]]] | None = None
+) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
     """(checked, problems, notes) of one kind's documents.
 
     Problems: unreadable, invalid name, not structuring, misnamed, hand-edited, twins. Notes:
-    what reads only leniently (as DaCapo reads other 0.3.x versions' documents), and runs
-    DaCapo stored once per repetition under one name.
+    what reads only leniently (as DaCapo reads other 0.3.x versions' documents), runs DaCapo
+    stored once per repetition under one name, and runs DaCapo main stored without a name.
+    `dialects` collects (kind, name) per DaCapo dialect of the documents.
     """
     problems: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
@@ -602,8 +622,14 @@ def _document_problems(store, kind: str, advance) -> tuple[int, list[dict[str, A
             continue
         inner = doc.get("name")
         seen.setdefault(str(inner), []).append(doc.get("repetition"))
-        if inner != name:
+        if inner is None and kind == "runs" and name == "None":
+            notes.append({"kind": kind, "name": name, "note": NAMELESS_NOTE})
+        elif inner != name:
             problem(name, f"its name field is {inner!r}, not {name!r} (the name it is stored under)")
+        if dialects is not None:
+            dialect = document_dialect(KIND_CLASSES[kind], doc)
+            if dialect != MIXED:  # a mixed one fails to structure below, naming its fields
+                dialects.setdefault(dialect, []).append((kind, name))
         try:
             _, read_notes = converter.structure_lenient(doc, KIND_CLASSES[kind])
         except ConfigValidationError as exc:
@@ -630,6 +656,52 @@ def _document_problems(store, kind: str, advance) -> tuple[int, list[dict[str, A
         else:
             problem(name, f"{len(reps)} documents share this name")
     return checked, problems, notes
+
+
+NAMELESS_NOTE = (
+    "stored without a name (name: null, which DaCapo main allows), listed as 'None'; DaCapo can't "
+    "look it up by name: store it again under a name"
+)
+
+
+def _dialect_notes(store, dialects: dict[str, list[tuple[str, str]]]) -> list[dict[str, Any]]:
+    """Notes on the DaCapo dialects present: a registry holding both, and each document not in
+    the dialect the registry writes; nothing for a registry of DaCapo 0.3.5 documents only."""
+    if not dialects.get("main"):
+        return []
+    writes = store.dialect()
+    counts = ", ".join(f"{len(dialects.get(d, []))} DaCapo {d}" for d in ("0.3.5", "main"))
+    either = len(dialects.get("either", []))
+    notes = []
+    if dialects.get("0.3.5"):
+        notes.append(
+            {
+                "kind": "registry",
+                "name": store.describe(),
+                "note": f"mixes DaCapo dialects: {counts} documents ({either} either); it writes DaCapo "
+                f"{writes}'s: `dacapo-store migrate --to {writes}` rewrites them into one",
+            }
+        )
+    else:
+        notes.append(
+            {
+                "kind": "registry",
+                "name": store.describe(),
+                "note": f"holds DaCapo main documents ({counts}, {either} either); "
+                f"it writes DaCapo {writes}'s",
+            }
+        )
+    for dialect in ("0.3.5", "main"):
+        if dialect != writes:
+            notes += [
+                {
+                    "kind": kind,
+                    "name": name,
+                    "note": f"a DaCapo {dialect} document (the registry writes {writes}'s)",
+                }
+                for kind, name in dialects.get(dialect, [])
+            ]
+    return notes
 
 
 def _run_problems(store, weights) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -710,7 +782,8 @@ def check(kinds: str | None, with_weights: bool, as_json: bool) -> None:
 
     Documents: readable, structure as their class, name field equal to the name stored under,
     content equal to what was stored (its content hash), no two sharing a name. Runs: parts and
-    start run stored, start criterion used by the start run's scores. --weights: every blob
+    start run stored, start criterion used by the start run's scores. Notes: a registry holding
+    DaCapo main documents (and which documents are not in the dialect it writes). --weights: every blob
     present, of its size and checksum (as `weights verify`).
     """
     chosen = _kinds(kinds)
@@ -720,12 +793,14 @@ def check(kinds: str | None, with_weights: bool, as_json: bool) -> None:
     checked = 0
     with s.config_store() as store:
         total = sum(len(store.names(k)) for k in chosen)
+        dialects: dict[str, list[tuple[str, str]]] = {}
         with progress(f"check {total} documents", total) as advance:
             for kind in chosen:
-                n, found, noted = _document_problems(store, kind, advance)
+                n, found, noted = _document_problems(store, kind, advance, dialects)
                 checked += n
                 problems += found
                 notes += noted
+        notes = _dialect_notes(store, dialects) + notes
         weights = None
         try:
             weights = s.weights_store()

@@ -1,4 +1,5 @@
-"""`dacapo-store import-dacapo`: bring a DaCapo 0.3 registry's data into a dacapo_store registry."""
+"""DaCapo on the command line: `dacapo-store import-dacapo` brings a DaCapo 0.3 registry's data into a
+dacapo_store registry; `dacapo-store dacapo ARGS...` runs DaCapo's own command line writing into it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from .app import command, fail, print_json, progress, say, settings
+from ..errors import UnsupportedDacapoError
+from .app import CONTEXT, command, fail, print_json, progress, say, settings
 
 
 def open_source(spec: str, db: str | None, runs_dir: Path | None):
@@ -127,3 +129,31 @@ def _summary(report, where: str) -> None:
 
 def _reason(detail: str) -> str:
     return detail if len(detail) <= 160 else detail[:157] + "..."
+
+
+@command(
+    "dacapo",
+    context_settings={**CONTEXT, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+    epilog="Example: dacapo-store dacapo train -r my_run",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def dacapo_cli(args: tuple[str, ...]) -> None:
+    """Run DaCapo 0.3.5's own command line (`dacapo ARGS...`) with its stores in this registry.
+
+    DaCapo's configs, checkpoints, training stats and validation scores go through dacapo_store
+    (the store --store names, else the options): no pickles, checked documents, bests from the
+    scores. `dacapo-store dacapo --help` shows DaCapo's commands. Needs DaCapo 0.3.5 installed.
+    """
+    from ..dacapo_adapter import install, uninstall
+
+    try:
+        install(settings().options())
+    except UnsupportedDacapoError as exc:
+        raise fail(str(exc), 2) from None
+    from dacapo.cli import cli
+
+    try:
+        cli.main(args=list(args), prog_name="dacapo-store dacapo")
+    finally:
+        uninstall()

@@ -17,8 +17,9 @@ def create_config_store(options: Options | None = None) -> ConfigStore:
             options.mongo_db_host,
             options.mongo_db_name or "dacapo",
             timeout=options.server_selection_timeout,
+            dialect=options.dacapo_dialect,
         )
-    return FileConfigStore(options.configs_dir)
+    return FileConfigStore(options.configs_dir, dialect=options.dacapo_dialect)
 
 
 __all__ = [

@@ -8,8 +8,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-import attrs
-
 from ..configs import RunConfig
 from ..conversion import converter
 from ..errors import (
@@ -17,9 +15,24 @@ from ..errors import (
     ConfigInUseError,
     ConfigNotFoundError,
     ConfigValidationError,
+    DialectError,
     DuplicateNameError,
+    InvalidNameError,
 )
 from ..names import check_name
+from .dialects import (
+    STASH_KEY,
+    DocumentMigration,
+    MigrationReport,
+    check_dialect,
+    describe_changes,
+    differences,
+    dotted,
+    in_dialect,
+    other_dialect,
+    plan_document,
+    same_document,
+)
 from .documents import (
     KIND_CLASSES,
     KINDS,
@@ -58,6 +71,14 @@ class ConfigStore(ABC):
 
     #: Whether names may hold '/': only where a name is never part of a path (MongoDB).
     slash_in_names: bool = False
+    #: The DaCapo dialect the options name (`dacapo_dialect`), or None: found in the documents.
+    dialect_option: str | None = None
+    #: What DaCapo's re-store compares here: files with == on the YAML (a tuple is not a list),
+    #: MongoDB the BSON bytes (key order matters). A migration rewrites only exact documents.
+    keeps_tuples: bool = True
+    keeps_key_order: bool = False
+    #: The order kinds are looked through for DaCapo main documents: those that show it first.
+    DIALECT_SCAN_ORDER = ("runs", "trainers", "architectures", "arrays", "datasets", "datasplits", "tasks")
 
     # -- the primitives a backend implements ---------------------------------------------
 
@@ -85,6 +106,11 @@ class ConfigStore(ABC):
         """Every document stored under `name`: more than one only for DaCapo's run repetitions."""
         doc = self._find(kind, name)
         return [] if doc is None else [doc]
+
+    @abstractmethod
+    def _replace(self, kind: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Put `new` in place of the document `old` stored under `name`, atomically (a reader sees
+        one or the other); False, writing nothing, if no document under `name` equals `old` now."""
 
     @abstractmethod
     def _get_meta(self, kind: str, name: str) -> dict[str, Any] | None:
@@ -115,10 +141,188 @@ class ConfigStore(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- the DaCapo dialect this registry writes ---------------------------------------------
+
+    def dialect(self) -> str:
+        """The DaCapo dialect written here: the option `dacapo_dialect` if set, else "main" if the
+        registry holds a DaCapo main document, else "0.3.5". Looked up once per store object."""
+        if self.dialect_option is not None:
+            return self.dialect_option
+        found = getattr(self, "_dialect_found", None)
+        if found is None:
+            holds_main = any(self._holds_dialect(kind, "main") for kind in self.DIALECT_SCAN_ORDER)
+            found = self._dialect_found = "main" if holds_main else "0.3.5"
+            log.debug("%s writes DaCapo %s documents (found in its documents)", self.describe(), found)
+        return found
+
+    def adopt_dialect(self, dialect: str) -> bool:
+        """Write `dialect` from now on unless the options name another or the registry holds a
+        document only the other dialect writes (a new registry receiving a copy keeps the
+        source's dialect); whether this registry now writes `dialect`."""
+        check_dialect(dialect)
+        if self.dialect_option is not None or self.dialect() == dialect:
+            return self.dialect() == dialect
+        if any(self._holds_dialect(kind, other_dialect(dialect)) for kind in self.DIALECT_SCAN_ORDER):
+            return False
+        self._dialect_found = dialect
+        return True
+
+    def _forget_dialect(self) -> None:
+        self._dialect_found = None
+
+    def _set_dialect_option(self, dialect: str | None) -> None:
+        self.dialect_option = None if dialect is None else check_dialect(dialect)
+
+    def _holds_dialect(self, kind: str, dialect: str) -> bool:
+        """Whether a document of `kind` is in `dialect` (by its fields); backends may ask faster."""
+        cls = KIND_CLASSES[kind]
+        for _, doc in self._documents(kind):
+            if isinstance(doc, Exception):
+                continue
+            try:
+                if converter.dialect_of(config_part(doc), cls) == dialect:
+                    return True
+            except DialectError:
+                continue  # fields of both: it shows neither
+        return False
+
+    def _in_registry_dialect(self, kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """`doc` as this registry writes it: DaCapo's tuples back (a document from MongoDB or JSON),
+        and a document of the other dialect translated, if this one expresses all of it.
+
+        A document whose class isn't installed here, or that isn't a valid config, is kept as
+        given. DialectError for a document of the other dialect that this one can't express, or
+        one mixing both.
+        """
+        cls = KIND_CLASSES[kind]
+        name = doc.get("name")
+        try:
+            source = converter.dialect_of(doc, cls)
+        except DialectError as exc:
+            raise DialectError(
+                f"{kind}/{name!r} can't be stored in {self.describe()}: {exc}", exc.errors
+            ) from None
+        try:
+            config, _ = converter.structure_lenient(doc, cls, dialect=source)
+        except ConfigValidationError:
+            return doc  # a class not installed here, or not a valid config: stored as given
+        target = self.dialect()
+        mine = converter.unstructure(config, dialect=target)
+        # Both may read it alike, yet it may be the other dialect's exact document (a 0.3.5
+        # ZarrArrayConfig, without main's ome_metadata): then it is written as this one's.
+        theirs = converter.unstructure
+        if (
+            source is None
+            and not same_document(doc, mine)
+            and same_document(doc, theirs(config, dialect=other_dialect(target)))
+        ):
+            return mine
+        if source in (None, target):
+            return with_tuples_of(doc, mine)
+        try:
+            return in_dialect(cls, config, target)
+        except DialectError as exc:
+            raise self._dialect_refusal(kind, name, f"a DaCapo {source} document", exc) from None
+
+    def _dialect_refusal(self, kind: str, name: object, what: str, exc: DialectError) -> DialectError:
+        target = self.dialect()
+        return DialectError(
+            f"{kind[:-1]} {name!r} ({what}) can't be stored in {self.describe()}, which holds DaCapo "
+            f"{target} documents: {exc}; write it where DaCapo {other_dialect(target)} is used, or "
+            f"migrate this registry (dacapo-store migrate --to {other_dialect(target)})",
+            exc.errors,
+        )
+
+    def migrate(self, to: str, *, dry_run: bool = True) -> MigrationReport:
+        """Rewrite every document into DaCapo dialect `to`; with `dry_run` only say what would change.
+
+        Nothing is lost: what `to` can't express is kept beside the document, in its metadata
+        (`dialect_stash`), and given back when migrating the other way. Each document is
+        replaced atomically, only if it is still the one read; a document already in `to`, or
+        one both dialects write alike, is left as it is, so running it twice writes nothing the
+        second time. A document that can't be migrated (a class `to` lacks, a run without the
+        parts DaCapo 0.3.5 requires, a document that is not exactly its dialect's) is left as
+        it is and reported.
+        """
+        target = check_dialect(to)
+        report = MigrationReport(to=target, dry_run=dry_run)
+        for kind in KINDS:
+            metas = self._all_meta(kind)
+            for name, doc in sorted(self._documents(kind), key=lambda item: item[0]):
+                if isinstance(doc, Exception):
+                    report.documents.append(
+                        DocumentMigration(kind, name, None, None, "refused", reason=str(doc))
+                    )
+                    continue
+                planned = self._plan_migration(kind, name, config_part(doc), metas.get(name), target)
+                report.documents.append(planned)
+        if not dry_run:
+            for item in report.documents:
+                if item.status == "migrate" and not self._migrate_document(item, target):
+                    item.status, item.reason = "refused", "it changed while being migrated; left as it is"
+            self._forget_dialect()
+        return report
+
+    def _plan_migration(
+        self, kind: str, name: str, doc: dict[str, Any], meta: Mapping[str, Any] | None, target: str
+    ) -> DocumentMigration:
+        stash = (meta or {}).get(STASH_KEY)
+        status, source, new, entry, reason = plan_document(
+            KIND_CLASSES[kind],
+            doc,
+            stash if isinstance(stash, Mapping) else None,
+            target,
+            ordered=self.keeps_key_order,
+            tuples=self.keeps_tuples,
+        )
+        item = DocumentMigration(
+            kind, name, doc.get("repetition") if kind == "runs" else None, source, status
+        )
+        item.reason = reason
+        if status == "migrate":
+            item.old, item.new, item.stash = doc, new, entry
+            kept = (entry or {}).get("kept") or []
+            item.changes = describe_changes(KIND_CLASSES[kind], doc, new, source, target, kept)
+        return item
+
+    def _migrate_document(self, item: DocumentMigration, target: str) -> bool:
+        """Write one planned migration: the stash first (beside the old document's metadata, keyed by
+        the new document's hash), then the document, then the metadata for the new content."""
+        kind, name, old, new = item.kind, item.name, item.old, item.new
+        assert old is not None and new is not None
+        recorded = self._get_meta(kind, name) or {}
+        author = {k: v for k, v in recorded.items() if k not in ("content_hash", STASH_KEY)}
+        if _current(recorded, old) is None:
+            author = {}  # recorded for another content: not this document's author
+        stash = dict(recorded.get(STASH_KEY) or {})
+        stash.pop(content_hash(old), None)
+        if item.stash is not None:
+            stash[content_hash(new)] = item.stash
+            self._put_meta(kind, name, {**recorded, STASH_KEY: stash})
+        if not self._replace(kind, name, old, new):
+            return False
+        meta = {**author, **({STASH_KEY: stash} if stash else {})}
+        if meta:
+            self._put_meta(kind, name, {**meta, "content_hash": content_hash(new)})
+        else:
+            self._delete_meta(kind, name)
+        log.info("migrated %s/%s in %s to DaCapo %s", kind, name, self.describe(), target)
+        return True
+
     # -- documents: what the CLI works on, no config class needed --------------------------
 
     def _check_name(self, name: object, what: str = "name") -> str:
         return check_name(name, what, slash_ok=self.slash_in_names)
+
+    def _document_name(self, kind: str, doc: Mapping[str, Any]) -> str:
+        """The name a document to store is stored under; one without (DaCapo main stores runs
+        with `name: None`) can't be."""
+        if doc.get("name") is None:
+            raise InvalidNameError(
+                f"a {kind[:-1]} document without a name (name: None, which DaCapo main allows for runs) "
+                "can't be stored; give it a name"
+            )
+        return self._check_name(doc.get("name"), f"{kind[:-1]} name")
 
     def _find_or_raise(self, kind: str, name: str, repetition: int | None = None) -> dict[str, Any]:
         check_kind(kind)
@@ -188,8 +392,8 @@ class ConfigStore(ABC):
         if not isinstance(doc, Mapping):
             raise ConfigValidationError(f"a {kind} document must be a mapping, got {type(doc).__name__}")
         embedded = doc.get(META_KEY)
-        config = self._with_tuples(kind, config_part(doc))
-        name = self._check_name(config.get("name"), f"{kind[:-1]} name")
+        config = self._in_registry_dialect(kind, config_part(doc))
+        name = self._document_name(kind, config)
         if kind == "runs":
             # DaCapo's MongoDB index allows one name per repetition; ours, one name per run.
             for existing in self._find_all(kind, name):
@@ -201,7 +405,9 @@ class ConfigStore(ABC):
             given = embedded
         else:
             given = new_metadata(config)
-        # An empty mapping carries "no metadata" (a DaCapo-written document being copied).
+        # An empty mapping carries "no metadata" (a DaCapo-written document being copied); the
+        # dialect `show --meta` adds is the document's own, not metadata.
+        given = {k: v for k, v in given.items() if k != "dialect"} if given else given
         meta = {**given, "content_hash": content_hash(config)} if given else None
         existing = self._insert(kind, name, config)
         if existing is None:
@@ -212,15 +418,6 @@ class ConfigStore(ABC):
         self._raise_if_different(kind, name, existing, config)
         return False
 
-    @staticmethod
-    def _with_tuples(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
-        """A document from MongoDB or JSON with DaCapo's tuples back, when its classes are known."""
-        try:
-            config, _ = converter.structure_lenient(doc, KIND_CLASSES[kind])
-        except ConfigValidationError:
-            return doc  # a class not installed here, or not a valid config: stored as given
-        return with_tuples_of(doc, converter.unstructure(config))
-
     def check_document(self, kind: str, doc: Mapping[str, Any]) -> bool:
         """Whether `doc` would be written (True) or is already stored equal (False); reads only.
 
@@ -228,7 +425,7 @@ class ConfigStore(ABC):
         """
         check_kind(kind)
         config = config_part(doc)
-        name = self._check_name(config.get("name"), f"{kind[:-1]} name")
+        name = self._document_name(kind, config)
         existing = self._find_all(kind, name)
         for stored in existing:
             self._raise_if_different(kind, name, stored, config)
@@ -392,8 +589,7 @@ class ConfigStore(ABC):
                 raise ConfigValidationError(
                     f"{kind[:-1]} config {getattr(config, 'name', '?')!r} failed verify(): {why}"
                 )
-        doc = converter.unstructure(config)
-        _check_round_trip(kind, config, doc)
+        doc = self._document_of(kind, config)
         plan = [(kind, doc)]
         if kind == "runs":
             plan = [(part_kind, doc[field]) for field, part_kind in RUN_PARTS.items()] + plan
@@ -404,6 +600,43 @@ class ConfigStore(ABC):
             for part_kind, part in plan
         ]
         return written[-1]
+
+    def document_of(self, config: Any) -> dict[str, Any]:
+        """The document storing `config` writes here, in this registry's DaCapo dialect; the
+        DialectError or ConfigValidationError `store` would raise, before anything is written."""
+        return self._document_of(kind_of(config), config)
+
+    def _document_of(self, kind: str, config: Any) -> dict[str, Any]:
+        """The document of `config` in this registry's dialect; refused if it would not read back
+        as an equal config (a field of a wrong type, or one the dialect can't express)."""
+        dialect = self.dialect()
+        name = getattr(config, "name", "?")
+        try:
+            return in_dialect(KIND_CLASSES[kind], config, dialect)
+        except DialectError as exc:
+            problem = exc
+        # A config the other dialect writes whole is one this dialect can't express...
+        try:
+            in_dialect(KIND_CLASSES[kind], config, other_dialect(dialect))
+        except DialectError:
+            pass
+        else:
+            raise self._dialect_refusal(kind, name, f"a DaCapo {other_dialect(dialect)} config", problem)
+        # ... else a field holds a value of the wrong type.
+        try:
+            back = converter.structure(
+                converter.unstructure(config, dialect=dialect), KIND_CLASSES[kind], dialect=dialect
+            )
+        except ConfigValidationError as exc:
+            raise ConfigValidationError(
+                f"{kind[:-1]} config {name!r} can't be stored, it would not read back: {exc}", exc.errors
+            ) from None
+        lost = differences(config, back)
+        where = dotted(lost[0][0]) if lost else "?"
+        raise ConfigValidationError(
+            f"{kind[:-1]} config {name!r} can't be stored: field {where} does not read back equal "
+            "(check its type)"
+        )
 
     def retrieve(self, kind: str, name: str, *, repetition: int | None = None) -> Any:
         """The stored config, structured as DaCapo reads it; ConfigNotFoundError if absent.
@@ -454,42 +687,6 @@ def _current(meta: Mapping[str, Any] | None, doc: Mapping[str, Any]) -> dict[str
 def _names_summary(names: list[str], limit: int = 5) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def _check_round_trip(kind: str, config: Any, doc: dict[str, Any]) -> None:
-    """Refuse a config whose document would not read back as an equal config (a wrong field type)."""
-    name = getattr(config, "name", "?")
-    try:
-        back = converter.structure(doc, KIND_CLASSES[kind])
-    except ConfigValidationError as exc:
-        raise ConfigValidationError(
-            f"{kind[:-1]} config {name!r} can't be stored, it would not read back: {exc}", exc.errors
-        ) from None
-    where = _first_difference(config, back, "")
-    if where is not None:
-        raise ConfigValidationError(
-            f"{kind[:-1]} config {name!r} can't be stored: field {where} does not read back equal "
-            "(check its type)"
-        )
-
-
-def _first_difference(a: Any, b: Any, path: str) -> str | None:
-    """The path of the first field where a config and its read-back differ, or None."""
-    if attrs.has(type(a)) and type(a) is type(b):
-        for f in attrs.fields(type(a)):
-            found = _first_difference(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}".lstrip("."))
-            if found is not None:
-                return found
-        return None
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = _first_difference(x, y, f"{path}[{i}]")
-            if found is not None:
-                return found
-        return None
-    if isinstance(a, bool) != isinstance(b, bool) or a != b:
-        return path or "<config>"
-    return None
 
 
 def _add_kind_methods(kind: str, singular: str) -> None:

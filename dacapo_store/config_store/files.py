@@ -16,10 +16,12 @@ import filelock
 import yaml
 
 from ..cache import cache_file
+from ..configs import RunConfig
 from ..errors import ConfigValidationError
 from ..fsutil import RACY_NS, fsync_dir, write_temp
 from . import yamlio
 from .base import ConfigStore
+from .dialects import document_dialect
 from .documents import check_kind, run_references
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,9 @@ class FileConfigStore(ConfigStore):
     too) and kept in the per-user cache, outside the folder: reading writes nothing here.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, dialect: str | None = None) -> None:
         self.path = Path(path).expanduser()
+        self._set_dialect_option(dialect)
         self._index: dict[str, Any] | None = None
         self._index_sig: tuple[int, int, int] | None = None
 
@@ -67,6 +70,13 @@ class FileConfigStore(ConfigStore):
         try:
             doc = yamlio.load(text)
         except (yaml.YAMLError, ValueError) as exc:
+            python_tag = yamlio.python_tag(exc)
+            if python_tag is not None:
+                raise ConfigValidationError(
+                    f"{file}: holds the Python tag {python_tag} (DaCapo writes such tags when a config "
+                    "holds a Python object, e.g. a torch module in a WrappedArchitectureConfig); refused, "
+                    "nothing in it was run: store the module in a file and give its path"
+                ) from None
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigValidationError(f"{file}: not a readable YAML document ({reason})") from exc
         if not isinstance(doc, dict):
@@ -98,6 +108,18 @@ class FileConfigStore(ConfigStore):
             tmp.unlink(missing_ok=True)
         fsync_dir(folder)
         return None
+
+    def _replace(self, kind: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        target = self._file(kind, name)
+        if self._read(target) != old:
+            return False
+        tmp = write_temp(target.parent, target.name, [yamlio.dump(new).encode()])
+        try:
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(target.parent)
+        return True
 
     # -- metadata beside the documents -------------------------------------------------------
 
@@ -140,6 +162,11 @@ class FileConfigStore(ConfigStore):
 
     def _delete_meta(self, kind: str, name: str) -> None:
         self._meta_file(kind, name).unlink(missing_ok=True)
+
+    def _holds_dialect(self, kind: str, dialect: str) -> bool:
+        if kind == "runs":  # each run file's dialect is in the run index, read once per file
+            return any(entry.get("dialect") == dialect for entry in self._run_index().values())
+        return super()._holds_dialect(kind, dialect)
 
     def _delete(self, kind: str, name: str) -> bool:
         try:
@@ -232,15 +259,17 @@ class FileConfigStore(ConfigStore):
                 changed = True
         for name, sig in current.items():
             entry = index.get(name)
-            if entry is not None and entry["sig"] == sig:
+            if entry is not None and entry["sig"] == sig and "dialect" in entry:
                 continue
+            dialect = None
             try:
                 doc = self._read(folder / f"{name}{SUFFIX}")
                 refs = run_references(doc) if doc is not None else None
+                dialect = document_dialect(RunConfig, doc) if doc is not None else None
             except ConfigValidationError as exc:
                 log.warning("run index: skipping %s", exc)
                 refs = None
-            index[name] = {"sig": sig, "refs": refs}
+            index[name] = {"sig": sig, "refs": refs, "dialect": dialect}
             changed = True
         if changed:
             self._save_index(index)

@@ -12,7 +12,8 @@ from ..errors import DacapoStoreError
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import DACAPO_CONFIG_INDEXES, IndexSpec, ensure_indexes
 from .base import ConfigStore
-from .documents import KINDS, check_kind
+from .dialects import dialect_query
+from .documents import KIND_CLASSES, KINDS, check_kind
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,20 @@ INDEXES: tuple[IndexSpec, ...] = (
 )
 
 
+#: What a document stored without a name (DaCapo main allows `name: None` on runs) is listed
+#: and found as: the file name DaCapo main's files store gives it, `None.yaml`.
+NAMELESS = "None"
+
+
+def _name_query(name: str) -> dict[str, Any]:
+    return {"name": {"$in": [name, None]}} if name == NAMELESS else {"name": name}
+
+
+def listed_name(value: Any) -> str:
+    """The name a document is listed under: its own, or `None` for a nameless one."""
+    return NAMELESS if value is None else str(value)
+
+
 class MongoConfigStore(ConfigStore):
     """Configs in a MongoDB database shared by many writers.
 
@@ -42,6 +57,8 @@ class MongoConfigStore(ConfigStore):
     """
 
     slash_in_names = True
+    keeps_tuples = False
+    keeps_key_order = True
 
     def __init__(
         self,
@@ -50,7 +67,9 @@ class MongoConfigStore(ConfigStore):
         *,
         client: Any = None,
         timeout: float = 5.0,
+        dialect: str | None = None,
     ) -> None:
+        self._set_dialect_option(dialect)
         self._owns_client = client is None
         self.client, self.db = connect(db_host, db_name, client=client, timeout=timeout)
         self._where = describe(db_host, db_name)
@@ -88,18 +107,41 @@ class MongoConfigStore(ConfigStore):
 
     def _find(self, kind: str, name: str) -> dict[str, Any] | None:
         with translate_errors(self._where):
-            return self.db[kind].find_one({"name": name}, projection={"_id": False})
+            return self.db[kind].find_one(_name_query(name), projection={"_id": False})
 
     def _find_all(self, kind: str, name: str) -> list[dict[str, Any]]:
         with translate_errors(self._where):
-            return list(self.db[kind].find({"name": name}, projection={"_id": False}))
+            return list(self.db[kind].find(_name_query(name), projection={"_id": False}))
 
     def _find_many(self, kind: str, names: list[str]) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = {}
+        wanted: list[Any] = [*names, None] if NAMELESS in names else list(names)
         with translate_errors(self._where):
-            for doc in self.db[kind].find({"name": {"$in": names}}, projection={"_id": False}):
-                found.setdefault(doc.get("name"), []).append(doc)
+            for doc in self.db[kind].find({"name": {"$in": wanted}}, projection={"_id": False}):
+                found.setdefault(listed_name(doc.get("name")), []).append(doc)
         return found
+
+    def _holds_dialect(self, kind: str, dialect: str) -> bool:
+        # Asked in the database, not by reading every document: a DaCapo main run, trainer or
+        # architecture always shows its dialect at its top level (run-level batch_size, a
+        # trainer without one, `_input_shape`, a class main added).
+        query = dialect_query(KIND_CLASSES[kind], dialect)
+        if query is not None:
+            with translate_errors(self._where):
+                if self.db[kind].find_one(query, projection={"_id": True}) is not None:
+                    return True
+        if dialect == "main" and kind in ("runs", "trainers", "architectures"):
+            return False
+        return super()._holds_dialect(kind, dialect)
+
+    def _replace(self, kind: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        with translate_errors(self._where):
+            for doc in self.db[kind].find(_name_query(name)):
+                if {k: v for k, v in doc.items() if k != "_id"} == old:
+                    # Matched on the whole document: a writer in between makes this a no-op.
+                    found = self.db[kind].replace_one(doc, dict(new))
+                    return found.matched_count == 1
+        return False
 
     def _get_meta(self, kind: str, name: str) -> dict[str, Any] | None:
         with translate_errors(self._where):
@@ -127,21 +169,24 @@ class MongoConfigStore(ConfigStore):
     def _names(self, kind: str, where: Mapping[str, list[str]] | None = None) -> list[str]:
         query = {field: {"$in": list(values)} for field, values in (where or {}).items()}
         with translate_errors(self._where):
+            # A run DaCapo main stored without a name is listed as "None", never a crash.
             return sorted(
-                d["name"] for d in self.db[kind].find(query, projection={"name": True, "_id": False})
+                listed_name(d.get("name"))
+                for d in self.db[kind].find(query, projection={"name": True, "_id": False})
             )
 
     def _delete(self, kind: str, name: str) -> bool:
         with translate_errors(self._where):
-            return self.db[kind].delete_one({"name": name}).deleted_count == 1
+            return self.db[kind].delete_one(_name_query(name)).deleted_count == 1
 
     def changes_since(
         self, token: Any, kind: str = "runs", *, thorough: bool = False
     ) -> tuple[Any, set[str] | None]:
         """New documents are those above the newest `_id` seen (the `_id` index answers), named by
-        one query. Documents are never changed in place; a deletion (or an `_id` made earlier by
-        another client) shows as a count that doesn't add up, and then, as with `thorough`, the
-        names are listed and compared. The token: (kind, count, newest `_id`, names)."""
+        one query. Storing never changes a document in place; a deletion (or an `_id` made earlier
+        by another client) shows as a count that doesn't add up, and then, as with `thorough`, the
+        names are listed and compared. (`migrate` rewrites documents in place: a thorough check
+        sees that.) The token: (kind, count, newest `_id`, names)."""
         check_kind(kind)
         collection = self.db[kind]
         before = token if isinstance(token, tuple) and len(token) == 4 and token[0] == kind else None
@@ -153,16 +198,14 @@ class MongoConfigStore(ConfigStore):
                 return before, set()
             if before is not None and not thorough and before[2] is not None:
                 added = {
-                    d.get("name")
+                    listed_name(d.get("name"))
                     for d in collection.find({"_id": {"$gt": before[2]}}, projection={"name": True})
                 }
-                added = {n for n in added if isinstance(n, str)}
                 if count == before[1] + len(added) and not added & before[3]:
                     return (kind, count, newest_id, before[3] | added), added
             names = frozenset(
-                d["name"]
+                listed_name(d.get("name"))
                 for d in collection.find({}, projection={"name": True, "_id": False})
-                if isinstance(d.get("name"), str)
             )
         new = (kind, count, newest_id, names)
         return new, None if before is None else set(names ^ before[3])
@@ -170,4 +213,4 @@ class MongoConfigStore(ConfigStore):
     def _documents(self, kind: str) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
         with translate_errors(self._where):
             for doc in self.db[kind].find({}, projection={"_id": False}):
-                yield str(doc.get("name")), doc
+                yield listed_name(doc.get("name")), doc

@@ -38,6 +38,7 @@ def copy_documents(
     and never overwritten; an unreadable source document is reported as failed.
     """
     report = CopyReport()
+    target.adopt_dialect(source.dialect())  # a new registry copies in the source's DaCapo dialect
     for kind in kinds:
         check_kind(kind)
         for name, doc in source.documents(kind, with_metadata=True):

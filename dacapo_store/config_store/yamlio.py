@@ -118,6 +118,17 @@ def _emit(value: Any, indent: str, out: list[str]) -> None:
         raise TypeError(f"can't write a {type(value).__name__} into a config document: {value!r}")
 
 
+_PYTHON_TAG = "tag:yaml.org,2002:python/"
+
+
+def python_tag(exc: BaseException) -> str | None:
+    """`!!python/...` if the loader refused a Python tag other than the tuple (nothing ran), else None."""
+    if isinstance(exc, yaml.constructor.ConstructorError) and exc.problem and _PYTHON_TAG in exc.problem:
+        tag = exc.problem[exc.problem.index(_PYTHON_TAG) :].split("'")[0]
+        return "!!" + tag.removeprefix("tag:yaml.org,2002:")
+    return None
+
+
 def dump(doc: dict[str, Any]) -> str:
     """The text of one document: YAML for DaCapo, JSON for us when JSON can say it."""
     out: list[str] = []

@@ -1,7 +1,13 @@
 """The DaCapo config families: attrs classes, no I/O, no knowledge of stores."""
 
 from ._base import Coordinate, Roi, register_config
-from .architectures import ArchitectureConfig, CNNectomeUNetConfig, DummyArchitectureConfig
+from .architectures import (
+    ArchitectureConfig,
+    CNNectomeUNetConfig,
+    DummyArchitectureConfig,
+    ModelZooConfig,
+    WrappedArchitectureConfig,
+)
 from .arrays import (
     ArrayConfig,
     BinarizeArrayConfig,
@@ -26,6 +32,7 @@ from .augments import (
     GammaAugmentConfig,
     IntensityAugmentConfig,
     IntensityScaleShiftAugmentConfig,
+    NoiseAugmentConfig,
     SimpleAugmentConfig,
 )
 from .datasets import DatasetConfig, DummyDatasetConfig, RawGTDatasetConfig, SimpleDataset
@@ -82,6 +89,8 @@ __all__ = [
     "LogicalOrArrayConfig",
     "MergeInstancesArrayConfig",
     "MissingAnnotationsMaskConfig",
+    "ModelZooConfig",
+    "NoiseAugmentConfig",
     "OneHotTaskConfig",
     "OnesArrayConfig",
     "PretrainedTaskConfig",
@@ -98,6 +107,7 @@ __all__ = [
     "TiffArrayConfig",
     "TrainValidateDataSplitConfig",
     "TrainerConfig",
+    "WrappedArchitectureConfig",
     "ZarrArrayConfig",
     "register_config",
 ]

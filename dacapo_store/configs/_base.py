@@ -11,6 +11,13 @@ T = TypeVar("T", bound=type)
 
 TYPE_KEY = "__type__"
 
+#: The two document dialects: DaCapo 0.3.5 (PyPI's newest release) and DaCapo's main branch.
+#: One class holds the union of both; its fields' metadata say how each dialect writes them.
+DIALECTS: tuple[str, ...] = ("0.3.5", "main")
+#: `field(keys=...)` of a field one dialect lacks.
+ONLY_035: dict[str, str | None] = {"main": None}
+ONLY_MAIN: dict[str, str | None] = {"0.3.5": None}
+
 
 class Coordinate(tuple):
     """A tuple of ints (a shape, a factor, an offset), as funlib's Coordinate; accepts lists."""
@@ -96,9 +103,56 @@ def to_optional_nested_coordinates(values: Any) -> list[list[Coordinate]] | None
     return None if values is None else [to_coordinates(v) for v in values]
 
 
-def field(help_text: str, **kwargs: Any) -> Any:
-    """An attrs field carrying its `help_text` in metadata, as DaCapo's configs do."""
-    return attrs.field(metadata={"help_text": help_text}, **kwargs)
+def field(
+    help_text: str,
+    *,
+    keys: dict[str, str | None] | None = None,
+    required_in: tuple[str, ...] = (),
+    **kwargs: Any,
+) -> Any:
+    """An attrs field carrying its `help_text` in metadata, as DaCapo's configs do.
+
+    `keys` says how a dialect writes the field where it differs from the attribute name: a
+    document key, or None where that dialect has no such field. `required_in` names the
+    dialects whose documents must hold the field with a value other than None.
+    """
+    metadata: dict[str, Any] = {"help_text": help_text}
+    if keys:
+        unknown = set(keys) - set(DIALECTS)
+        if unknown:
+            raise ValueError(f"unknown dialect(s) {sorted(unknown)}; dialects: {', '.join(DIALECTS)}")
+        metadata["dialect_keys"] = dict(keys)
+    if required_in:
+        metadata["required_in"] = tuple(required_in)
+    return attrs.field(metadata=metadata, **kwargs)
+
+
+def document_key(attribute: attrs.Attribute, dialect: str) -> str | None:
+    """The key under which `dialect` writes an attrs field, or None if it has no such field."""
+    keys = attribute.metadata.get("dialect_keys") or {}
+    return keys.get(dialect, attribute.name) if dialect in keys else attribute.name
+
+
+def required_in(attribute: attrs.Attribute, dialect: str) -> bool:
+    """Whether `dialect`'s documents must hold the field, not None."""
+    return dialect in attribute.metadata.get("required_in", ())
+
+
+def dialect_only(dialect: str):
+    """Mark a config class that exists in one dialect only (DaCapo main's new classes)."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}; dialects: {', '.join(DIALECTS)}")
+
+    def mark(cls: T) -> T:
+        cls.__dacapo_dialects__ = (dialect,)
+        return cls
+
+    return mark
+
+
+def dialects_of(cls: type) -> tuple[str, ...]:
+    """The dialects that have this class."""
+    return getattr(cls, "__dacapo_dialects__", DIALECTS)
 
 
 # --- the registry of families -------------------------------------------------------------

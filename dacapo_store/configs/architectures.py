@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path, PurePath
+from typing import Any
+
 import attrs
 
 from ._base import (
     Coordinate,
     Verifiable,
+    dialect_only,
     family_base,
     field,
     register_config,
@@ -16,6 +20,15 @@ from ._base import (
     to_optional_coordinates,
     to_optional_nested_coordinates,
 )
+
+
+def to_path(value: Any) -> Path:
+    return value if isinstance(value, Path) else Path(value)
+
+
+def to_str_path(value: Any) -> Any:
+    """A path given for a `str | Path` field is kept as its string, as documents hold it."""
+    return str(value) if isinstance(value, PurePath) else value
 
 
 @family_base
@@ -31,7 +44,9 @@ class ArchitectureConfig(Verifiable):
 class CNNectomeUNetConfig(ArchitectureConfig):
     """The U-Net of the CNNectome project."""
 
-    input_shape: Coordinate = field("The shape of the network's input.", converter=to_coordinate)
+    input_shape: Coordinate = field(
+        "The shape of the network's input.", converter=to_coordinate, keys={"main": "_input_shape"}
+    )
     fmaps_out: int = field("Feature maps of the last layer.")
     fmaps_in: int = field("Channels of the input.")
     num_fmaps: int = field("Feature maps of the first layer.")
@@ -84,5 +99,46 @@ class CNNectomeUNetConfig(ArchitectureConfig):
 class DummyArchitectureConfig(ArchitectureConfig):
     """A small architecture for demos and tests."""
 
-    num_in_channels: int = field("Channels of the input.")
-    num_out_channels: int = field("Channels of the output.")
+    num_in_channels: int = field("Channels of the input.", keys={"main": "_num_in_channels"})
+    num_out_channels: int = field("Channels of the output.", keys={"main": "_num_out_channels"})
+
+
+@register_config
+@dialect_only("main")
+@attrs.define
+class WrappedArchitectureConfig(ArchitectureConfig):
+    """A network of your own, loaded with `torch.load` from a file (DaCapo main only).
+
+    DaCapo main also takes a torch module object here; such a config can't be stored safely
+    (its YAML holds the pickled module, which MongoDB refuses), so only a path is taken.
+    """
+
+    _module: Path = field("The pickled or jit-compiled module to load.", converter=to_path)
+    fmaps_in: int = field("The number of channels the module takes.")
+    fmaps_out: int = field("The number of channels the module gives.")
+    _input_shape: Coordinate = field(
+        "The input's spatial shape, without batch and channel dimensions.", converter=to_coordinate
+    )
+    _scale: Coordinate | None = field(
+        "How much the module scales each dimension (up- or downsampling networks).",
+        default=None,
+        converter=to_optional_coordinate,
+    )
+    trainable_parameters: str | None = field(
+        "A regular expression of the parameter names to train; the rest stay frozen.", default=None
+    )
+
+
+@register_config
+@dialect_only("main")
+@attrs.define
+class ModelZooConfig(ArchitectureConfig):
+    """A bioimage.io model zoo model: its id, URL or local path (DaCapo main only)."""
+
+    model_id: str = field(
+        "The model's id (e.g. 'affable-shark'), rdf.yaml URL, or path to an rdf.yaml or zipped package.",
+        converter=to_str_path,
+    )
+    trainable_layers: str | None = field(
+        "A regular expression of the layer names to train; the rest stay frozen.", default=None
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 import attrs
 
 from ._base import (
+    ONLY_MAIN,
     Coordinate,
     Roi,
     Verifiable,
@@ -45,6 +46,11 @@ class ZarrArrayConfig(ArrayConfig):
     )
     _axes: list[str] | None = field("The axis names, when the container lacks them.", default=None)
     mode: str | None = field("The mode to open the container in.", default="a")
+    ome_metadata: bool = field(
+        "Read the array's metadata from OME-NGFF multiscales (DaCapo main only).",
+        default=False,
+        keys=ONLY_MAIN,
+    )
 
     def verify(self) -> tuple[bool, str]:
         # Only the path's shape is checked: verify() must stay cheap and do no I/O.
@@ -176,8 +182,12 @@ class ResampledArrayConfig(ArrayConfig):
     """Another array up- and then downsampled."""
 
     source_array_config: ArrayConfig = field("The array to resample.")
-    upsample: Coordinate = field("The upsampling factor per axis.", converter=to_coordinate)
-    downsample: Coordinate = field("The downsampling factor per axis.", converter=to_coordinate)
+    upsample: Coordinate = field(
+        "The upsampling factor per axis.", converter=to_coordinate, keys={"main": "_upsample"}
+    )
+    downsample: Coordinate = field(
+        "The downsampling factor per axis.", converter=to_coordinate, keys={"main": "_downsample"}
+    )
     interp_order: bool = field("The interpolation order (DaCapo types it bool).")
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
-from ._base import Verifiable, family_base, field, register_config, to_tuple
+from ._base import Verifiable, dialect_only, family_base, field, register_config, to_tuple
 
 
 @family_base
@@ -62,3 +64,15 @@ class IntensityScaleShiftAugmentConfig(AugmentConfig):
 
     scale: float = field("The factor to scale intensities by.")
     shift: float = field("The value to add after scaling.")
+
+
+@register_config
+@dialect_only("main")
+@attrs.define
+class NoiseAugmentConfig(AugmentConfig):
+    """Random noise, skimage's `random_noise` with `kwargs` (DaCapo main only)."""
+
+    kwargs: dict[str, Any] = field(
+        "Keyword arguments of skimage.util.random_noise, e.g. {'mode': 'gaussian', 'var': 0.01}.",
+        factory=dict,
+    )

@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from ..config_store.dialects import document_dialect
+from ..config_store.documents import KIND_CLASSES
 from ..errors import (
     DacapoStoreError,
     DuplicateNameError,
@@ -79,12 +81,17 @@ def import_dacapo(
     selected = None if runs is None else list(dict.fromkeys(runs))
     run_names = source.run_names() if selected is None else selected
     wanted = None if selected is None else _referenced(source, selected)
-    for kind in CONFIG_KINDS:
-        for name, doc in source.config_documents(kind):
-            if wanted is not None and name not in wanted.get(kind, ()):
-                continue
-            step(f"{kind}/{name}")
-            _import_config(configs, kind, name, doc, report, dry_run)
+    documents = [
+        (kind, name, doc)
+        for kind in CONFIG_KINDS
+        for name, doc in source.config_documents(kind)
+        if wanted is None or name in wanted.get(kind, ())
+    ]
+    if any(_is_dacapo_main(kind, doc) for kind, _, doc in documents):
+        configs.adopt_dialect("main")  # a new registry takes DaCapo main documents as they are
+    for kind, name, doc in documents:
+        step(f"{kind}/{name}")
+        _import_config(configs, kind, name, doc, report, dry_run)
     if source.runs_dir is None:
         report.skipped.append(
             (
@@ -131,6 +138,10 @@ def _referenced(source: DacapoRegistry, runs: list[str]) -> dict[str, set[str]]:
             if isinstance(part, Mapping) and isinstance(part.get("name"), str):
                 wanted.setdefault(kind, set()).add(part["name"])
     return wanted
+
+
+def _is_dacapo_main(kind: str, doc: Any) -> bool:
+    return isinstance(doc, Mapping) and document_dialect(KIND_CLASSES[kind], doc) == "main"
 
 
 def _import_config(configs: Any, kind: str, name: str, doc: Any, report: ImportReport, dry_run: bool) -> None:

@@ -91,16 +91,7 @@ def score_events(
             log.warning("run %s: skipping a DaCapo validation score document that does not fit", run_name)
             continue
         for dataset, per_parameter in zip(datasets, array, strict=True):
-            best: dict[str, float] = {}
-            for index, criterion in enumerate(criteria):
-                numbers = [_number(p[index]) for p in per_parameter]
-                values = [v for v in numbers if v is not None and not math.isnan(v)]
-                if not values:
-                    if any(v is not None for v in numbers):
-                        best[criterion] = math.nan  # scored, but NaN for every parameter set
-                    continue
-                higher = directions[criterion]
-                best[criterion] = max(values) if higher or higher is None else min(values)
+            best = best_over_parameters(per_parameter, criteria, directions)
             if best:
                 events.append(
                     {
@@ -112,6 +103,27 @@ def score_events(
                     }
                 )
     return events
+
+
+def best_over_parameters(
+    per_parameter: Iterable[Any], criteria: list[str], directions: Mapping[str, bool | None]
+) -> dict[str, float]:
+    """criterion -> the best value over DaCapo's post-processing parameter sets (rows of values in
+    the order of `criteria`), by the criterion's direction (unknown: the highest); NaN and
+    non-numbers are skipped. A criterion scored NaN by every parameter set is NaN (validated, no
+    value: kept, never best); one with no number at all is left out. DaCapo's `get_best`."""
+    rows = list(per_parameter)
+    best: dict[str, float] = {}
+    for index, criterion in enumerate(criteria):
+        numbers = [_number(p[index]) for p in rows if isinstance(p, list) and index < len(p)]
+        values = [v for v in numbers if v is not None and not math.isnan(v)]
+        if not values:
+            if any(v is not None for v in numbers):
+                best[criterion] = math.nan
+            continue
+        higher = directions.get(criterion)
+        best[criterion] = max(values) if higher or higher is None else min(values)
+    return best
 
 
 def _fits(array: Any, datasets: int, criteria: int) -> bool:

@@ -543,6 +543,11 @@ def openapi_document() -> dict[str, Any]:
                         "name": {"type": "string"},
                         "document": {"type": "object"},
                         "metadata": {"type": "object", "nullable": True},
+                        "dialect": {
+                            "type": "string",
+                            "enum": ["0.3.5", "main", "either", "mixed"],
+                            "description": "The document's DaCapo dialect (either: both write it alike).",
+                        },
                         "runs": _USED_BY,
                     },
                 },

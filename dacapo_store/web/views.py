@@ -14,7 +14,8 @@ from typing import Any
 import attrs
 from starlette.requests import Request
 
-from ..config_store.documents import KINDS, RUN_PARTS
+from ..config_store.dialects import document_dialect
+from ..config_store.documents import KIND_CLASSES, KINDS, RUN_PARTS
 from ..criteria import start_rule
 from ..errors import (
     ConfigNotFoundError,
@@ -450,7 +451,15 @@ def config(request: Request, registry: Registry) -> dict[str, Any]:
         used_by = registry.catalog.query(q)
     elif kind in NESTED_KINDS:  # held by the datasplit, at any depth
         used_by = registry.catalog.query(RunQuery(sort="best", offset=offset, limit=limit, uses=(kind, name)))
-    return {"kind": kind, "name": name, "document": document, "metadata": metadata, "runs": used_by}
+    dialect = document_dialect(KIND_CLASSES[kind], document)  # 0.3.5, main, either or mixed
+    return {
+        "kind": kind,
+        "name": name,
+        "document": document,
+        "metadata": metadata,
+        "dialect": dialect,
+        "runs": used_by,
+    }
 
 
 def health(registry: Registry) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -273,7 +274,7 @@ class WeightsStore(ABC):
 
     def store_weights(self, run: RunLike, iteration: int, model: Any, optimizer: Any = None) -> None:
         """Store a checkpoint of `model` (and `optimizer`), replacing any at this iteration."""
-        from .serialization import as_state_dict, safetensors_chunks, torch_bytes
+        from .serialization import as_state_dict, optimizer_chunks, safetensors_chunks
 
         name = run_name(run)
         iteration = check_iteration(iteration)
@@ -283,7 +284,7 @@ class WeightsStore(ABC):
         blobs: dict[str, dict[str, Any]] = {}
         parts: list[tuple[str, str, Any]] = [("model", "safetensors", safetensors_chunks(model_state))]
         if optimizer_state is not None:
-            parts.append(("optimizer", "pt", [torch_bytes(optimizer_state)]))
+            parts.append(("optimizer", "safetensors", optimizer_chunks(optimizer_state)))
         written: list[str] = []
         try:
             for part, ext, chunks in parts:
@@ -335,13 +336,13 @@ class WeightsStore(ABC):
         )
 
     def _load(self, run: str, iteration: int, meta: Mapping[str, Any]) -> Weights:
-        from .serialization import FormatError, load_safetensors, load_torch
+        from .serialization import FormatError, load_optimizer, load_safetensors
 
         records = meta["blobs"]
         buffers = {part: self._verified(run, iteration, record) for part, record in records.items()}
         try:
             model = load_safetensors(buffers["model"])
-            optimizer = load_torch(buffers["optimizer"]) if "optimizer" in buffers else None
+            optimizer = load_optimizer(buffers["optimizer"]) if "optimizer" in buffers else None
         except (FormatError, KeyError) as exc:
             raise CorruptWeightsError(
                 f"weights of run {run} at iteration {iteration} in {self.where} can't be read: {exc}"
@@ -916,12 +917,28 @@ class WeightsStore(ABC):
 def _hashing(
     chunks: Iterable[bytes | memoryview], digests: Iterable[Any], counter: list[int]
 ) -> Iterator[Any]:
+    """The chunks, while a worker thread feeds each to the digests as the caller writes it.
+
+    sha256 runs at about the speed of writing to the page cache, and hashlib lets go of the GIL
+    while it works: hashing chunk n beside the write of chunk n halves the time of a store.
+    Chunks are hashed in order (the next waits for the previous); they stay alive meanwhile.
+    """
     digests = tuple(digests)
-    for chunk in chunks:
+
+    def update(chunk: Any) -> None:
         for digest in digests:
             digest.update(chunk)
-        counter[0] += memoryview(chunk).nbytes
-        yield chunk
+
+    with ThreadPoolExecutor(1, thread_name_prefix="dacapo_store-hash") as pool:
+        pending = None
+        for chunk in chunks:
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(update, chunk)
+            counter[0] += memoryview(chunk).nbytes
+            yield chunk
+        if pending is not None:
+            pending.result()
 
 
 def _direction(higher: bool) -> str:

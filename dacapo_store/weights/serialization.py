@@ -1,9 +1,14 @@
-"""State dicts to bytes and back without pickle: safetensors for models, weights-only torch for optimizers.
+"""State dicts to bytes and back without pickle: safetensors for models and optimizers.
 
 The safetensors writer streams the tensors' own memory (no second copy of a large model), and the
 reader makes tensors that are views of the buffer it is given, so a checkpoint read once (or mapped)
 and verified once is not copied again. Files are standard safetensors: `safetensors.torch.load_file`
 reads ours and we read theirs.
+
+An optimizer state dict is a tree of dicts (with int keys), lists, tuples, numbers and tensors:
+its tensors go into a safetensors file as `t0`, `t1`, ..., and the tree, with each tensor
+replaced by its name, into the file's metadata as JSON (`optimizer_chunks`, `load_optimizer`).
+Optimizers stored before that are weights-only `torch.save` data, still read (`load_torch`).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ for _name, _attr in [
 _NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 
 _KEY_ORDER = "dacapo_store.key_order"
+#: safetensors metadata key of an optimizer's state tree (JSON, tensors replaced by their names)
+_OPTIMIZER_TREE = "dacapo_store.optimizer"
 _MAX_HEADER = 100 * 1024 * 1024
 
 
@@ -59,8 +66,13 @@ def as_state_dict(obj: Any, what: str) -> Mapping[str, Any]:
     raise TypeError(f"{what} must be a torch module/optimizer or a state dict, got {type(obj).__name__}")
 
 
-def safetensors_chunks(state: Mapping[str, Any]) -> Iterator[memoryview | bytes]:
-    """Serialize a model state dict as safetensors, yielding the header then each tensor's bytes."""
+def safetensors_chunks(
+    state: Mapping[str, Any], metadata: Mapping[str, str] | None = None
+) -> Iterator[memoryview | bytes]:
+    """Serialize a model state dict as safetensors, yielding the header then each tensor's bytes.
+
+    `metadata` (str -> str) goes into the header's `__metadata__` beside ours.
+    """
     tensors: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if not isinstance(key, str):
@@ -72,7 +84,9 @@ def safetensors_chunks(state: Mapping[str, Any]) -> Iterator[memoryview | bytes]
         tensors[key] = value.detach().to("cpu").contiguous()
     # largest items first keeps every tensor aligned to its item size, as safetensors itself does
     order = sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))
-    header: dict[str, Any] = {"__metadata__": {"format": "pt", _KEY_ORDER: json.dumps(list(tensors))}}
+    header: dict[str, Any] = {
+        "__metadata__": {**(metadata or {}), "format": "pt", _KEY_ORDER: json.dumps(list(tensors))}
+    }
     offset = 0
     for key in order:
         t = tensors[key]
@@ -97,6 +111,11 @@ def load_safetensors(buffer: Any) -> dict[str, torch.Tensor]:
 
     A writable buffer (bytearray, private mmap) gives writable tensors that keep it alive.
     """
+    return _read_safetensors(buffer)[0]
+
+
+def _read_safetensors(buffer: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(tensors, the header's `__metadata__`) of a safetensors buffer."""
     view = memoryview(buffer).cast("B")
     if len(view) < 8:
         raise FormatError("too short for safetensors")
@@ -144,7 +163,84 @@ def load_safetensors(buffer: Any) -> dict[str, torch.Tensor]:
             keys = None
         if isinstance(keys, list) and sorted(map(str, keys)) == sorted(out):
             out = {k: out[k] for k in keys}
-    return out
+    return out, metadata if isinstance(metadata, dict) else {}
+
+
+def optimizer_chunks(state: Mapping[str, Any]) -> Iterator[memoryview | bytes]:
+    """An optimizer state dict as safetensors: its tensors, and its tree in the metadata.
+
+    Raises TypeError, before anything is yielded, for a value that can't be kept without pickle
+    (only tensors, str, int, float, bool, None, lists, tuples and dicts with such keys can).
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    tree = json.dumps(_encode(state, tensors, "optimizer"), separators=(",", ":"), allow_nan=True)
+    return safetensors_chunks(tensors, {_OPTIMIZER_TREE: tree})
+
+
+def load_optimizer(buffer: Any) -> Any:
+    """An optimizer state dict from `optimizer_chunks` data (tensors are views of `buffer`), or
+    from a weights-only `torch.save` file as stored before (see `load_torch`)."""
+    head = bytes(memoryview(buffer)[:4])
+    if head == b"PK\x03\x04":  # a zip: torch.save's format
+        return load_torch(buffer)
+    tensors, metadata = _read_safetensors(buffer)
+    tree = metadata.get(_OPTIMIZER_TREE)
+    if not isinstance(tree, str):
+        raise FormatError("safetensors data without an optimizer state tree")
+    try:
+        return _decode(json.loads(tree), tensors)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FormatError(f"the optimizer state tree does not fit its tensors: {exc!r}") from None
+
+
+# tags of the tree: a tensor by name, a tuple, a dict whose keys JSON can't hold as they are
+_TENSOR, _TUPLE, _PAIRS = "__tensor__", "__tuple__", "__pairs__"
+_TAGS = frozenset({_TENSOR, _TUPLE, _PAIRS})
+_LEAVES = (str, int, float, bool, type(None))
+
+
+def _encode(value: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
+    if isinstance(value, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = value
+        return {_TENSOR: name}
+    if type(value) in _LEAVES:
+        return value
+    if isinstance(value, tuple):
+        return {_TUPLE: [_encode(v, tensors, f"{path}[{i}]") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(v, tensors, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        if all(type(k) is str for k in value) and not (len(value) == 1 and next(iter(value)) in _TAGS):
+            return {k: _encode(v, tensors, f"{path}.{k}") for k, v in value.items()}
+        pairs = []
+        for k, v in value.items():
+            if type(k) not in _LEAVES:
+                raise TypeError(
+                    f"{path} has a key of type {type(k).__name__}, which can't be stored without pickle"
+                )
+            pairs.append([k, _encode(v, tensors, f"{path}[{k!r}]")])
+        return {_PAIRS: pairs}
+    raise TypeError(
+        f"{path} is a {type(value).__name__}; an optimizer state can hold only tensors, numbers, str, "
+        "None, lists, tuples and dicts to be stored without pickle"
+    )
+
+
+def _decode(node: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(node, list):
+        return [_decode(v, tensors) for v in node]
+    if isinstance(node, dict):
+        if len(node) == 1:
+            ((tag, inner),) = node.items()
+            if tag == _TENSOR:
+                return tensors[inner]
+            if tag == _TUPLE:
+                return tuple(_decode(v, tensors) for v in inner)
+            if tag == _PAIRS:
+                return {k: _decode(v, tensors) for k, v in inner}
+        return {k: _decode(v, tensors) for k, v in node.items()}
+    return node
 
 
 def torch_bytes(state: Mapping[str, Any]) -> bytes:
