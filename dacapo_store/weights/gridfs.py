@@ -49,7 +49,8 @@ from ..errors import CorruptWeightsError, DacapoStoreError, TrainingStatsConflic
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import IndexSpec, ensure_indexes
 from . import digest as digests
-from .base import BlobNotFoundError, Leftover, WeightsStore
+from .backend import BlobNotFoundError, Leftover, WeightsBackend
+from .base import WeightsStore
 from .digest import RunDigest
 from .index import RunIndex
 from .inputs import InputState, sweep
@@ -73,8 +74,9 @@ INDEXES: tuple[IndexSpec, ...] = (
 )
 
 
-class GridFSWeightsStore(WeightsStore):
-    """Weights, scores and pins of runs in a MongoDB database (a URI, or a ready `client`)."""
+class GridFSBackend(WeightsBackend):
+    """The primitives over a MongoDB database (a URI, or a ready `client`): GridFS blobs, one
+    index document per run with its digest, training stats documents, update markers."""
 
     def __init__(
         self,
@@ -104,10 +106,10 @@ class GridFSWeightsStore(WeightsStore):
             ensure_indexes(self.db, INDEXES, self.where)
 
     def __repr__(self) -> str:
-        return f"GridFSWeightsStore({self.where!r})"
+        return f"GridFSBackend({self.where!r})"
 
     def close(self) -> None:
-        """Give back the client if this store connected it (closed with its last store)."""
+        """Give back the client if this backend connected it (closed with its last user)."""
         if self._owns_client and not self._closed:
             self._closed = True
             release(self.client)
@@ -592,6 +594,39 @@ class GridFSWeightsStore(WeightsStore):
 
 
 #: Above this many runs a query reads every run's digest rather than naming them in an `$in`.
+class GridFSWeightsStore(WeightsStore):
+    """Weights, scores and pins of runs in a MongoDB database (a URI, or a ready `client`): the
+    typed API (`WeightsStore`) over a `GridFSBackend`."""
+
+    backend: GridFSBackend
+
+    def __init__(
+        self,
+        db_host: str | None = None,
+        db_name: str = "dacapo",
+        *,
+        client: Any = None,
+        timeout: float = 5.0,
+        dacapo_runs_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(
+            GridFSBackend(db_host, db_name, client=client, timeout=timeout, dacapo_runs_dir=dacapo_runs_dir)
+        )
+
+    def __repr__(self) -> str:
+        return f"GridFSWeightsStore({self.where!r})"
+
+    @property
+    def db(self) -> Any:
+        """The database."""
+        return self.backend.db
+
+    @property
+    def client(self) -> Any:
+        """The MongoDB client (shared per URI)."""
+        return self.backend.client
+
+
 _MANY = 200
 #: What reading a run's index needs of its document.
 _INDEX_ONLY = {"updated": False, "writes": False, "digest": False}

@@ -44,7 +44,8 @@ from filelock import FileLock
 from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from ..fsutil import fsync_dir, write_temp
 from . import digest as digests
-from .base import BlobNotFoundError, Leftover, WeightsStore
+from .backend import BlobNotFoundError, Leftover, WeightsBackend
+from .base import WeightsStore
 from .digest import RunDigest
 from .index import RunIndex
 from .inputs import InputState, sweep
@@ -80,8 +81,9 @@ _cache: OrderedDict[str, _Cached] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-class LocalWeightsStore(WeightsStore):
-    """Weights, scores and pins of runs in folders under `basedir` (DaCapo's `runs_base_dir`)."""
+class LocalBackend(WeightsBackend):
+    """The primitives over folders under `basedir` (DaCapo's `runs_base_dir`): blobs, journals,
+    digests, the stat signatures of every run's inputs."""
 
     def __init__(self, basedir: str | os.PathLike[str], *, dacapo: DacapoRegistry | None = None) -> None:
         """`dacapo`: where DaCapo's own data of these runs is; default: DaCapo's files under `basedir`."""
@@ -384,6 +386,22 @@ class LocalWeightsStore(WeightsStore):
         except (FileNotFoundError, NotADirectoryError):
             return []
         return sorted(name for name in names if os.path.isfile(f"{base}/{name}/checkpoints/index.jsonl"))
+
+
+class LocalWeightsStore(WeightsStore):
+    """Weights, scores and pins of runs in folders under `basedir` (DaCapo's `runs_base_dir`):
+    the typed API (`WeightsStore`) over a `LocalBackend`."""
+
+    backend: LocalBackend
+
+    def __init__(self, basedir: str | os.PathLike[str], *, dacapo: DacapoRegistry | None = None) -> None:
+        """`dacapo`: where DaCapo's own data of these runs is; default: DaCapo's files under `basedir`."""
+        super().__init__(LocalBackend(basedir, dacapo=dacapo))
+
+    @property
+    def basedir(self) -> Path:
+        """The folder holding the run folders."""
+        return self.backend.basedir
 
 
 def _read_small(path: str) -> bytes:
