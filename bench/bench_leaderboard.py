@@ -247,10 +247,8 @@ def mongomock(runs: int, iterations: int) -> None:
                 doc["scores"]["validate"][str(e["iteration"])] = e["scores"]
                 doc["directions"].update(e["higher_is_better"])
         doc["writes"] = 1
-        doc["digest"] = {
-            **digests.to_json(digests.digest_of(RunIndex().with_events(run_events))),
-            "writes": 1,
-        }
+        data = json.dumps(digests.to_json(digests.digest_of(RunIndex().with_events(run_events))))
+        doc["digest"] = {"json": data, "writes": 1}  # as `GridFSBackend._write_digest` sets it
         documents.append(doc)
     # what `append_index` leaves, inserted at once (mongomock scans a collection per upsert)
     client["bench"]["weights_runs"].insert_many(documents)

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How many runs' indexes a fold reads together (and holds at once).
+FOLD_BATCH = 200
+
 
 class AcrossRuns:
     """The part of `WeightsStore` that spans runs (built on `DigestTable`)."""
@@ -48,10 +51,11 @@ class AcrossRuns:
         runs = list(runs)
         theirs = self.backend.dacapo_runs(runs, token)
         stored = self.backend.stored_digests([r for r in runs if r not in theirs])
+        folded = self._fold_ours([r for r in runs if r not in theirs and r not in stored])
         with_stats = self.backend.runs_with_stats(runs, token)
         out = {}
         for run in runs:
-            found = stored.get(run)
+            found = stored.get(run) or folded.get(run)
             found = found if found is not None else self._fold_digest(run, run in theirs)
             if with_stats is not None and run not in with_stats:
                 out[run] = found
@@ -60,6 +64,21 @@ class AcrossRuns:
             if trained_until is not None:
                 found = attrs.evolve(found, trained_until=trained_until, stats_written=written)
             out[run] = found
+        return out
+
+    def _fold_ours(self, runs: list[str]) -> dict[str, RunDigest]:
+        """Digests of runs without a stored one, read `FOLD_BATCH` indexes at a time (one query
+        each on MongoDB); a batch with a run that can't be read is left to `_fold_digest`."""
+        out: dict[str, RunDigest] = {}
+        for start in range(0, len(runs), FOLD_BATCH):
+            batch = runs[start : start + FOLD_BATCH]
+            try:
+                indexes = self.backend.read_indexes(batch)
+            except StoreConnectionError:
+                raise
+            except (DacapoStoreError, OSError):
+                continue  # one of them is damaged: each is read on its own, the damage kept with it
+            out.update((run, digest_of(index)) for run, index in indexes.items())
         return out
 
     def _stats_extent(self, run: str) -> tuple[int | None, float | None]:
