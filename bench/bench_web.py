@@ -19,15 +19,21 @@ Measured, through the ASGI app in this process (server time: routing, queries, t
 the runs page (first page; filtered by an architecture; sorted by best score), a run page of the
 1,000 x 5 run, compare of 20 runs; p50 and p95 over --repeat requests, printed against the time to
 list the run names alone (`configs.names("runs")`) in the same run. The first request (building
-the run catalog) is printed apart: that is the server's start-up cost; on files twice, cold (the
-catalog's snapshot removed: every run is read) and warm (a new server starting from the snapshot
-the cold one saved). Then the cost of the check each request may trigger (at most once a second)
-and of the full check every 10 minutes, both with nothing changed, and the load average before and
-after (the machine may be shared). The bench keeps its per-user cache in `<dir>/cache`. Optionally
-(--browser) the time until the runs table is visible in headless Chromium at 10,000 runs.
+the run catalog) is printed apart: that is the server's start-up cost; on files three times: in a
+new process with no saved copy of the catalog (it reads every run's config document and the digest
+its writers keep beside each journal; its peak memory too), in this process likewise, and warm (a
+new server starting from the saved copy the cold one wrote). Then the cost of the check each
+request may trigger (at most once a second) and of the full check every 10 minutes, both with
+nothing changed, and the load average before and after (the machine may be shared). The bench
+keeps its per-user cache in `<dir>/cache`. Optionally (--browser) the time until the runs table
+is visible in headless Chromium at 10,000 runs.
 
 Targets: runs page p50 < 200 ms at 10k (also sorted by best), < 1 s at 100k; run page < 300 ms;
-compare of 20 runs < 500 ms; the runs table visible < 1.5 s in Chromium.
+compare of 20 runs < 500 ms; the runs table visible < 1.5 s in Chromium. Issue 17: a cold build's
+peak memory under 500 MiB at 100k; the first request under 30 s cold at 100k, 5 s on mongomock.
+
+Registries generated before run digests existed have none: regenerate them (remove --dir's
+folders) to measure what a registry written by this version costs.
 
 Run: python bench/bench_web.py [--dir /tmp/bench-web] [--repeat 30] [--only files-10k,...] [--browser]
 """
@@ -49,7 +55,7 @@ import attrs
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dacapo_store.config_store import FileConfigStore, MongoConfigStore
-from dacapo_store.config_store.documents import META_KEY, RUN_PARTS, new_metadata
+from dacapo_store.config_store.documents import RUN_PARTS, content_hash, new_metadata
 from dacapo_store.conversion import converter
 from dacapo_store.web.browser import launch
 from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
@@ -155,13 +161,19 @@ def generate_files(folder: Path, n: int, iterations: int) -> None:
             for doc in kind_docs:
                 configs.put_document(kind, doc)
         for i, doc in enumerate(docs):
-            configs._insert("runs", doc["name"], {**doc, META_KEY: new_metadata(doc)})
+            configs._insert("runs", doc["name"], doc)  # as `put_document` stores it, without its checks
+            configs._put_meta("runs", doc["name"], metadata_of(doc))
             big = doc["name"] == BIG
             weights.append_index(
                 doc["name"], index_events(i, 1000 if big else iterations, BIG_CRITERIA if big else CRITERIA)
             )
     done.write_text(shape + "\n")
     print(f"  generated in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def metadata_of(doc: dict) -> dict:
+    """The metadata `put_document` records beside a run document (who stored it, when, its hash)."""
+    return {**new_metadata(doc), "content_hash": content_hash(doc)}
 
 
 def generate_mongomock(n: int, iterations: int):
@@ -179,7 +191,10 @@ def generate_mongomock(n: int, iterations: int):
         for doc in kind_docs:
             configs.put_document(kind, doc)
     configs.db["runs"].drop_indexes()  # see below: mongomock's unique checks are a scan per insert
-    configs.db["runs"].insert_many([{**doc, META_KEY: new_metadata(doc)} for doc in docs])
+    configs.db["runs"].insert_many([dict(doc) for doc in docs])
+    configs.db["config_metadata"].insert_many(
+        [{"kind": "runs", "name": doc["name"], **metadata_of(doc)} for doc in docs]
+    )
     configs = MongoConfigStore(client=server, db_name="bench")  # its indexes again
     documents = []
     for i, doc in enumerate(docs):
@@ -241,6 +256,14 @@ def measure(label: str, stores, repeat: int, targets: dict[str, float]) -> list[
     )
     print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     snapshot = RunCatalog(configs, weights)._snapshot_file  # files only: the catalog's saved start
+    folder = getattr(weights, "basedir", None)
+    if folder is not None:  # a cold build in a process of its own: its time and peak memory
+        cold = cold_in_child(folder)
+        print(
+            f"first page in a new process, cold (no saved copy): {cold['seconds']:.2f} s, "
+            f"peak memory {cold['maxrss_mib']:.0f} MiB",
+            flush=True,
+        )
     if snapshot is not None:
         snapshot.unlink(missing_ok=True)
         with TestClient(create_app(configs, weights)) as client:
@@ -346,6 +369,32 @@ def browser_time(folder: Path) -> float | None:
         proc.wait()
 
 
+def cold_in_child(folder: Path) -> dict:
+    """A new process builds the catalog of `folder` from nothing (no saved copy) and answers the
+    runs table's first page: {"seconds", "maxrss_mib"} (imports not counted)."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, __file__, "--child-cold", str(folder)], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def child_cold(folder: Path) -> None:
+    import json
+    import resource
+
+    from dacapo_store.queries import RunCatalog, RunQuery
+
+    start = time.perf_counter()
+    catalog = RunCatalog(FileConfigStore(folder / "configs"), LocalWeightsStore(folder), persist=False)
+    catalog.snapshot().query(RunQuery(limit=50))
+    seconds = time.perf_counter() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "maxrss_mib": rss}))
+
+
 def files_stores(folder: Path):
     return lambda: (FileConfigStore(folder / "configs"), LocalWeightsStore(folder))
 
@@ -359,7 +408,11 @@ def main() -> None:
     parser.add_argument("--only", default="files-10k,mongomock-10k,files-100k")
     parser.add_argument("--browser", action="store_true", help="also time the runs table in Chromium")
     parser.add_argument("--mongomock-iterations", type=int, default=100)
+    parser.add_argument("--child-cold", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_cold:
+        child_cold(args.child_cold)
+        return
     # the bench's own per-user cache (run catalog snapshots, leaderboard summaries), beside its
     # registries: timing a cold start removes a snapshot, never one of the user's
     os.environ["XDG_CACHE_HOME"] = str((args.dir / "cache").absolute())
