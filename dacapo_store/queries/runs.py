@@ -378,12 +378,10 @@ def compare_runs(configs: Any, weights: WeightsStore, names: Sequence[str]) -> d
     """The config fields that differ between runs, and each criterion's curves of every run."""
     docs = configs.get_documents("runs", names)
     by_criterion: dict[str, list[dict[str, Any]]] = {}
+    indexes = weights.run_indexes(names)  # ours over DaCapo's scores, read together
     for name in names:
-        try:
-            index = weights.run_index(name)  # ours over DaCapo's scores
-        except StoreConnectionError:
-            raise
-        except (DacapoStoreError, OSError):
+        index = indexes[name]
+        if isinstance(index, Exception):
             continue  # damaged: listed as such by its summary; no curves
         for criterion, by_dataset in sorted(index.scores.items()):
             for dataset, values in sorted(by_dataset.items()):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ..criteria import check_criterion, check_score, known_direction
-from ..errors import CriterionNotFoundError, WeightsNotFoundError
+from ..errors import CriterionNotFoundError, DacapoStoreError, StoreConnectionError, WeightsNotFoundError
 from ..names import check_name
 from .best import choose, pin_of
 from .index import RunIndex
@@ -35,6 +35,35 @@ class Scoring:
         if self.dacapo is None:
             return ours
         return ours.over(self.dacapo.index(run))
+
+    def run_indexes(self, runs: Iterable[str]) -> dict[str, RunIndex | Exception]:
+        """`run_index` of several runs, ours read together (one query on MongoDB); a run whose
+        data can't be read maps to the error that says why (the others are unaffected)."""
+        runs = list(runs)
+        try:
+            ours: dict[str, RunIndex | Exception] = dict(self.backend.read_indexes(runs))
+        except StoreConnectionError:
+            raise
+        except (DacapoStoreError, OSError):  # one is damaged: each on its own
+            ours = {}
+            for run in runs:
+                try:
+                    ours[run] = self.backend.read_index(run)
+                except StoreConnectionError:
+                    raise
+                except (DacapoStoreError, OSError) as exc:
+                    ours[run] = exc
+        if self.dacapo is None:
+            return ours
+        out: dict[str, RunIndex | Exception] = {}
+        for run, index in ours.items():
+            try:
+                out[run] = index if isinstance(index, Exception) else index.over(self.dacapo.index(run))
+            except StoreConnectionError:
+                raise
+            except (DacapoStoreError, OSError) as exc:
+                out[run] = exc
+        return out
 
     def store_validation_scores(
         self,
