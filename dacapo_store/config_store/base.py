@@ -523,16 +523,19 @@ class ConfigStore(ABC):
         return []
 
     def documents(
-        self, kind: str, *, with_metadata: bool = False
+        self, kind: str, *, with_metadata: bool = False, ordered: bool = True
     ) -> Iterator[tuple[str, dict[str, Any] | Exception]]:
         """Every (name, config document) of a kind, sorted by name; unreadable ones as exceptions.
 
         `with_metadata=True` adds the document's metadata under `__dacapo_store__` (the
-        export format, and what `put_document` takes back), when it has some.
+        export format, and what `put_document` takes back), when it has some. `ordered=False`
+        yields them as the store reads them, one at a time: a pass over 100,000 documents then
+        holds one, not all.
         """
         check_kind(kind)
         metas = self._all_meta(kind) if with_metadata else {}
-        for name, doc in sorted(self._documents(kind), key=lambda item: item[0]):
+        found = self._documents(kind)
+        for name, doc in sorted(found, key=lambda item: item[0]) if ordered else found:
             if isinstance(doc, Exception):
                 yield name, doc
                 continue

@@ -588,7 +588,7 @@ class RunCatalog:
 def _all_config_fields(configs: Any) -> Iterable[tuple[str, dict]]:
     """(name, config fields) of every stored run, in one pass over the documents."""
     seen = set()
-    for name, doc in configs.documents("runs", with_metadata=True):
+    for name, doc in configs.documents("runs", with_metadata=True, ordered=False):
         if name in seen:
             continue  # DaCapo's repetitions: the first
         seen.add(name)
