@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
+
+#: What fsync of a folder answers where folders can't be fsynced (some network file systems):
+#: nothing to make durable there. Anything else (EIO above all) is a failed write and raised.
+_NO_DIR_FSYNC = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EROFS})
 
 
 def fsync_dir(folder: Path) -> None:
@@ -16,8 +21,9 @@ def fsync_dir(folder: Path) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        if exc.errno not in _NO_DIR_FSYNC:
+            raise
     finally:
         os.close(fd)
 

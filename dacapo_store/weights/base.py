@@ -36,9 +36,9 @@ from ..errors import (
 )
 from ..names import check_name
 from ..provenance import current_user, utc_now
-from .index import RunIndex
+from .index import RunIndex, blob_names
 from .leaderboard import LeaderboardEntry, rank_entries
-from .scores import check_criterion, check_score, known_direction
+from .scores import check_criterion, check_score, direction_conflict, known_direction
 from .stats import TrainingIterationStats, TrainingStatsInput, same_stats, training_rows
 
 if TYPE_CHECKING:
@@ -72,6 +72,15 @@ class Leftover:
     key: Any = attrs.field(default=None, repr=False, eq=False)
 
 
+class Collected(list):
+    """The leftovers `gc` removed (or would), and the runs it left alone: `skipped` maps a run to
+    why (part of its index can't be read, so none of its blobs is known to be unreferenced)."""
+
+    def __init__(self, items: Iterable[Leftover] = ()) -> None:
+        super().__init__(items)
+        self.skipped: dict[str, str] = {}
+
+
 @attrs.frozen
 class Weights:
     """One checkpoint: model and optimizer state dicts on the CPU, and its metadata."""
@@ -98,7 +107,8 @@ class WeightsProblem:
     """One thing `verify` found wrong with a run's checkpoints."""
 
     run: str
-    iteration: int
+    #: None for what is not about one checkpoint (a damaged line of the run's index or stats)
+    iteration: int | None
     problem: str
 
 
@@ -201,7 +211,8 @@ class WeightsStore(ABC):
 
     @abstractmethod
     def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
-        """Add stats of iterations not stored yet, durably, never rewriting what is there.
+        """Add stats of iterations not stored yet, durably, never rewriting what is there: all of
+        them or (on an error) none.
 
         An iteration stored meanwhile with other values raises TrainingStatsConflictError.
         """
@@ -261,6 +272,7 @@ class WeightsStore(ABC):
         if optimizer_state is not None:
             parts.append(("optimizer", "pt", [torch_bytes(optimizer_state)]))
         written: list[str] = []
+        what = f"the checkpoint of run {name} at iteration {iteration}"
         try:
             for part, ext, chunks in parts:
                 blob = f"{iteration}-{token}.{part}.{ext}"
@@ -275,18 +287,26 @@ class WeightsStore(ABC):
                     "size": counter[0],
                 }
             old = self.read_checkpoint(name, iteration)
-            meta = {
-                "format": FORMAT,
-                "iteration": iteration,
-                "created_at": utc_now(),
-                "created_by": current_user(),
-                "blobs": blobs,
-            }
-            self.append_index(name, [{"op": "checkpoint", "iteration": iteration, "meta": meta}])
-        except BaseException:
+        except BaseException as exc:
+            # before the commit point: the previous checkpoint is untouched, ours goes
             for blob in written:
                 self._delete_quietly(name, blob)
-            raise
+            raise _naming(exc, f"writing {what}", self.where) from _cause(exc)
+        meta = {
+            "format": FORMAT,
+            "iteration": iteration,
+            "created_at": utc_now(),
+            "created_by": current_user(),
+            "blobs": blobs,
+        }
+        try:
+            # the commit point: once the entry is written, nothing deletes the blobs it names. If
+            # this fails, the entry may or may not be in place (and durable): every blob stays,
+            # and whichever no entry names is a leftover for gc.
+            self.append_index(name, [{"op": "checkpoint", "iteration": iteration, "meta": meta}])
+        except BaseException as exc:
+            raise _naming(exc, f"recording {what}", self.where) from _cause(exc)
+        # the new entry is durable: the replaced checkpoint's blobs are leftovers now
         if old is not None:
             for record in old["blobs"].values():
                 if record.get("name") not in written:
@@ -466,11 +486,6 @@ class WeightsStore(ABC):
                 continue
             if type(higher) is not bool:
                 raise TypeError(f"higher_is_better[{criterion!r}] must be a bool, got {higher!r}")
-            if criterion in stored and stored[criterion] is not higher:
-                raise ValueError(
-                    f"run {name} stores {criterion!r} as {_direction(stored[criterion])}, "
-                    f"not {_direction(higher)}; use another criterion name for the other direction"
-                )
             directions[criterion] = higher
         if unknown:
             raise ValueError(
@@ -484,7 +499,16 @@ class WeightsStore(ABC):
             "scores": values,
             "higher_is_better": directions,
         }
-        self.append_index(name, [event])
+        conflict = direction_conflict(name, stored, [event])
+        if conflict is not None:
+            raise conflict
+        # the backend checks the directions again as it writes (under the run's lock, or in the
+        # same update): a racing first direction is refused there
+        try:
+            self.append_index(name, [event])
+        except OSError as exc:
+            doing = f"recording scores of run {name} at iteration {iteration}"
+            raise _naming(exc, doing, self.where) from exc
 
     def criteria(self, run: RunLike) -> list[str]:
         """The criteria the run has scores for."""
@@ -609,19 +633,26 @@ class WeightsStore(ABC):
                 f"older_than must be a non-negative number of seconds or a timedelta, got {older_than!r}"
             )
         cutoff = time.time() - seconds
-        found = [item for item in self.partial_leftovers() if item.created < cutoff]
+        found = Collected(item for item in self.partial_leftovers() if item.created < cutoff)
         for run in self.list_runs():
-            referenced = self._referenced(run)
+            referenced = self._referenced(run, found.skipped)
+            if referenced is None:
+                continue
             for name, size, created in self.blob_stats(run):
                 if name not in referenced and created < cutoff:
                     found.append(Leftover("unreferenced blob", run, name, size, created, key=name))
+        for run, why in found.skipped.items():
+            log.warning("gc: skipping the blobs of run %s: %s", run, why)
         if dry_run:
             return found
-        removed = []
+        removed = Collected()
+        removed.skipped = found.skipped
         for item in found:
-            # a blob that an index entry names by now (a very slow writer) stays
-            if item.kind == "unreferenced blob" and item.name in self._referenced(item.run):
-                continue
+            if item.kind == "unreferenced blob":
+                # a blob that an index entry names by now (a very slow writer) stays
+                referenced = self._referenced(item.run, removed.skipped)
+                if referenced is None or item.name in referenced:
+                    continue
             self.remove_leftover(item)
             removed.append(item)
         if removed:
@@ -633,11 +664,23 @@ class WeightsStore(ABC):
             )
         return removed
 
-    def _referenced(self, run: str) -> set[str]:
+    def _referenced(self, run: str, skipped: dict[str, str]) -> set[str] | None:
+        """The blob names the run's index names; None (and why, in `skipped`) when part of its
+        index can't be read: a blob only that part names would look unreferenced."""
+        try:
+            index = self.read_index(run)
+        except (DacapoStoreError, OSError) as exc:
+            skipped[run] = f"its index can't be read ({exc})"
+            return None
+        if index.problems:
+            skipped[run] = (
+                f"its index has {len(index.problems)} part(s) that can't be read ({index.problems[0]}"
+                f"{'; ...' if len(index.problems) > 1 else ''}), so a blob may be named there; "
+                "nothing of it is collected while `dacapo-store check` reports the damage"
+            )
+            return None
         return {
-            record.get("name")
-            for meta in self.read_index(run).checkpoints.values()
-            for record in meta["blobs"].values()
+            record.get("name") for meta in index.checkpoints.values() for record in meta["blobs"].values()
         }
 
     # ------------------------------------------------------------------ training stats
@@ -662,7 +705,11 @@ class WeightsStore(ABC):
             )
         new = {it: row for it, row in rows.items() if it not in existing}
         if new:
-            self.append_training_stats(name, dict(sorted(new.items())))
+            try:
+                self.append_training_stats(name, dict(sorted(new.items())))
+            except OSError as exc:
+                doing = f"storing training stats of run {name} at iteration(s) {_summary(sorted(new))}"
+                raise _naming(exc, doing, self.where) from exc
         return len(new)
 
     def retrieve_training_stats(self, run: RunLike) -> list[TrainingIterationStats]:
@@ -739,29 +786,68 @@ class WeightsStore(ABC):
         return None
 
     def verify(self, run: RunLike, *, record: bool = True) -> list[WeightsProblem]:
-        """Check every checkpoint of the run: each blob present, of its size and checksum.
+        """Check the run: every checkpoint's blobs present, of their size and checksum, and every
+        line of its index and training stats readable (`journal_problems`).
 
-        Damaged checkpoints are recorded in the run's index (unless `record=False`), so
-        `retrieve_best` never names them again until they are stored anew.
+        A damaged checkpoint is recorded in the run's index (unless `record=False`), so
+        `retrieve_best` never names it again until it is stored anew; a checkpoint marked damaged
+        that now checks out sound loses its mark. Either record applies only to the checkpoint
+        checked: one stored again meanwhile is checked anew, never marked for the old one's blobs.
         """
         name = run_name(run)
         index = self.read_index(name)
-        problems: list[WeightsProblem] = []
-        fresh_damage = []
+        problems = [WeightsProblem(name, None, p) for p in self.journal_problems(name)[0]]
+        events = []
         for iteration, meta in sorted(index.checkpoints.items()):
-            found = [p for rec in meta.get("blobs", {}).values() if (p := self.check_blob(name, rec))]
-            if not meta.get("blobs"):
-                found.append("index entry without blobs")
-            for problem in found:
-                problems.append(WeightsProblem(name, iteration, problem))
+            found = self._checkpoint_problems(name, meta)
+            for _ in range(3):
+                if not found:
+                    break
+                # replaced or removed while we checked it? then what is there now is what counts
+                current = self.read_checkpoint(name, iteration)
+                if current is None or blob_names(current) == blob_names(meta):
+                    found = found if current is not None else []
+                    break
+                meta, found = current, self._checkpoint_problems(name, current)
+            problems += [WeightsProblem(name, iteration, problem) for problem in found]
             if found and index.damaged.get(iteration) != "; ".join(found):
-                fresh_damage.append({"op": "damaged", "iteration": iteration, "problem": "; ".join(found)})
-        if fresh_damage and record:
+                event = {"op": "damaged", "iteration": iteration, "problem": "; ".join(found)}
+                events.append({**event, "blobs": blob_names(meta)})
+            elif not found and iteration in index.damaged:
+                events.append({"op": "sound", "iteration": iteration, "blobs": blob_names(meta)})
+        if events and record:
             try:
-                self.append_index(name, fresh_damage)
+                self.append_index(name, events)
             except (OSError, DacapoStoreError) as exc:
-                log.warning("run %s: could not record damaged checkpoints: %s", name, exc)
+                log.warning("run %s: could not record what verify found: %s", name, exc)
         return problems
+
+    def _checkpoint_problems(self, run: str, meta: Mapping[str, Any]) -> list[str]:
+        found = [p for rec in meta.get("blobs", {}).values() if (p := self.check_blob(run, rec))]
+        if not meta.get("blobs"):
+            found.append("index entry without blobs")
+        return found
+
+    #: What the run's index and training stats are called in messages (the files backend: its files).
+    journal_names: tuple[str, str] = ("index", "training stats")
+
+    def journal_problems(self, run: RunLike) -> tuple[list[str], list[str]]:
+        """(problems, notes) of the run's own index and training stats as stored: what can't be read
+        (a line failing its checksum, a malformed entry: damage, each named with where it is), and
+        lines written before lines carried checksums (read as they are; a note)."""
+        name = run_name(run)
+        problems: list[str] = []
+        notes: list[str] = []
+        for label, found in zip(
+            self.journal_names, (self.read_index(name), self.read_training_stats(name)), strict=True
+        ):
+            problems += [f"{label} {p}" for p in getattr(found, "problems", ())]
+            unchecked = getattr(found, "unchecked", 0)
+            if unchecked:
+                notes.append(
+                    f"{label}: {unchecked} line(s) without a checksum (written before lines had one)"
+                )
+        return problems, notes
 
     # ------------------------------------------------------------------ across runs
 
@@ -892,8 +978,18 @@ def _hashing(
         yield chunk
 
 
-def _direction(higher: bool) -> str:
-    return "higher-is-better" if higher else "lower-is-better"
+def _naming(exc: BaseException, doing: str, where: str) -> BaseException:
+    """An OSError (a full disk, an I/O error) again, its message naming what was being written;
+    anything else as it is."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return exc
+    text = exc.strerror or str(exc)
+    file = f" ({exc.filename})" if exc.filename else ""
+    return OSError(exc.errno, f"{text} while {doing} in {where}{file}")
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    return exc if isinstance(exc, OSError) and exc.errno is not None else exc.__cause__
 
 
 def _summary(iterations: list[int]) -> str:
@@ -907,6 +1003,7 @@ def _summary(iterations: list[int]) -> str:
 __all__ = [
     "BestChoice",
     "BlobNotFoundError",
+    "Collected",
     "LeaderboardEntry",
     "Leftover",
     "PickleCheckpointError",
