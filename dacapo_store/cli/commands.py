@@ -7,7 +7,7 @@ copied and exported whole; `check` and `add` are where documents are structured.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,13 @@ from ..config_store.documents import (
 )
 from ..configs._base import FAMILIES, TYPE_KEY
 from ..conversion import converter
-from ..errors import ConfigValidationError, DacapoStoreError, DuplicateNameError, StoreConnectionError
+from ..errors import (
+    ConfigValidationError,
+    DacapoStoreError,
+    DuplicateNameError,
+    InvalidNameError,
+    StoreConnectionError,
+)
 from ..mongo import redact
 from ..names import name_problem
 from ..queries.lineage import lineage as build_lineage
@@ -657,7 +663,8 @@ def _run_problems(store, weights) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def weights_problems(weights, runs: list[str] | None, advance=lambda *_: None) -> tuple[int, list[dict]]:
-    """`weights.verify` over runs (default: all); (checkpoints checked, problems as dicts)."""
+    """`weights.verify` over runs (default: all); (checkpoints checked, problems as dicts): each
+    checkpoint's blobs, and every line of each run's index and training stats."""
     problems: list[dict[str, Any]] = []
     checked = 0
     for run in weights.run_names() if runs is None else runs:
@@ -670,6 +677,22 @@ def weights_problems(weights, runs: list[str] | None, advance=lambda *_: None) -
     return checked, problems
 
 
+def journal_findings(weights, runs: Iterable[str]) -> tuple[list[dict], list[dict]]:
+    """(problems, notes) of the runs' index and training stats as stored (`journal_problems`):
+    damaged lines are problems, lines older than checksums notes."""
+    problems: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    for run in runs:
+        try:
+            found, noted = weights.journal_problems(run)
+        except InvalidNameError:
+            continue  # a run document's invalid name: reported with the documents
+
+        problems += [{"kind": "weights", "name": run, "iteration": None, "problem": p} for p in found]
+        notes += [{"kind": "weights", "name": run, "note": n} for n in noted]
+    return problems, notes
+
+
 @command(epilog="Example: dacapo-store check --weights --json")
 @kinds_option
 @click.option("--weights", "with_weights", is_flag=True, help="Also verify every checkpoint's blobs.")
@@ -678,9 +701,10 @@ def check(kinds: str | None, with_weights: bool, as_json: bool) -> None:
     """Check every stored document and run; list the problems with their reason (exit 1 if any).
 
     Documents: readable, structure as their class, name field equal to the name stored under,
-    content equal to what was stored (its content hash), no two sharing a name. Runs: parts and
-    start run stored, start criterion used by the start run's scores. --weights: every blob
-    present, of its size and checksum (as `weights verify`).
+    content equal to what was stored (its content hash), metadata sound, no two sharing a name.
+    Runs: parts and start run stored, start criterion used by the start run's scores, every line
+    of their index and training stats readable (each carries a checksum). --weights: also every
+    blob present, of its size and checksum (as `weights verify`).
     """
     chosen = _kinds(kinds)
     s = settings()
@@ -706,12 +730,19 @@ def check(kinds: str | None, with_weights: bool, as_json: bool) -> None:
             found, noted = _run_problems(store, weights)
             problems += found
             notes += noted
+        run_names = store.names("runs") if "runs" in chosen else []
     checkpoints = 0
-    if with_weights and weights is not None:
-        runs = weights.run_names()
-        with progress(f"verify {len(runs)} runs", len(runs)) as advance:
-            checkpoints, found = weights_problems(weights, runs, advance)
+    if weights is not None:
+        # every run's index and training stats are read line by line: a damaged line is a problem
+        runs = sorted(set(weights.journal_runs()) | set(run_names))
+        found, noted = journal_findings(weights, runs)
         problems += found
+        notes += noted
+        if with_weights:
+            runs = weights.run_names()
+            with progress(f"verify {len(runs)} runs", len(runs)) as advance:
+                checkpoints, found = weights_problems(weights, runs, advance)
+            problems += [p for p in found if p["iteration"] is not None]  # the rest: just above
     if as_json:
         print_json({"documents": checked, "checkpoints": checkpoints, "problems": problems, "notes": notes})
     elif notes:

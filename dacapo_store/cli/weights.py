@@ -284,23 +284,33 @@ def _age(value: str) -> float:
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation (needed when not in a terminal).")
 def gc(older_than: str, dry_run: bool, yes: bool) -> None:
-    """Remove what killed writers left in the weights store: unreferenced blobs, orphan chunks, temp files."""
+    """Remove what killed writers left in the weights store: unreferenced blobs, orphan chunks, temp files.
+
+    A run whose index has a damaged part is left alone (a blob may be named there) and named on
+    stderr, with exit status 1 once the rest is collected.
+    """
     seconds = _age(older_than)
     with settings().weights_store() as store:
         found = store.gc(seconds, dry_run=True)
+        skipped = dict(getattr(found, "skipped", {}))
         if not found:
             say(f"nothing to collect in {store.where} (older than {older_than})")
-            return
-        _leftovers_table(found)
-        total = sum(item.size for item in found)
-        if dry_run:
-            say(f"would remove {len(found)} leftover(s), {total} bytes")
-            return
-        confirm(f"Remove {len(found)} leftover(s), {total} bytes?", yes)
-        removed = store.gc(seconds)
-    if removed != found:
-        _leftovers_table(removed)
-    say(f"removed {len(removed)} leftover(s), {sum(item.size for item in removed)} bytes")
+        else:
+            _leftovers_table(found)
+            total = sum(item.size for item in found)
+            if dry_run:
+                say(f"would remove {len(found)} leftover(s), {total} bytes")
+            else:
+                confirm(f"Remove {len(found)} leftover(s), {total} bytes?", yes)
+                removed = store.gc(seconds)
+                skipped.update(getattr(removed, "skipped", {}))
+                if removed != found:
+                    _leftovers_table(removed)
+                say(f"removed {len(removed)} leftover(s), {sum(item.size for item in removed)} bytes")
+    for run, why in sorted(skipped.items()):
+        click.echo(f"skipped run {run}: {why}", err=True)
+    if skipped:
+        raise fail(f"{len(skipped)} run(s) not collected: their index is damaged (see `dacapo-store check`)")
 
 
 def _leftovers_table(items) -> None:

@@ -169,6 +169,12 @@ class WeightsStore(ABC):
     def append_index(self, run: str, events: list[dict[str, Any]]) -> None:
         """Add index events (see `index.py`) durably; each event is applied whole or not at all."""
 
+    def fresh_reads(self) -> contextlib.AbstractContextManager[None]:
+        """Within it, reads of indexes and training stats look at what is stored now, whole,
+        bypassing what a backend keeps parsed in this process (a cache extended by appends would
+        not see a line damaged in place): what checks and `gc` read through."""
+        return contextlib.nullcontext()
+
     def read_indexes(self, runs: Iterable[str] | None = None) -> dict[str, RunIndex]:
         """Indexes of many runs (None: every run with an index here); backends may batch the reads."""
         if runs is None:
@@ -632,7 +638,10 @@ class WeightsStore(ABC):
             raise ValueError(
                 f"older_than must be a non-negative number of seconds or a timedelta, got {older_than!r}"
             )
-        cutoff = time.time() - seconds
+        with self.fresh_reads():
+            return self._gc(time.time() - seconds, dry_run)
+
+    def _gc(self, cutoff: float, dry_run: bool) -> list[Leftover]:
         found = Collected(item for item in self.partial_leftovers() if item.created < cutoff)
         for run in self.list_runs():
             referenced = self._referenced(run, found.skipped)
@@ -795,8 +804,9 @@ class WeightsStore(ABC):
         checked: one stored again meanwhile is checked anew, never marked for the old one's blobs.
         """
         name = run_name(run)
-        index = self.read_index(name)
-        problems = [WeightsProblem(name, None, p) for p in self.journal_problems(name)[0]]
+        with self.fresh_reads():
+            index = self.read_index(name)
+            problems = [WeightsProblem(name, None, p) for p in self.journal_problems(name)[0]]
         events = []
         for iteration, meta in sorted(index.checkpoints.items()):
             found = self._checkpoint_problems(name, meta)
@@ -828,6 +838,10 @@ class WeightsStore(ABC):
             found.append("index entry without blobs")
         return found
 
+    def journal_runs(self) -> list[str]:
+        """Runs with an index or training stats of ours (what `journal_problems` can look at)."""
+        return self.run_names()
+
     #: What the run's index and training stats are called in messages (the files backend: its files).
     journal_names: tuple[str, str] = ("index", "training stats")
 
@@ -838,9 +852,9 @@ class WeightsStore(ABC):
         name = run_name(run)
         problems: list[str] = []
         notes: list[str] = []
-        for label, found in zip(
-            self.journal_names, (self.read_index(name), self.read_training_stats(name)), strict=True
-        ):
+        with self.fresh_reads():
+            stored = (self.read_index(name), self.read_training_stats(name))
+        for label, found in zip(self.journal_names, stored, strict=True):
             problems += [f"{label} {p}" for p in getattr(found, "problems", ())]
             unchecked = getattr(found, "unchecked", 0)
             if unchecked:

@@ -509,6 +509,12 @@ class GridFSWeightsStore(WeightsStore):
             names.update(d["_id"] for d in self._runs.find(present, projection={"_id": True}))
         return sorted(names)
 
+    def journal_runs(self) -> list[str]:
+        """Runs with an index document or training stats of ours."""
+        with translate_errors(self.where):
+            stats = {r for r in self._stats.distinct("run_name") if isinstance(r, str)}
+        return sorted(stats.union(self.run_names()))
+
     def run_bests(self, runs: Iterable[str] | None = None) -> dict[str, dict[str, list]]:
         """Each run's bests from the `weights_bests` summary."""
         wanted = None if runs is None else set(runs)

@@ -30,7 +30,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,11 +67,21 @@ _CACHE_SIZE = 64
 
 
 class _Cached:
-    __slots__ = ("header", "identity", "index", "lines", "offset", "tail")
+    __slots__ = ("header", "identity", "index", "lines", "mtime", "offset", "tail")
 
     def __init__(
-        self, identity: tuple[int, int], header: bytes, offset: int, index: Any, lines: int, tail: bytes
+        self,
+        identity: tuple[int, int],
+        header: bytes,
+        offset: int,
+        index: Any,
+        lines: int,
+        tail: bytes,
+        mtime: int,
     ) -> None:
+        #: the journal's mtime when it was `offset` bytes long: written since without growing
+        #: (changed in place, by hand or by a fault) means read it all again
+        self.mtime = mtime
         self.identity = identity
         self.header = header
         self.offset = offset
@@ -87,6 +97,8 @@ class _Cached:
 # and header line), and only extended, never trusted stale.
 _cache: OrderedDict[str, _Cached] = OrderedDict()
 _cache_lock = threading.Lock()
+#: `fresh.on` while a thread reads through `LocalWeightsStore.fresh_reads`
+_fresh = threading.local()
 
 
 class LocalWeightsStore(WeightsStore):
@@ -269,6 +281,16 @@ class LocalWeightsStore(WeightsStore):
                 dacapo_base, complete = str(self.dacapo.basedir), True
         return sweep(roots, dacapo_base, runs, previous, complete=complete)
 
+    @contextlib.contextmanager
+    def fresh_reads(self) -> Iterator[None]:
+        """Journals read within it are read whole from disk (and the cache replaced with that)."""
+        before = getattr(_fresh, "on", False)
+        _fresh.on = True
+        try:
+            yield
+        finally:
+            _fresh.on = before
+
     def read_index(self, run: str) -> RunIndex:
         """The run's index, read incrementally: only lines appended since the last call are parsed."""
         return _read_journal(self._journal(run), _HEADER_KEY, RunIndex, _fold_events, _index_problems)
@@ -332,6 +354,10 @@ class LocalWeightsStore(WeightsStore):
         self._log_change(run)
 
     # ------------------------------------------------------------------ across runs
+
+    def journal_runs(self) -> list[str]:
+        """Run folders with a `checkpoints/` folder (our index or training stats may be there)."""
+        return self.list_runs()
 
     def run_names(self) -> list[str]:
         """Run folders that hold our index journal."""
@@ -643,7 +669,7 @@ def _read_journal(
         cut = head.find(b"\n")
         header = head[: cut + 1] if cut >= 0 else b""
         with _cache_lock:
-            cached = _cache.get(path)
+            cached = None if getattr(_fresh, "on", False) else _cache.get(path)
             if cached is not None:
                 _cache.move_to_end(path)
         if (
@@ -651,10 +677,10 @@ def _read_journal(
             and header
             and cached.identity == identity
             and cached.header == header
-            and cached.offset <= st.st_size
+            and (cached.offset < st.st_size or cached.mtime == st.st_mtime_ns)
             and os.pread(fd, len(cached.tail), cached.offset - len(cached.tail)) == cached.tail
         ):
-            if cached.offset == st.st_size:
+            if cached.offset == st.st_size and cached.mtime == st.st_mtime_ns:
                 return cached.index
             start, value, first = cached.offset, cached.index, cached.lines + 1
             before = cached.tail
@@ -679,7 +705,8 @@ def _read_journal(
     value = fold(value, path, lines, first)
     tail = (before + data[: min(end, _TAIL)])[-_TAIL:] if end < _TAIL else data[end - _TAIL : end]
     with _cache_lock:
-        _cache[path] = _Cached(identity, header, start + end, value, first - 1 + len(lines), tail)
+        mtime = st.st_mtime_ns if start + end == st.st_size else -1  # a line still being written
+        _cache[path] = _Cached(identity, header, start + end, value, first - 1 + len(lines), tail, mtime)
         _cache.move_to_end(path)
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
