@@ -86,8 +86,10 @@ def check_lines(lines: list[bytes]) -> tuple[list[int], list[int]]:
 
 
 def seal_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """`record` with its checksum under RECORD_KEY: xxh32 of its sorted-key JSON without that key."""
-    plain = {k: v for k, v in record.items() if k != RECORD_KEY}
+    """`record` as plain JSON values (a date as its text), with its checksum under RECORD_KEY:
+    xxh32 of its sorted-key JSON without that key. What is stored reads back equal on every
+    backend, so the checksum still holds."""
+    plain = json.loads(json.dumps({k: v for k, v in record.items() if k != RECORD_KEY}, default=str))
     return {**plain, RECORD_KEY: _record_hash(plain)}
 
 

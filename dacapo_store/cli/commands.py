@@ -34,7 +34,6 @@ from ..errors import (
     StoreConnectionError,
 )
 from ..mongo import redact
-from ..names import name_problem
 from ..queries.lineage import lineage as build_lineage
 from ..transfer import TransferReport, transfer, transfer_total
 from ..weights.scores import check_criterion
@@ -560,9 +559,10 @@ def import_(directory: Path, kinds: str | None, configs_only: bool, as_json: boo
 def _document_problems(store, kind: str, advance) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
     """(checked, problems, notes) of one kind's documents.
 
-    Problems: unreadable, invalid name, not structuring, misnamed, hand-edited, twins. Notes:
-    what reads only leniently (as DaCapo reads other 0.3.x versions' documents), and runs
-    DaCapo stored once per repetition under one name.
+    Problems: unreadable, invalid name, not structuring, misnamed, hand-edited, twins, damaged
+    metadata. Notes: what reads only leniently (as DaCapo reads other 0.3.x versions' documents),
+    runs DaCapo stored once per repetition under one name, documents without metadata (DaCapo's
+    own: who stored them is unknown) and metadata written before records had a checksum.
     """
     problems: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
@@ -573,10 +573,15 @@ def _document_problems(store, kind: str, advance) -> tuple[int, list[dict[str, A
     def problem(name: str, text: str) -> None:
         problems.append({"kind": kind, "name": name, "iteration": None, "problem": text})
 
+    bad_meta, unchecked_meta = store.metadata_problems(kind)
+    damaged_meta = {name for name, _ in bad_meta}
+    for name, text in bad_meta:
+        problem(name, text)
+    without_meta: list[str] = []
     for name, doc in store.documents(kind):
         advance()
         checked += 1
-        invalid = name_problem(name, slash_ok=store.slash_in_names)
+        invalid = store.name_problem(kind, name)
         if invalid is not None:
             problem(name, f"invalid name: {invalid}")
             continue
@@ -594,11 +599,13 @@ def _document_problems(store, kind: str, advance) -> tuple[int, list[dict[str, A
         else:
             notes += [{"kind": kind, "name": name, "note": f"read leniently: {note}"} for note in read_notes]
         try:
-            recorded = store.metadata(kind, name).content_hash
+            meta = store.metadata(kind, name)
         except DacapoStoreError:
-            recorded = None
-        if recorded is not None and recorded != content_hash(doc):
+            meta = None
+        if meta is not None and meta.content_hash != content_hash(doc):
             edited.append(name)
+        elif meta is not None and meta.created_by is None and name not in damaged_meta:
+            without_meta.append(name)
     twins = {name for name, reps in seen.items() if len(reps) > 1}
     for name in edited:
         if name not in twins:  # a twin's metadata may be its sibling's: the hash can't tell
@@ -612,7 +619,30 @@ def _document_problems(store, kind: str, advance) -> tuple[int, list[dict[str, A
             notes.append({"kind": kind, "name": name, "note": _repetitions_note(sorted(reps))})
         else:
             problem(name, f"{len(reps)} documents share this name")
+    if without_meta:
+        # ours always land after their metadata: these are DaCapo's, written by hand, or copies
+        notes.append(
+            {
+                "kind": kind,
+                "name": "",
+                "note": f"{len(without_meta)} document(s) without metadata (who stored them is unknown: "
+                f"written by DaCapo or by hand, or copied from such): {_names_note(without_meta)}",
+            }
+        )
+    if unchecked_meta:
+        notes.append(
+            {
+                "kind": kind,
+                "name": "",
+                "note": f"{len(unchecked_meta)} metadata record(s) without a checksum (written before "
+                f"records had one): {_names_note(unchecked_meta)}",
+            }
+        )
     return checked, problems, notes
+
+
+def _names_note(names: list[str], limit: int = 5) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _run_problems(store, weights) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import click
@@ -284,15 +285,23 @@ def _age(value: str) -> float:
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation (needed when not in a terminal).")
 def gc(older_than: str, dry_run: bool, yes: bool) -> None:
-    """Remove what killed writers left in the weights store: unreferenced blobs, orphan chunks, temp files.
+    """Remove what killed writers left: unreferenced blobs, orphan chunks and temp files in the
+    weights store; temp files, metadata without its document and parts of a run that never landed
+    among the configs.
 
     A run whose index has a damaged part is left alone (a blob may be named there) and named on
     stderr, with exit status 1 once the rest is collected.
     """
     seconds = _age(older_than)
-    with settings().weights_store() as store:
-        found = store.gc(seconds, dry_run=True)
-        skipped = dict(getattr(found, "skipped", {}))
+    s = settings()
+    try:
+        configs = s.config_store()
+    except NoRegistryError:  # a folder of weights only: nothing of configs to collect
+        configs = None
+    with s.weights_store() as store, configs or contextlib.nullcontext():
+        in_weights = store.gc(seconds, dry_run=True)
+        skipped = dict(in_weights.skipped)
+        found = [*in_weights, *(configs.gc(seconds, dry_run=True) if configs else [])]
         if not found:
             say(f"nothing to collect in {store.where} (older than {older_than})")
         else:
@@ -302,8 +311,9 @@ def gc(older_than: str, dry_run: bool, yes: bool) -> None:
                 say(f"would remove {len(found)} leftover(s), {total} bytes")
             else:
                 confirm(f"Remove {len(found)} leftover(s), {total} bytes?", yes)
-                removed = store.gc(seconds)
-                skipped.update(getattr(removed, "skipped", {}))
+                collected = store.gc(seconds)
+                skipped.update(collected.skipped)
+                removed = [*collected, *(configs.gc(seconds) if configs else [])]
                 if removed != found:
                     _leftovers_table(removed)
                 say(f"removed {len(removed)} leftover(s), {sum(item.size for item in removed)} bytes")

@@ -30,11 +30,12 @@ from ..errors import (
     CorruptWeightsError,
     CriterionNotFoundError,
     DacapoStoreError,
+    InvalidNameError,
     PickleCheckpointError,
     TrainingStatsConflictError,
     WeightsNotFoundError,
 )
-from ..names import check_name
+from ..names import check_name, run_name_problem
 from ..provenance import current_user, utc_now
 from .index import RunIndex, blob_names
 from .leaderboard import LeaderboardEntry, rank_entries
@@ -116,7 +117,11 @@ def run_name(run: RunLike) -> str:
     """The checked name of a run given by name or RunConfig."""
     if isinstance(run, RunConfig):
         run = run.name
-    return check_name(run, "run name")
+    name = check_name(run, "run name", slash_ok=True)
+    problem = run_name_problem(name, frozenset())  # '/' (on every backend); files: see _writable
+    if problem is not None:
+        raise InvalidNameError(f"invalid run name {name!r}: {problem}")
+    return name
 
 
 def check_iteration(iteration: object) -> int:
@@ -633,13 +638,9 @@ class WeightsStore(ABC):
         has written its blobs but not yet its index entry. Returns what was removed (with
         dry_run: what would be).
         """
-        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
-            raise ValueError(
-                f"older_than must be a non-negative number of seconds or a timedelta, got {older_than!r}"
-            )
+        cutoff = gc_cutoff(older_than)
         with self.fresh_reads():
-            return self._gc(time.time() - seconds, dry_run)
+            return self._gc(cutoff, dry_run)
 
     def _gc(self, cutoff: float, dry_run: bool) -> list[Leftover]:
         found = Collected(item for item in self.partial_leftovers() if item.created < cutoff)
@@ -990,6 +991,16 @@ def _hashing(
             digest.update(chunk)
         counter[0] += memoryview(chunk).nbytes
         yield chunk
+
+
+def gc_cutoff(older_than: float | timedelta) -> float:
+    """The time (seconds since the epoch) before which a leftover is old enough for `gc`."""
+    seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise ValueError(
+            f"older_than must be a non-negative number of seconds or a timedelta, got {older_than!r}"
+        )
+    return time.time() - seconds
 
 
 def _naming(exc: BaseException, doing: str, where: str) -> BaseException:

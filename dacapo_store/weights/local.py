@@ -38,8 +38,9 @@ from filelock import FileLock
 
 from ..cache import cache_file
 from ..checksums import check_lines, line_state, seal_json
-from ..errors import CorruptWeightsError, TrainingStatsConflictError
+from ..errors import CorruptWeightsError, InvalidNameError, TrainingStatsConflictError
 from ..fsutil import fsync_dir, write_temp
+from ..names import run_name_problem
 from .base import BlobNotFoundError, Leftover, WeightsStore
 from .index import RunIndex
 from .inputs import InputState, sweep
@@ -117,6 +118,14 @@ class LocalWeightsStore(WeightsStore):
     def _checkpoints(self, run: str) -> Path:
         return self.basedir / run / "checkpoints"
 
+    @staticmethod
+    def _writable(run: str) -> None:
+        """InvalidNameError, before any I/O, for a run whose folder would be one the layout keeps
+        at the top of the registry (`configs/`, DaCapo's `stats/`)."""
+        problem = run_name_problem(run)
+        if problem is not None:
+            raise InvalidNameError(f"invalid run name {run!r}: {problem}")
+
     def _journal(self, run: str) -> Path:
         return self._checkpoints(run) / "index.jsonl"
 
@@ -124,6 +133,7 @@ class LocalWeightsStore(WeightsStore):
 
     def put_blob(self, run: str, name: str, chunks: Iterable[bytes | memoryview]) -> None:
         """Write to a temporary file beside the target, fsync, rename into place, fsync the folder."""
+        self._writable(run)
         folder = self._checkpoints(run) / "blobs"
         folder.mkdir(parents=True, exist_ok=True)
         tmp = write_temp(folder, name, chunks)
@@ -211,6 +221,7 @@ class LocalWeightsStore(WeightsStore):
         nothing); scores whose direction differs from the run's are refused under the lock."""
         if not events:
             return
+        self._writable(run)
         payload = b"".join(seal_json(e) + b"\n" for e in events)
         path = self._journal(run)
         with _locked(path):
@@ -306,6 +317,7 @@ class LocalWeightsStore(WeightsStore):
 
     def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
         """Append the rows not stored yet, under the journal's lock, in one write, fsynced."""
+        self._writable(run)
         path = self._stats_journal(run)
         with _locked(path):
             stored = self.read_training_stats(run)
