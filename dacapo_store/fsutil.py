@@ -50,3 +50,19 @@ def write_temp(folder: Path, name: str, chunks: Iterable[bytes | memoryview], *,
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def naming(exc: BaseException, doing: str, where: str) -> BaseException:
+    """An OSError (a full disk, an I/O error) again, of the same errno, its message saying what
+    was being written (`doing`) where; anything else as it is."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return exc
+    text = exc.strerror or str(exc)
+    file = f" ({exc.filename})" if exc.filename else ""
+    return OSError(exc.errno, f"{text} while {doing} in {where}{file}")
+
+
+def cause_of(exc: BaseException) -> BaseException | None:
+    """What `raise naming(exc, ...) from cause_of(exc)` chains: the OSError renamed, or what the
+    exception re-raised as it is was already caused by."""
+    return exc if isinstance(exc, OSError) and exc.errno is not None else exc.__cause__

@@ -203,13 +203,14 @@ def remove(run: str, iteration: int, yes: bool) -> None:
 @json_option
 def verify(runs: tuple[str, ...], as_json: bool) -> None:
     """Check every checkpoint of RUNS (default: all runs): each blob present, of its size and
-    checksum. Damaged checkpoints are recorded, so `weights best` skips them; exit 1 on any problem."""
+    checksum, and every line of their index and training stats. Damaged checkpoints are recorded,
+    so `weights best` skips them (and a sound one loses its mark); exit 1 on any problem."""
     from .commands import weights_problems
 
     store = settings().weights_store()
     for run in runs:
         existing_run(store, run)
-    names = list(runs) if runs else store.run_names()
+    names = list(runs) if runs else store.journal_runs()
     with progress(f"verify {len(names)} runs", len(names)) as advance:
         checked, problems = weights_problems(store, names, advance)
     if as_json:
@@ -223,7 +224,8 @@ def verify(runs: tuple[str, ...], as_json: bool) -> None:
             }
         )
     elif problems:
-        table(["run", "iteration", "problem"], [(p["name"], p["iteration"], p["problem"]) for p in problems])
+        rows = [(p["name"], "" if p["iteration"] is None else p["iteration"], p["problem"]) for p in problems]
+        table(["run", "iteration", "problem"], rows)
     if problems:
         raise fail(
             f"{len(problems)} problem(s) in {checked} checkpoint(s) of {len(names)} run(s) in {store.where}"

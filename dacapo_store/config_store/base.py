@@ -22,6 +22,7 @@ from ..errors import (
     DuplicateNameError,
     InvalidNameError,
 )
+from ..fsutil import naming
 from ..names import check_name, name_problem, run_name_problem
 from ..weights.base import Leftover, gc_cutoff
 from .documents import (
@@ -259,8 +260,11 @@ class ConfigStore(ABC):
         # The metadata lands first, the document after it: a document of ours is never without
         # its metadata (metadata without a document, of a store cut short, is a leftover for gc).
         # (should the document not land, the claim stays: harmless, and gc's after an hour)
-        claimed = bool(meta) and self._claim_meta(kind, name, meta)
-        existing = self._insert(kind, name, config)
+        try:
+            claimed = bool(meta) and self._claim_meta(kind, name, meta)
+            existing = self._insert(kind, name, config)
+        except OSError as exc:
+            raise naming(exc, f"storing {kind}/{name}", self.describe()) from exc
         if existing is None:
             if meta and not claimed:  # the name had metadata left by an earlier document
                 self._put_meta(kind, name, meta)

@@ -35,6 +35,7 @@ from ..errors import (
     TrainingStatsConflictError,
     WeightsNotFoundError,
 )
+from ..fsutil import cause_of, naming
 from ..names import check_name, run_name_problem
 from ..provenance import current_user, utc_now
 from .index import RunIndex, blob_names
@@ -302,7 +303,7 @@ class WeightsStore(ABC):
             # before the commit point: the previous checkpoint is untouched, ours goes
             for blob in written:
                 self._delete_quietly(name, blob)
-            raise _naming(exc, f"writing {what}", self.where) from _cause(exc)
+            raise naming(exc, f"writing {what}", self.where) from cause_of(exc)
         meta = {
             "format": FORMAT,
             "iteration": iteration,
@@ -316,7 +317,7 @@ class WeightsStore(ABC):
             # and whichever no entry names is a leftover for gc.
             self.append_index(name, [{"op": "checkpoint", "iteration": iteration, "meta": meta}])
         except BaseException as exc:
-            raise _naming(exc, f"recording {what}", self.where) from _cause(exc)
+            raise naming(exc, f"recording {what}", self.where) from cause_of(exc)
         # the new entry is durable: the replaced checkpoint's blobs are leftovers now
         if old is not None:
             for record in old["blobs"].values():
@@ -519,7 +520,7 @@ class WeightsStore(ABC):
             self.append_index(name, [event])
         except OSError as exc:
             doing = f"recording scores of run {name} at iteration {iteration}"
-            raise _naming(exc, doing, self.where) from exc
+            raise naming(exc, doing, self.where) from exc
 
     def criteria(self, run: RunLike) -> list[str]:
         """The criteria the run has scores for."""
@@ -719,7 +720,7 @@ class WeightsStore(ABC):
                 self.append_training_stats(name, dict(sorted(new.items())))
             except OSError as exc:
                 doing = f"storing training stats of run {name} at iteration(s) {_summary(sorted(new))}"
-                raise _naming(exc, doing, self.where) from exc
+                raise naming(exc, doing, self.where) from exc
         return len(new)
 
     def retrieve_training_stats(self, run: RunLike) -> list[TrainingIterationStats]:
@@ -807,7 +808,8 @@ class WeightsStore(ABC):
         name = run_name(run)
         with self.fresh_reads():
             index = self.read_index(name)
-            problems = [WeightsProblem(name, None, p) for p in self.journal_problems(name)[0]]
+            found_in_journals = self._journal_findings(index, self.read_training_stats(name))[0]
+        problems = [WeightsProblem(name, None, p) for p in found_in_journals]
         events = []
         for iteration, meta in sorted(index.checkpoints.items()):
             found = self._checkpoint_problems(name, meta)
@@ -851,11 +853,13 @@ class WeightsStore(ABC):
         (a line failing its checksum, a malformed entry: damage, each named with where it is), and
         lines written before lines carried checksums (read as they are; a note)."""
         name = run_name(run)
+        with self.fresh_reads():
+            return self._journal_findings(self.read_index(name), self.read_training_stats(name))
+
+    def _journal_findings(self, index: RunIndex, stats: Mapping[int, Any]) -> tuple[list[str], list[str]]:
         problems: list[str] = []
         notes: list[str] = []
-        with self.fresh_reads():
-            stored = (self.read_index(name), self.read_training_stats(name))
-        for label, found in zip(self.journal_names, stored, strict=True):
+        for label, found in zip(self.journal_names, (index, stats), strict=True):
             problems += [f"{label} {p}" for p in getattr(found, "problems", ())]
             unchecked = getattr(found, "unchecked", 0)
             if unchecked:
@@ -1001,20 +1005,6 @@ def gc_cutoff(older_than: float | timedelta) -> float:
             f"older_than must be a non-negative number of seconds or a timedelta, got {older_than!r}"
         )
     return time.time() - seconds
-
-
-def _naming(exc: BaseException, doing: str, where: str) -> BaseException:
-    """An OSError (a full disk, an I/O error) again, its message naming what was being written;
-    anything else as it is."""
-    if not isinstance(exc, OSError) or exc.errno is None:
-        return exc
-    text = exc.strerror or str(exc)
-    file = f" ({exc.filename})" if exc.filename else ""
-    return OSError(exc.errno, f"{text} while {doing} in {where}{file}")
-
-
-def _cause(exc: BaseException) -> BaseException | None:
-    return exc if isinstance(exc, OSError) and exc.errno is not None else exc.__cause__
 
 
 def _summary(iterations: list[int]) -> str:

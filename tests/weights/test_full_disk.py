@@ -102,6 +102,7 @@ def test_a_config_stored_as_the_disk_fills_is_whole_or_absent_and_a_retry_comple
             store.store(run)
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
+            assert " while storing " in exc.strerror and f"{registry}/configs" in exc.strerror
         filler.unlink()
         for kind, name in [("runs", "run"), *((k, getattr(run, f).name) for f, k in _PARTS)]:
             try:
