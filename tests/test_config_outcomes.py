@@ -21,7 +21,7 @@ from strict_mongo import StrictMongoClient
 from dacapo_store.cli import app
 from dacapo_store.config_store import FileConfigStore, MongoConfigStore
 from dacapo_store.configs import DummyTrainerConfig
-from dacapo_store.errors import InvalidNameError, StoreConnectionError
+from dacapo_store.errors import DuplicateNameError, InvalidNameError, StoreConnectionError
 from dacapo_store.fsutil import write_temp
 from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
 
@@ -314,3 +314,33 @@ def test_a_run_name_with_a_slash_is_refused_for_configs_and_weights_alike_on_mon
         weights.store_validation_scores("lab/run", 1, {"voi": 0.5})
     assert configs.names("runs") == configs.names("tasks") == []
     configs.put_document("datasets", {"__type__": "RawGTDatasetConfig", "name": "jrc/crop"})  # still fine
+
+
+def test_a_writer_that_loses_the_race_for_a_name_leaves_the_winner_its_metadata(tmp_path, monkeypatch):
+    other = DummyTrainerConfig(name="trainer", batch_size=4, learning_rate=0.1, mirror_augment=True)
+    ours, theirs = FileConfigStore(tmp_path), FileConfigStore(tmp_path)
+    real_link, raced = os.link, []
+
+    def link(src, dst, *args, **kwargs):
+        if str(dst).endswith("trainers/trainer.yaml") and not raced:
+            raced.append(True)
+            theirs.store(other)  # lands between our claim of the metadata and our document
+        return real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", link)
+    with pytest.raises(DuplicateNameError):
+        ours.store(TRAINER)
+    assert ours.get_document("trainers", "trainer")["batch_size"] == 4
+    assert ours.metadata("trainers", "trainer").created_by is not None  # theirs, whole
+
+
+def test_a_mongodb_writer_that_loses_the_race_for_a_name_leaves_the_winner_its_metadata():
+    client = StrictMongoClient()
+    other = DummyTrainerConfig(name="trainer", batch_size=4, learning_rate=0.1, mirror_augment=True)
+    ours = MongoConfigStore(client=client, db_name="d")
+    theirs = MongoConfigStore(client=client.sibling(), db_name="d")
+    client.before_write.setdefault("d.trainers", []).append(lambda: theirs.store(other))
+    with pytest.raises(DuplicateNameError):
+        ours.store(TRAINER)
+    assert ours.get_document("trainers", "trainer")["batch_size"] == 4
+    assert ours.metadata("trainers", "trainer").created_by is not None

@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -186,9 +187,25 @@ class FileConfigStore(ConfigStore):
         return self._create(self._meta_file(kind, name), _meta_bytes(meta))
 
     def _unclaim_meta(self, kind: str, name: str, meta: dict[str, Any]) -> None:
+        """Take the file aside (a rename), and put it back unless it is our claim: a record the
+        document's writer put there meanwhile is never lost."""
         file = self._meta_file(kind, name)
-        if self._read_meta(file) == seal_record(meta):
-            file.unlink(missing_ok=True)
+        aside = file.with_name(f".tmp-{secrets.token_hex(6)}-unclaim{META_SUFFIX}")
+        try:
+            os.rename(file, aside)
+        except FileNotFoundError:
+            return
+        try:
+            if self._read_meta(aside) != seal_record(meta):
+                try:
+                    os.link(aside, file)
+                except FileExistsError:
+                    pass  # a newer record is there already
+                except OSError:  # no hard links here
+                    if not file.exists():
+                        os.replace(aside, file)
+        finally:
+            aside.unlink(missing_ok=True)
 
     def _delete_meta(self, kind: str, name: str) -> None:
         self._meta_file(kind, name).unlink(missing_ok=True)
