@@ -416,14 +416,19 @@ class GridFSWeightsStore(WeightsStore):
             # only while each direction is unset or the same: a racing opposite first direction
             # makes the upsert collide with the run's document instead of flipping it
             same = {f"directions.{_field(c)}": {"$in": [h, None]} for c, h in directions.items()}
-            try:
-                self._update({**key, **same}, {"$set": update})
-            except DuplicateKeyError:
-                stored = {c: h for c, h in self.read_index(run).directions.items()}
-                conflict = direction_conflict(run, stored, [event])
-                if conflict is None:  # not a direction after all: as pymongo said
-                    raise
-                raise conflict from None
+            for attempt in range(3):
+                try:
+                    self._update({**key, **same}, {"$set": update})
+                    return
+                except DuplicateKeyError:
+                    conflict = direction_conflict(run, self.read_index(run).directions, [event])
+                    if conflict is not None:
+                        raise conflict from None
+                    if attempt == 2:
+                        raise
+                    # two first writers of the run's document: the other one's insert won, and
+                    # (its filter not being the key alone) the server did not retry ours
+
         elif op == "pin":
             path = f"pins.{_pin_field(event['dataset'])}.{_field(event['criterion'])}"
             self._update(key, {"$set": {path: event["iteration"]}})

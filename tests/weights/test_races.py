@@ -153,3 +153,31 @@ def _strict():
     from strict_mongo import StrictMongoClient
 
     return StrictMongoClient()
+
+
+def test_a_first_score_racing_the_first_write_of_the_runs_document_is_stored(monkeypatch):
+    """On a server, two upserts creating one document race for its `_id`: the loser gets E11000
+    (retried by the server only when the filter is the key alone, which a direction check is not)."""
+    import strict_mongo
+    from pymongo.errors import DuplicateKeyError
+
+    client = _strict()
+    store = GridFSWeightsStore(client=client, db_name="dacapo")
+    other = GridFSWeightsStore(client=client.sibling(), db_name="dacapo")
+    original = strict_mongo.StrictCollection.update_one
+    lost = []
+
+    def update_one(self, filter, update, *args, **kwargs):
+        if self.name == "weights_runs" and "directions.voi" in filter and not lost:
+            lost.append(True)
+            # the other writer's upsert creates the document first
+            other.append_index("run", [{"op": "pin", "dataset": None, "criterion": "dice", "iteration": 1}])
+            raise DuplicateKeyError("E11000 duplicate key error collection: weights_runs index: _id_")
+        return original(self, filter, update, *args, **kwargs)
+
+    monkeypatch.setattr(strict_mongo.StrictCollection, "update_one", update_one)
+    store.store_validation_scores("run", 1, {"voi": 0.5})
+    monkeypatch.undo()
+    index = store.read_index("run")
+    assert index.scores == {"voi": {"validate": {1: 0.5}}}
+    assert index.pins == {(None, "dice"): 1}
