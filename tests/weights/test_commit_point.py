@@ -314,8 +314,14 @@ def test_a_writer_interrupted_by_sigint_at_random_moments_never_loses_an_acknowl
             while time.perf_counter() < deadline:
                 pass
             writer.send_signal(signal.SIGINT)
+            late = 0
             while not (line := writer.stdout.readline()).startswith("interrupted"):
                 assert line.startswith("ok"), (line, writer.stderr.read())
+                late += 1
+                if late % 3 == 0:
+                    # Python drops a KeyboardInterrupt raised in a finalizer (a lock object's
+                    # __del__ running just then): press Ctrl-C again, as a user would
+                    writer.send_signal(signal.SIGINT)
             report = json.loads(line.split(" ", 1)[1])
             assert "error" not in report, (trial, report)
             if backend == "files":
