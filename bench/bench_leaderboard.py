@@ -90,6 +90,15 @@ def main() -> int:
             files.append_index(name, events(rng, args.iterations))
         os.fsync = fsync
         print(f"files: wrote {args.runs} journals in {time.perf_counter() - build:.1f} s")
+
+        def read_all() -> None:
+            local_module._cache.clear()  # a cold process: every journal parsed (and checked) whole
+            for name in names:
+                files.read_index(name)
+
+        read_ms = median_ms(read_all, 3)
+        lines = args.runs * (args.iterations + args.iterations // 10)
+        print(f"files: read every journal, cold: {read_ms:.0f} ms ({read_ms * 1e6 / lines:.0f} ns a line)")
         first = timed(lambda: files.leaderboard("voi")) * 1000
         listing = median_ms(files.run_names)
         warm = median_ms(lambda: files.leaderboard("voi", top=args.top))

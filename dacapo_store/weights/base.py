@@ -31,15 +31,17 @@ from ..errors import (
     CorruptWeightsError,
     CriterionNotFoundError,
     DacapoStoreError,
+    InvalidNameError,
     PickleCheckpointError,
     TrainingStatsConflictError,
     WeightsNotFoundError,
 )
-from ..names import check_name
+from ..fsutil import cause_of, naming
+from ..names import check_name, run_name_problem
 from ..provenance import current_user, utc_now
-from .index import RunIndex
+from .index import RunIndex, blob_names
 from .leaderboard import LeaderboardEntry, rank_entries
-from .scores import check_criterion, check_score, known_direction
+from .scores import check_criterion, check_score, direction_conflict, known_direction
 from .stats import TrainingIterationStats, TrainingStatsInput, same_stats, training_rows
 
 if TYPE_CHECKING:
@@ -73,6 +75,15 @@ class Leftover:
     key: Any = attrs.field(default=None, repr=False, eq=False)
 
 
+class Collected(list):
+    """The leftovers `gc` removed (or would), and the runs it left alone: `skipped` maps a run to
+    why (part of its index can't be read, so none of its blobs is known to be unreferenced)."""
+
+    def __init__(self, items: Iterable[Leftover] = ()) -> None:
+        super().__init__(items)
+        self.skipped: dict[str, str] = {}
+
+
 @attrs.frozen
 class Weights:
     """One checkpoint: model and optimizer state dicts on the CPU, and its metadata."""
@@ -99,7 +110,8 @@ class WeightsProblem:
     """One thing `verify` found wrong with a run's checkpoints."""
 
     run: str
-    iteration: int
+    #: None for what is not about one checkpoint (a damaged line of the run's index or stats)
+    iteration: int | None
     problem: str
 
 
@@ -107,7 +119,11 @@ def run_name(run: RunLike) -> str:
     """The checked name of a run given by name or RunConfig."""
     if isinstance(run, RunConfig):
         run = run.name
-    return check_name(run, "run name")
+    name = check_name(run, "run name", slash_ok=True)
+    problem = run_name_problem(name, frozenset())  # '/' (on every backend); files: see _writable
+    if problem is not None:
+        raise InvalidNameError(f"invalid run name {name!r}: {problem}")
+    return name
 
 
 def check_iteration(iteration: object) -> int:
@@ -160,6 +176,12 @@ class WeightsStore(ABC):
     def append_index(self, run: str, events: list[dict[str, Any]]) -> None:
         """Add index events (see `index.py`) durably; each event is applied whole or not at all."""
 
+    def fresh_reads(self) -> contextlib.AbstractContextManager[None]:
+        """Within it, reads of indexes and training stats look at what is stored now, whole,
+        bypassing what a backend keeps parsed in this process (a cache extended by appends would
+        not see a line damaged in place): what checks and `gc` read through."""
+        return contextlib.nullcontext()
+
     def read_indexes(self, runs: Iterable[str] | None = None) -> dict[str, RunIndex]:
         """Indexes of many runs (None: every run with an index here); backends may batch the reads."""
         if runs is None:
@@ -202,7 +224,8 @@ class WeightsStore(ABC):
 
     @abstractmethod
     def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
-        """Add stats of iterations not stored yet, durably, never rewriting what is there.
+        """Add stats of iterations not stored yet, durably, never rewriting what is there: all of
+        them or (on an error) none.
 
         An iteration stored meanwhile with other values raises TrainingStatsConflictError.
         """
@@ -262,6 +285,7 @@ class WeightsStore(ABC):
         if optimizer_state is not None:
             parts.append(("optimizer", "safetensors", optimizer_chunks(optimizer_state)))
         written: list[str] = []
+        what = f"the checkpoint of run {name} at iteration {iteration}"
         try:
             for part, ext, chunks in parts:
                 blob = f"{iteration}-{token}.{part}.{ext}"
@@ -276,18 +300,26 @@ class WeightsStore(ABC):
                     "size": counter[0],
                 }
             old = self.read_checkpoint(name, iteration)
-            meta = {
-                "format": FORMAT,
-                "iteration": iteration,
-                "created_at": utc_now(),
-                "created_by": current_user(),
-                "blobs": blobs,
-            }
-            self.append_index(name, [{"op": "checkpoint", "iteration": iteration, "meta": meta}])
-        except BaseException:
+        except BaseException as exc:
+            # before the commit point: the previous checkpoint is untouched, ours goes
             for blob in written:
                 self._delete_quietly(name, blob)
-            raise
+            raise naming(exc, f"writing {what}", self.where) from cause_of(exc)
+        meta = {
+            "format": FORMAT,
+            "iteration": iteration,
+            "created_at": utc_now(),
+            "created_by": current_user(),
+            "blobs": blobs,
+        }
+        try:
+            # the commit point: once the entry is written, nothing deletes the blobs it names. If
+            # this fails, the entry may or may not be in place (and durable): every blob stays,
+            # and whichever no entry names is a leftover for gc.
+            self.append_index(name, [{"op": "checkpoint", "iteration": iteration, "meta": meta}])
+        except BaseException as exc:
+            raise naming(exc, f"recording {what}", self.where) from cause_of(exc)
+        # the new entry is durable: the replaced checkpoint's blobs are leftovers now
         if old is not None:
             for record in old["blobs"].values():
                 if record.get("name") not in written:
@@ -467,11 +499,6 @@ class WeightsStore(ABC):
                 continue
             if type(higher) is not bool:
                 raise TypeError(f"higher_is_better[{criterion!r}] must be a bool, got {higher!r}")
-            if criterion in stored and stored[criterion] is not higher:
-                raise ValueError(
-                    f"run {name} stores {criterion!r} as {_direction(stored[criterion])}, "
-                    f"not {_direction(higher)}; use another criterion name for the other direction"
-                )
             directions[criterion] = higher
         if unknown:
             raise ValueError(
@@ -485,7 +512,16 @@ class WeightsStore(ABC):
             "scores": values,
             "higher_is_better": directions,
         }
-        self.append_index(name, [event])
+        conflict = direction_conflict(name, stored, [event])
+        if conflict is not None:
+            raise conflict
+        # the backend checks the directions again as it writes (under the run's lock, or in the
+        # same update): a racing first direction is refused there
+        try:
+            self.append_index(name, [event])
+        except OSError as exc:
+            doing = f"recording scores of run {name} at iteration {iteration}"
+            raise naming(exc, doing, self.where) from exc
 
     def criteria(self, run: RunLike) -> list[str]:
         """The criteria the run has scores for."""
@@ -604,25 +640,31 @@ class WeightsStore(ABC):
         has written its blobs but not yet its index entry. Returns what was removed (with
         dry_run: what would be).
         """
-        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
-            raise ValueError(
-                f"older_than must be a non-negative number of seconds or a timedelta, got {older_than!r}"
-            )
-        cutoff = time.time() - seconds
-        found = [item for item in self.partial_leftovers() if item.created < cutoff]
+        cutoff = gc_cutoff(older_than)
+        with self.fresh_reads():
+            return self._gc(cutoff, dry_run)
+
+    def _gc(self, cutoff: float, dry_run: bool) -> list[Leftover]:
+        found = Collected(item for item in self.partial_leftovers() if item.created < cutoff)
         for run in self.list_runs():
-            referenced = self._referenced(run)
+            referenced = self._referenced(run, found.skipped)
+            if referenced is None:
+                continue
             for name, size, created in self.blob_stats(run):
                 if name not in referenced and created < cutoff:
                     found.append(Leftover("unreferenced blob", run, name, size, created, key=name))
+        for run, why in found.skipped.items():
+            log.warning("gc: skipping the blobs of run %s: %s", run, why)
         if dry_run:
             return found
-        removed = []
+        removed = Collected()
+        removed.skipped = found.skipped
         for item in found:
-            # a blob that an index entry names by now (a very slow writer) stays
-            if item.kind == "unreferenced blob" and item.name in self._referenced(item.run):
-                continue
+            if item.kind == "unreferenced blob":
+                # a blob that an index entry names by now (a very slow writer) stays
+                referenced = self._referenced(item.run, removed.skipped)
+                if referenced is None or item.name in referenced:
+                    continue
             self.remove_leftover(item)
             removed.append(item)
         if removed:
@@ -634,11 +676,23 @@ class WeightsStore(ABC):
             )
         return removed
 
-    def _referenced(self, run: str) -> set[str]:
+    def _referenced(self, run: str, skipped: dict[str, str]) -> set[str] | None:
+        """The blob names the run's index names; None (and why, in `skipped`) when part of its
+        index can't be read: a blob only that part names would look unreferenced."""
+        try:
+            index = self.read_index(run)
+        except (DacapoStoreError, OSError) as exc:
+            skipped[run] = f"its index can't be read ({exc})"
+            return None
+        if index.problems:
+            skipped[run] = (
+                f"its index has {len(index.problems)} part(s) that can't be read ({index.problems[0]}"
+                f"{'; ...' if len(index.problems) > 1 else ''}), so a blob may be named there; "
+                "nothing of it is collected while `dacapo-store check` reports the damage"
+            )
+            return None
         return {
-            record.get("name")
-            for meta in self.read_index(run).checkpoints.values()
-            for record in meta["blobs"].values()
+            record.get("name") for meta in index.checkpoints.values() for record in meta["blobs"].values()
         }
 
     # ------------------------------------------------------------------ training stats
@@ -663,7 +717,11 @@ class WeightsStore(ABC):
             )
         new = {it: row for it, row in rows.items() if it not in existing}
         if new:
-            self.append_training_stats(name, dict(sorted(new.items())))
+            try:
+                self.append_training_stats(name, dict(sorted(new.items())))
+            except OSError as exc:
+                doing = f"storing training stats of run {name} at iteration(s) {_summary(sorted(new))}"
+                raise naming(exc, doing, self.where) from exc
         return len(new)
 
     def retrieve_training_stats(self, run: RunLike) -> list[TrainingIterationStats]:
@@ -740,29 +798,76 @@ class WeightsStore(ABC):
         return None
 
     def verify(self, run: RunLike, *, record: bool = True) -> list[WeightsProblem]:
-        """Check every checkpoint of the run: each blob present, of its size and checksum.
+        """Check the run: every checkpoint's blobs present, of their size and checksum, and every
+        line of its index and training stats readable (`journal_problems`).
 
-        Damaged checkpoints are recorded in the run's index (unless `record=False`), so
-        `retrieve_best` never names them again until they are stored anew.
+        A damaged checkpoint is recorded in the run's index (unless `record=False`), so
+        `retrieve_best` never names it again until it is stored anew; a checkpoint marked damaged
+        that now checks out sound loses its mark. Either record applies only to the checkpoint
+        checked: one stored again meanwhile is checked anew, never marked for the old one's blobs.
         """
         name = run_name(run)
-        index = self.read_index(name)
-        problems: list[WeightsProblem] = []
-        fresh_damage = []
+        with self.fresh_reads():
+            index = self.read_index(name)
+            found_in_journals = self._journal_findings(index, self.read_training_stats(name))[0]
+        problems = [WeightsProblem(name, None, p) for p in found_in_journals]
+        events = []
         for iteration, meta in sorted(index.checkpoints.items()):
-            found = [p for rec in meta.get("blobs", {}).values() if (p := self.check_blob(name, rec))]
-            if not meta.get("blobs"):
-                found.append("index entry without blobs")
-            for problem in found:
-                problems.append(WeightsProblem(name, iteration, problem))
+            found = self._checkpoint_problems(name, meta)
+            for _ in range(3):
+                if not found:
+                    break
+                # replaced or removed while we checked it? then what is there now is what counts
+                current = self.read_checkpoint(name, iteration)
+                if current is None or blob_names(current) == blob_names(meta):
+                    found = found if current is not None else []
+                    break
+                meta, found = current, self._checkpoint_problems(name, current)
+            problems += [WeightsProblem(name, iteration, problem) for problem in found]
             if found and index.damaged.get(iteration) != "; ".join(found):
-                fresh_damage.append({"op": "damaged", "iteration": iteration, "problem": "; ".join(found)})
-        if fresh_damage and record:
+                event = {"op": "damaged", "iteration": iteration, "problem": "; ".join(found)}
+                events.append({**event, "blobs": blob_names(meta)})
+            elif not found and iteration in index.damaged:
+                events.append({"op": "sound", "iteration": iteration, "blobs": blob_names(meta)})
+        if events and record:
             try:
-                self.append_index(name, fresh_damage)
+                self.append_index(name, events)
             except (OSError, DacapoStoreError) as exc:
-                log.warning("run %s: could not record damaged checkpoints: %s", name, exc)
+                log.warning("run %s: could not record what verify found: %s", name, exc)
         return problems
+
+    def _checkpoint_problems(self, run: str, meta: Mapping[str, Any]) -> list[str]:
+        found = [p for rec in meta.get("blobs", {}).values() if (p := self.check_blob(run, rec))]
+        if not meta.get("blobs"):
+            found.append("index entry without blobs")
+        return found
+
+    def journal_runs(self) -> list[str]:
+        """Runs with an index or training stats of ours (what `journal_problems` can look at)."""
+        return self.run_names()
+
+    #: What the run's index and training stats are called in messages (the files backend: its files).
+    journal_names: tuple[str, str] = ("index", "training stats")
+
+    def journal_problems(self, run: RunLike) -> tuple[list[str], list[str]]:
+        """(problems, notes) of the run's own index and training stats as stored: what can't be read
+        (a line failing its checksum, a malformed entry: damage, each named with where it is), and
+        lines written before lines carried checksums (read as they are; a note)."""
+        name = run_name(run)
+        with self.fresh_reads():
+            return self._journal_findings(self.read_index(name), self.read_training_stats(name))
+
+    def _journal_findings(self, index: RunIndex, stats: Mapping[int, Any]) -> tuple[list[str], list[str]]:
+        problems: list[str] = []
+        notes: list[str] = []
+        for label, found in zip(self.journal_names, (index, stats), strict=True):
+            problems += [f"{label} {p}" for p in getattr(found, "problems", ())]
+            unchecked = getattr(found, "unchecked", 0)
+            if unchecked:
+                notes.append(
+                    f"{label}: {unchecked} line(s) without a checksum (written before lines had one)"
+                )
+        return problems, notes
 
     # ------------------------------------------------------------------ across runs
 
@@ -909,8 +1014,14 @@ def _hashing(
             pending.result()
 
 
-def _direction(higher: bool) -> str:
-    return "higher-is-better" if higher else "lower-is-better"
+def gc_cutoff(older_than: float | timedelta) -> float:
+    """The time (seconds since the epoch) before which a leftover is old enough for `gc`."""
+    seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise ValueError(
+            f"older_than must be a non-negative number of seconds or a timedelta, got {older_than!r}"
+        )
+    return time.time() - seconds
 
 
 def _summary(iterations: list[int]) -> str:
@@ -924,6 +1035,7 @@ def _summary(iterations: list[int]) -> str:
 __all__ = [
     "BestChoice",
     "BlobNotFoundError",
+    "Collected",
     "LeaderboardEntry",
     "Leftover",
     "PickleCheckpointError",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 #: Which way is better for every criterion DaCapo 0.3.5's evaluators report (binary segmentation,
 #: instance and dummy evaluation scores; DACAPO_FORMAT.md), plus `loss`. Channel-prefixed names
@@ -120,3 +120,23 @@ def rank(
     order = sorted(keys)  # by iteration, then a stable sort by score: ties keep the earlier one first
     order.sort(key=keys.__getitem__)
     return order
+
+
+def direction_conflict(run: str, stored: Mapping[str, bool], events: Iterable[Mapping]) -> ValueError | None:
+    """The error for the first criterion of a scores event whose direction differs from the one
+    the run stores; None if there is none. Writers check it under the run's lock (files) or in the
+    same update (MongoDB), so two racing first directions are refused as two calls in a row are."""
+    for event in events:
+        if event.get("op") != "scores":
+            continue
+        for criterion, higher in (event.get("higher_is_better") or {}).items():
+            if criterion in stored and stored[criterion] is not higher:
+                return ValueError(
+                    f"run {run} stores {criterion!r} as {_direction(stored[criterion])}, "
+                    f"not {_direction(higher)}; use another criterion name for the other direction"
+                )
+    return None
+
+
+def _direction(higher: bool) -> str:
+    return "higher-is-better" if higher else "lower-is-better"
