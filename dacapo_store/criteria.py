@@ -9,6 +9,7 @@ hierarchy is imported.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from .errors import InvalidCriterionError
@@ -110,6 +111,26 @@ def check_score(criterion: str, value: object) -> float:
     return float(value)
 
 
+def direction_conflict(run: str, stored: Mapping[str, bool], events: Iterable[Mapping]) -> ValueError | None:
+    """The error for the first criterion of a scores event whose direction differs from the one
+    the run stores; None if there is none. Writers check it under the run's lock (files) or in the
+    same update (MongoDB), so two racing first directions are refused as two calls in a row are."""
+    for event in events:
+        if event.get("op") != "scores":
+            continue
+        for criterion, higher in (event.get("higher_is_better") or {}).items():
+            if criterion in stored and stored[criterion] is not higher:
+                return ValueError(
+                    f"run {run} stores {criterion!r} as {_direction(stored[criterion])}, "
+                    f"not {_direction(higher)}; use another criterion name for the other direction"
+                )
+    return None
+
+
+def _direction(higher: bool) -> str:
+    return "higher-is-better" if higher else "lower-is-better"
+
+
 # ---------------------------------------------------------------------------------- the start rule
 
 StartKind = Literal["latest", "iteration", "criterion"]
@@ -140,6 +161,7 @@ __all__ = [
     "RESERVED_CRITERIA",
     "check_criterion",
     "check_score",
+    "direction_conflict",
     "known_direction",
     "start_rule",
 ]

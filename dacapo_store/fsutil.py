@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import os
 import secrets
@@ -18,6 +19,9 @@ RACY_NS = 100_000_000
 #: back each step as soon as it is written, so the closing fsync waits for the last step only and
 #: not for the whole file (a 1.5 GiB checkpoint is then durable about when it is written).
 WRITEBACK_STEP = 32 * 1024 * 1024
+#: What fsync of a folder answers where folders can't be fsynced (some network file systems):
+#: nothing to make durable there. Anything else (EIO above all) is a failed write and raised.
+_NO_DIR_FSYNC = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EROFS})
 
 
 def fsync_dir(folder: Path) -> None:
@@ -28,8 +32,9 @@ def fsync_dir(folder: Path) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        if exc.errno not in _NO_DIR_FSYNC:
+            raise
     finally:
         os.close(fd)
 
@@ -76,3 +81,19 @@ def _writeback() -> Callable[[int, int, int], object] | None:
     call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     call.restype = ctypes.c_int
     return lambda fd, offset, nbytes: call(fd, offset, nbytes, 2)
+
+
+def naming(exc: BaseException, doing: str, where: str) -> BaseException:
+    """An OSError (a full disk, an I/O error) again, of the same errno, its message saying what
+    was being written (`doing`) where; anything else as it is."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return exc
+    text = exc.strerror or str(exc)
+    file = f" ({exc.filename})" if exc.filename else ""
+    return OSError(exc.errno, f"{text} while {doing} in {where}{file}")
+
+
+def cause_of(exc: BaseException) -> BaseException | None:
+    """What `raise naming(exc, ...) from cause_of(exc)` chains: the OSError renamed, or what the
+    exception re-raised as it is was already caused by."""
+    return exc if isinstance(exc, OSError) and exc.errno is not None else exc.__cause__

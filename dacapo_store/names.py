@@ -54,3 +54,20 @@ def check_name(name: object, what: str = "name", *, slash_ok: bool = False) -> s
     if problem is not None:
         raise InvalidNameError(f"invalid {what} {name!r}: {problem}; a name is {NAME_RULE}")
     return name
+
+
+#: What the files layout keeps at the top of a registry, beside the run folders: a run of one of
+#: these names would put its checkpoints into it.
+RESERVED_RUN_NAMES = frozenset({"configs", "stats"})
+
+
+def run_name_problem(name: str, reserved: frozenset[str] = RESERVED_RUN_NAMES) -> str | None:
+    """Why a valid name can't name a run whose folder sits beside `reserved` folders, or None."""
+    if "/" in name:
+        return "a run's name names the folder of its checkpoints, so it can't hold '/' on any backend"
+    if name in reserved:
+        return (
+            f"the files layout keeps its {name}/ folder at the top of a registry, beside the run "
+            "folders, so no run can be named so there; choose another name"
+        )
+    return None

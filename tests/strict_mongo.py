@@ -11,7 +11,11 @@
   standalone server does;
 - serves reads whose read preference allows a secondary (secondary, secondaryPreferred, nearest)
   from a lagging secondary: a copy of the data taken at the last `replicate()` call;
-- records the write concern of every write (`writes`), and refuses use after `close()`.
+- records the write concern of every write (`writes`), and refuses use after `close()`;
+- applies each write whole, and takes each read's documents whole: a signal arriving meanwhile
+  (SIGINT) is delivered after it, as a client interrupted mid-call finds the server's write done
+  or not done, never half done, and the server unharmed (mongomock's own lock and documents
+  would be left half changed).
 
 Clients made with `sibling()` share the server (data and secondary) with the original, like
 two processes connected to one replica set.
@@ -20,7 +24,10 @@ two processes connected to one replica set.
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
+import signal
+import threading
 from typing import Any
 
 import mongomock
@@ -247,7 +254,8 @@ class StrictCollection(mongomock.Collection):
         if self._client.closed:
             raise InvalidOperation("Cannot use MongoClient after close")
         if not self._reads_secondary():
-            return super()._iter_documents(filter)
+            with _atomic():  # mongomock's store lock is taken and given back whole
+                return super()._iter_documents(filter)
         source: CollectionStore = self._client._secondary.store[self.database.name][self.name]
         return (doc for doc in list(source.documents) if filter_applies(filter, doc))
 
@@ -312,6 +320,38 @@ class StrictCollection(mongomock.Collection):
         return names
 
 
+@contextlib.contextmanager
+def _atomic() -> Any:
+    """A server applies a write whole, whatever happens to the client meanwhile: a SIGINT or SIGTERM
+    arriving while mongomock changes its documents (or holds its store's lock) is handled after
+    it, never in the middle (mongomock's own structures would be left half changed).
+
+    The signals' handlers are swapped for ones that only note them (blocking them instead would
+    lose one for good should an interrupt already due land between blocking and unblocking).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+    previous: dict[int, Any] = {}
+    try:
+        for sig in _DEFERRED:
+            previous[sig] = signal.signal(sig, lambda number, frame: noted.append(number))
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(noted):
+            handler = previous[sig]
+            if callable(handler):
+                handler(sig, None)  # raises KeyboardInterrupt, or notes it for an outer write
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(sig)
+
+
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)
+
+
 def _guarded(method_name: str):
     method = getattr(mongomock.Collection, method_name)
 
@@ -319,7 +359,8 @@ def _guarded(method_name: str):
         self._write(method_name)
         self._writing += 1
         try:
-            return method(self, *args, **kwargs)
+            with _atomic():
+                return method(self, *args, **kwargs)
         finally:
             self._writing -= 1
 

@@ -39,7 +39,7 @@ def test_documents_are_dacapo_documents_in_dacapo_collections(client):
     # Exactly DaCapo's document, byte for byte; our metadata is in a collection of ours.
     assert bson.encode(doc) == bson.encode(converter.unstructure(full_run()))
     (meta,) = client["reg"]["config_metadata"].find({"kind": "runs", "name": "run"}, {"_id": False})
-    assert set(meta) == {"kind", "name", "created_at", "created_by", "content_hash"}
+    assert set(meta) == {"kind", "name", "created_at", "created_by", "content_hash", "checksum"}
     assert client["reg"]["trainers"].count_documents({"name": "gunpowder"}) == 1
 
 

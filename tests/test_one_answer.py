@@ -118,6 +118,32 @@ def test_a_run_wide_pin_moves_every_view(demo):
     }
 
 
+def test_a_line_damaged_in_place_moves_every_view_at_once(demo):
+    """A byte flipped in the best iteration's scores line (its size kept: only the mtime moves)
+    drops that line on every face together, after they all answered once from their caches."""
+    before = views_of(demo, "blobs_baseline", "f1_score")
+    best = before["weights best"]
+    assert before == {"weights best": best, "leaderboard": best, "weights list": [best], "scores": [best]}
+    journal = demo / "blobs_baseline" / "checkpoints" / "index.jsonl"
+    lines = journal.read_bytes().split(b"\n")
+    (i,) = [
+        n
+        for n, line in enumerate(lines)
+        if b'"op":"scores"' in line and b'"iteration":%d,' % best in line and b"f1_score" in line
+    ]
+    at = lines[i].index(b'"f1_score":') + len(b'"f1_score":') + 2  # a digit of the value
+    lines[i] = lines[i][:at] + (b"1" if lines[i][at : at + 1] != b"1" else b"2") + lines[i][at + 1 :]
+    journal.write_bytes(b"\n".join(lines))
+    after = views_of(demo, "blobs_baseline", "f1_score")
+    moved = after["weights best"]
+    assert moved != best
+    assert after == {"weights best": moved, "leaderboard": moved, "weights list": [moved], "scores": [moved]}
+    check = run_cli("--store", f"files:{demo}", "check", "--json")
+    assert check.exit_code == 1
+    problems = [p["problem"] for p in json.loads(check.stdout)["problems"]]
+    assert any(f"line {i + 1}: fails its checksum" in p for p in problems)
+
+
 def test_a_dataset_pin_shows_in_weights_list_where_a_run_has_two_datasets(tmp_path):
     store = LocalWeightsStore(tmp_path)
     for iteration, (a, b) in {100: (0.9, 0.1), 200: (0.2, 0.8), 300: (0.5, 0.5)}.items():
@@ -209,7 +235,7 @@ def test_a_damaged_journal_is_listed_as_damaged_and_the_dashboard_keeps_serving(
                 assert str(damaged_demo) not in response.text
         rows = {r["name"]: r for r in client.get("/api/v1/runs").json()["rows"]}
         assert rows["blobs_baseline"]["status"] == "damaged"
-        assert "journal" in rows["blobs_baseline"]["damage"]
+        assert "index line 1 (the header)" in rows["blobs_baseline"]["damage"]
         assert rows["blobs_finetune"]["status"] != "damaged"
         page = client.get("/api/v1/runs/blobs_baseline")
         assert page.status_code == 200 and page.json()["damage"] and str(damaged_demo) not in page.text

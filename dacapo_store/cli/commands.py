@@ -7,7 +7,7 @@ copied and exported whole; `check` and `add` are where documents are structured.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from ..errors import (
     StoreConnectionError,
 )
 from ..mongo import redact
-from ..names import name_problem
 from ..queries.lineage import lineage as build_lineage
 from ..transfer import TransferReport, transfer, transfer_total
 from .app import (
@@ -596,10 +595,12 @@ def _document_problems(
 ) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
     """(checked, problems, notes) of one kind's documents.
 
-    Problems: unreadable, invalid name, not structuring, misnamed, hand-edited, twins. Notes:
-    what reads only leniently (as DaCapo reads other 0.3.x versions' documents), runs DaCapo
-    stored once per repetition under one name, and runs DaCapo main stored without a name.
-    `dialects` collects (kind, name) per DaCapo dialect of the documents.
+    Problems: unreadable, invalid name, not structuring, misnamed, hand-edited, twins, damaged
+    metadata. Notes: what reads only leniently (as DaCapo reads other 0.3.x versions' documents),
+    runs DaCapo stored once per repetition under one name, runs DaCapo main stored without a name,
+    documents without metadata (DaCapo's own: who stored them is unknown) and metadata written
+    before records had a checksum. `dialects` collects (kind, name) per DaCapo dialect of the
+    documents.
     """
     problems: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
@@ -610,10 +611,15 @@ def _document_problems(
     def problem(name: str, text: str) -> None:
         problems.append({"kind": kind, "name": name, "iteration": None, "problem": text})
 
+    bad_meta, unchecked_meta = store.metadata_problems(kind)
+    damaged_meta = {name for name, _ in bad_meta}
+    for name, text in bad_meta:
+        problem(name, text)
+    without_meta: list[str] = []
     for name, doc in store.documents(kind):
         advance()
         checked += 1
-        invalid = name_problem(name, slash_ok=store.slash_in_names)
+        invalid = store.name_problem(kind, name)
         if invalid is not None:
             problem(name, f"invalid name: {invalid}")
             continue
@@ -637,11 +643,13 @@ def _document_problems(
         else:
             notes += [{"kind": kind, "name": name, "note": f"read leniently: {note}"} for note in read_notes]
         try:
-            recorded = store.metadata(kind, name).content_hash
+            meta = store.metadata(kind, name)
         except DacapoStoreError:
-            recorded = None
-        if recorded is not None and recorded != content_hash(doc):
+            meta = None
+        if meta is not None and meta.content_hash != content_hash(doc):
             edited.append(name)
+        elif meta is not None and meta.created_by is None and name not in damaged_meta:
+            without_meta.append(name)
     twins = {name for name, reps in seen.items() if len(reps) > 1}
     for name in edited:
         if name not in twins:  # a twin's metadata may be its sibling's: the hash can't tell
@@ -655,6 +663,25 @@ def _document_problems(
             notes.append({"kind": kind, "name": name, "note": _repetitions_note(sorted(reps))})
         else:
             problem(name, f"{len(reps)} documents share this name")
+    if without_meta:
+        # ours always land after their metadata: these are DaCapo's, written by hand, or copies
+        notes.append(
+            {
+                "kind": kind,
+                "name": "",
+                "note": f"{len(without_meta)} document(s) without metadata (who stored them is unknown: "
+                f"written by DaCapo or by hand, or copied from such): {_names_note(without_meta)}",
+            }
+        )
+    if unchecked_meta:
+        notes.append(
+            {
+                "kind": kind,
+                "name": "",
+                "note": f"{len(unchecked_meta)} metadata record(s) without a checksum (written before "
+                f"records had one): {_names_note(unchecked_meta)}",
+            }
+        )
     return checked, problems, notes
 
 
@@ -702,6 +729,10 @@ def _dialect_notes(store, dialects: dict[str, list[tuple[str, str]]]) -> list[di
                 for kind, name in dialects.get(dialect, [])
             ]
     return notes
+
+
+def _names_note(names: list[str], limit: int = 5) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _run_problems(store, weights) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -760,7 +791,8 @@ def _run_problems(store, weights) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def weights_problems(weights, runs: list[str] | None, advance=lambda *_: None) -> tuple[int, list[dict]]:
-    """`weights.verify` over runs (default: all); (checkpoints checked, problems as dicts)."""
+    """`weights.verify` over runs (default: all); (checkpoints checked, problems as dicts): each
+    checkpoint's blobs, and every line of each run's index and training stats."""
     problems: list[dict[str, Any]] = []
     checked = 0
     for run in weights.own_run_names() if runs is None else runs:
@@ -773,6 +805,22 @@ def weights_problems(weights, runs: list[str] | None, advance=lambda *_: None) -
     return checked, problems
 
 
+def journal_findings(weights, runs: Iterable[str]) -> tuple[list[dict], list[dict]]:
+    """(problems, notes) of the runs' index and training stats as stored (`journal_problems`):
+    damaged lines are problems, lines older than checksums notes."""
+    problems: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    for run in runs:
+        try:
+            found, noted = weights.journal_problems(run)
+        except InvalidNameError:
+            continue  # a run document's invalid name: reported with the documents
+
+        problems += [{"kind": "weights", "name": run, "iteration": None, "problem": p} for p in found]
+        notes += [{"kind": "weights", "name": run, "note": n} for n in noted]
+    return problems, notes
+
+
 @command(epilog="Example: dacapo-store check --weights --json")
 @kinds_option
 @click.option("--weights", "with_weights", is_flag=True, help="Also verify every checkpoint's blobs.")
@@ -781,10 +829,11 @@ def check(kinds: str | None, with_weights: bool, as_json: bool) -> None:
     """Check every stored document and run; list the problems with their reason (exit 1 if any).
 
     Documents: readable, structure as their class, name field equal to the name stored under,
-    content equal to what was stored (its content hash), no two sharing a name. Runs: parts and
-    start run stored, start criterion used by the start run's scores. Notes: a registry holding
-    DaCapo main documents (and which documents are not in the dialect it writes). --weights: every blob
-    present, of its size and checksum (as `weights verify`).
+    content equal to what was stored (its content hash), metadata sound, no two sharing a name.
+    Runs: parts and start run stored, start criterion used by the start run's scores, every line
+    of their index and training stats readable (each carries a checksum). Notes: a registry holding
+    DaCapo main documents (and which documents are not in the dialect it writes). --weights: also
+    every blob present, of its size and checksum (as `weights verify`).
     """
     chosen = _kinds(kinds)
     s = settings()
@@ -812,12 +861,19 @@ def check(kinds: str | None, with_weights: bool, as_json: bool) -> None:
             found, noted = _run_problems(store, weights)
             problems += found
             notes += noted
+        run_names = store.names("runs") if "runs" in chosen else []
     checkpoints = 0
-    if with_weights and weights is not None:
-        runs = weights.own_run_names()
-        with progress(f"verify {len(runs)} runs", len(runs)) as advance:
-            checkpoints, found = weights_problems(weights, runs, advance)
+    if weights is not None:
+        # every run's index and training stats are read line by line: a damaged line is a problem
+        runs = sorted(set(weights.journal_runs()) | set(run_names))
+        found, noted = journal_findings(weights, runs)
         problems += found
+        notes += noted
+        if with_weights:
+            runs = weights.own_run_names()
+            with progress(f"verify {len(runs)} runs", len(runs)) as advance:
+                checkpoints, found = weights_problems(weights, runs, advance)
+            problems += [p for p in found if p["iteration"] is not None]  # the rest: just above
     if as_json:
         print_json({"documents": checked, "checkpoints": checkpoints, "problems": problems, "notes": notes})
     elif notes:

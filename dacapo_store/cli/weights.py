@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import click
@@ -216,13 +217,14 @@ def remove(run: str, iteration: int, yes: bool) -> None:
 @json_option
 def verify(runs: tuple[str, ...], as_json: bool) -> None:
     """Check every checkpoint of RUNS (default: all runs): each blob present, of its size and
-    checksum. Damaged checkpoints are recorded, so `weights best` skips them; exit 1 on any problem."""
+    checksum, and every line of their index and training stats. Damaged checkpoints are recorded,
+    so `weights best` skips them (and a sound one loses its mark); exit 1 on any problem."""
     from .commands import weights_problems
 
     store = settings().weights_store()
     for run in runs:
         existing_run(store, run)
-    names = list(runs) if runs else store.own_run_names()
+    names = list(runs) if runs else store.journal_runs()
     with progress(f"verify {len(names)} runs", len(names)) as advance:
         checked, problems = weights_problems(store, names, advance)
     if as_json:
@@ -236,7 +238,8 @@ def verify(runs: tuple[str, ...], as_json: bool) -> None:
             }
         )
     elif problems:
-        table(["run", "iteration", "problem"], [(p["name"], p["iteration"], p["problem"]) for p in problems])
+        rows = [(p["name"], "" if p["iteration"] is None else p["iteration"], p["problem"]) for p in problems]
+        table(["run", "iteration", "problem"], rows)
     if problems:
         raise fail(
             f"{len(problems)} problem(s) in {checked} checkpoint(s) of {len(names)} run(s) in {store.where}"
@@ -298,23 +301,42 @@ def _age(value: str) -> float:
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @click.option("--yes", "-y", is_flag=True, help="Don't ask for confirmation (needed when not in a terminal).")
 def gc(older_than: str, dry_run: bool, yes: bool) -> None:
-    """Remove what killed writers left in the weights store: unreferenced blobs, orphan chunks, temp files."""
+    """Remove what killed writers left: unreferenced blobs, orphan chunks and temp files in the
+    weights store; temp files, metadata without its document and parts of a run that never landed
+    among the configs.
+
+    A run whose index has a damaged part is left alone (a blob may be named there) and named on
+    stderr, with exit status 1 once the rest is collected.
+    """
     seconds = _age(older_than)
-    with settings().weights_store() as store:
-        found = store.gc(seconds, dry_run=True)
+    s = settings()
+    try:
+        configs = s.config_store()
+    except NoRegistryError:  # a folder of weights only: nothing of configs to collect
+        configs = None
+    with s.weights_store() as store, configs or contextlib.nullcontext():
+        in_weights = store.gc(seconds, dry_run=True)
+        skipped = dict(in_weights.skipped)
+        found = [*in_weights, *(configs.gc(seconds, dry_run=True) if configs else [])]
         if not found:
             say(f"nothing to collect in {store.where} (older than {older_than})")
-            return
-        _leftovers_table(found)
-        total = sum(item.size for item in found)
-        if dry_run:
-            say(f"would remove {len(found)} leftover(s), {total} bytes")
-            return
-        confirm(f"Remove {len(found)} leftover(s), {total} bytes?", yes)
-        removed = store.gc(seconds)
-    if removed != found:
-        _leftovers_table(removed)
-    say(f"removed {len(removed)} leftover(s), {sum(item.size for item in removed)} bytes")
+        else:
+            _leftovers_table(found)
+            total = sum(item.size for item in found)
+            if dry_run:
+                say(f"would remove {len(found)} leftover(s), {total} bytes")
+            else:
+                confirm(f"Remove {len(found)} leftover(s), {total} bytes?", yes)
+                collected = store.gc(seconds)
+                skipped.update(collected.skipped)
+                removed = [*collected, *(configs.gc(seconds) if configs else [])]
+                if removed != found:
+                    _leftovers_table(removed)
+                say(f"removed {len(removed)} leftover(s), {sum(item.size for item in removed)} bytes")
+    for run, why in sorted(skipped.items()):
+        click.echo(f"skipped run {run}: {why}", err=True)
+    if skipped:
+        raise fail(f"{len(skipped)} run(s) not collected: their index is damaged (see `dacapo-store check`)")
 
 
 def _leftovers_table(items) -> None:

@@ -6,8 +6,10 @@ import itertools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ..checksums import open_record, seal_record
 from ..configs import RunConfig
 from ..conversion import converter
 from ..errors import (
@@ -19,7 +21,9 @@ from ..errors import (
     DuplicateNameError,
     InvalidNameError,
 )
-from ..names import check_name
+from ..fsutil import naming
+from ..names import check_name, name_problem, run_name_problem
+from ..weights.base import Leftover, gc_cutoff
 from .dialects import (
     STASH_KEY,
     DocumentMigration,
@@ -37,6 +41,7 @@ from .documents import (
     KIND_CLASSES,
     KINDS,
     META_KEY,
+    PART_OF,
     RUN_PARTS,
     DocumentMetadata,
     check_kind,
@@ -127,6 +132,22 @@ class ConfigStore(ABC):
     @abstractmethod
     def _delete_meta(self, kind: str, name: str) -> None:
         """Forget a document's metadata; nothing if there is none."""
+
+    def _claim_meta(self, kind: str, name: str, meta: dict[str, Any]) -> bool:
+        """Record `meta` unless the name has metadata already; True if it was recorded.
+
+        What `put_document` writes before the document, so that a document of ours never lands
+        without its metadata. Backends make it atomic (create-if-absent); this default is not.
+        """
+        if self._get_meta(kind, name) is not None:
+            return False
+        self._put_meta(kind, name, meta)
+        return True
+
+    def _unclaim_meta(self, kind: str, name: str, meta: dict[str, Any]) -> None:
+        """Forget the metadata if it is still `meta` (a claim for a document that did not land)."""
+        if self._get_meta(kind, name) == seal_record(meta):
+            self._delete_meta(kind, name)
 
     @abstractmethod
     def describe(self) -> str:
@@ -311,8 +332,27 @@ class ConfigStore(ABC):
 
     # -- documents: what the CLI works on, no config class needed --------------------------
 
-    def _check_name(self, name: object, what: str = "name") -> str:
-        return check_name(name, what, slash_ok=self.slash_in_names)
+    #: Run names this backend can't hold (the files layout keeps folders of these names beside
+    #: the run folders).
+    reserved_run_names: frozenset[str] = frozenset()
+
+    def _check_name(self, name: object, what: str = "name", kind: str | None = None) -> str:
+        """`name` if it is a valid name of a `kind` document here: '/' only where names are never
+        paths and never in a run's name (a run's name is a folder of its checkpoints on every
+        backend), and no name the layout reserves."""
+        name = check_name(name, what, slash_ok=self.slash_in_names or kind == "runs")
+        if kind == "runs":
+            problem = run_name_problem(name, self.reserved_run_names)
+            if problem is not None:
+                raise InvalidNameError(f"invalid run name {name!r}: {problem}")
+        return name
+
+    def name_problem(self, kind: str, name: str) -> str | None:
+        """Why `name` can't name a `kind` document here, or None (what `check` reports)."""
+        problem = name_problem(name, slash_ok=self.slash_in_names and kind != "runs")
+        if problem is None and kind == "runs":
+            problem = run_name_problem(name, self.reserved_run_names)
+        return problem
 
     def _document_name(self, kind: str, doc: Mapping[str, Any]) -> str:
         """The name a document to store is stored under; one without (DaCapo main stores runs
@@ -322,11 +362,11 @@ class ConfigStore(ABC):
                 f"a {kind[:-1]} document without a name (name: None, which DaCapo main allows for runs) "
                 "can't be stored; give it a name"
             )
-        return self._check_name(doc.get("name"), f"{kind[:-1]} name")
+        return self._check_name(doc.get("name"), f"{kind[:-1]} name", kind)
 
     def _find_or_raise(self, kind: str, name: str, repetition: int | None = None) -> dict[str, Any]:
         check_kind(kind)
-        self._check_name(name)
+        self._check_name(name, kind=kind)
         if repetition is not None and (kind != "runs" or type(repetition) is not int):
             raise TypeError(f"repetition must be an int, for runs only; got {repetition!r} for {kind}")
         if kind == "runs":
@@ -368,7 +408,7 @@ class ConfigStore(ABC):
         The first name that is missing or ambiguous raises what `get_document` raises for it.
         """
         check_kind(kind)
-        names = [self._check_name(name) for name in names]
+        names = [self._check_name(name, kind=kind) for name in names]
         found = self._find_many(kind, names)
         return [config_part(self._pick(kind, name, found.get(name, []), None)) for name in names]
 
@@ -388,35 +428,62 @@ class ConfigStore(ABC):
         the metadata is new (this user, now). The document is stored without it; the
         metadata goes beside it.
         """
+        return self._put(kind, doc, metadata, None)
+
+    def _put(
+        self, kind: str, doc: Mapping[str, Any], metadata: Mapping[str, Any] | None, part_of: str | None
+    ) -> bool:
+        """`put_document`; `part_of` names the run a new part is stored for (see `gc`)."""
         check_kind(kind)
         if not isinstance(doc, Mapping):
             raise ConfigValidationError(f"a {kind} document must be a mapping, got {type(doc).__name__}")
         embedded = doc.get(META_KEY)
         config = self._in_registry_dialect(kind, config_part(doc))
         name = self._document_name(kind, config)
-        if kind == "runs":
-            # DaCapo's MongoDB index allows one name per repetition; ours, one name per run.
-            for existing in self._find_all(kind, name):
-                self._raise_if_different(kind, name, existing, config)
-                return False
+        # an equal document stored already is a no-op, before anything is written. DaCapo's
+        # MongoDB index allows one run name per repetition; ours, one name per run.
+        for existing in self._find_all(kind, name):
+            self._raise_if_different(kind, name, existing, config)
+            if part_of is None and kind != "runs":
+                self._adopt(kind, name, config)
+            return False
         if metadata is not None:
             given: Mapping[str, Any] | None = metadata
         elif isinstance(embedded, Mapping):
             given = embedded
         else:
             given = new_metadata(config)
-        # An empty mapping carries "no metadata" (a DaCapo-written document being copied); the
-        # dialect `show --meta` adds is the document's own, not metadata.
-        given = {k: v for k, v in given.items() if k != "dialect"} if given else given
-        meta = {**given, "content_hash": content_hash(config)} if given else None
-        existing = self._insert(kind, name, config)
+        # An empty mapping carries "no metadata" (a DaCapo-written document being copied). A copy
+        # never carries `part_of`: it is about the run this very store was writing; the dialect
+        # `show --meta` adds is the document's own, not metadata.
+        meta = {k: v for k, v in given.items() if k not in (PART_OF, "dialect")} if given else None
+        if meta:
+            meta["content_hash"] = content_hash(config)
+            if part_of is not None:
+                meta[PART_OF] = part_of
+        # The metadata lands first, the document after it: a document of ours is never without
+        # its metadata (metadata without a document, of a store cut short, is a leftover for gc).
+        # (should the document not land, the claim stays: harmless, and gc's after an hour)
+        try:
+            claimed = bool(meta) and self._claim_meta(kind, name, meta)
+            existing = self._insert(kind, name, config)
+        except OSError as exc:
+            raise naming(exc, f"storing {kind}/{name}", self.describe()) from exc
         if existing is None:
-            if meta is not None:
+            if meta and not claimed:  # the name had metadata left by an earlier document
                 self._put_meta(kind, name, meta)
             log.debug("stored %s/%s in %s", kind, name, self.describe())
             return True
+        if claimed:  # an equal or other document landed meanwhile: its metadata, if any, is not ours
+            self._unclaim_meta(kind, name, meta)
         self._raise_if_different(kind, name, existing, config)
         return False
+
+    def _adopt(self, kind: str, name: str, config: Mapping[str, Any]) -> None:
+        """A part stored for a run that never landed, stored now on its own: no longer an orphan."""
+        meta = self._opened_meta(self._get_meta(kind, name), kind, name)
+        if meta and PART_OF in meta and meta.get("content_hash") == content_hash(config):
+            self._put_meta(kind, name, {k: v for k, v in meta.items() if k != PART_OF})
 
     def check_document(self, kind: str, doc: Mapping[str, Any]) -> bool:
         """Whether `doc` would be written (True) or is already stored equal (False); reads only.
@@ -491,14 +558,22 @@ class ConfigStore(ABC):
         """Remove a document; a run other stored runs start from, or a part stored runs use, needs
         `force=True`."""
         check_kind(kind)
-        self._check_name(name)
+        self._check_name(name, kind=kind)
         if not force:
             self.check_deletable(kind, name)
         if kind == "runs":
             self._find_or_raise(kind, name)  # runs sharing a name: refuse to pick one
+        parts = self._find(kind, name) if kind == "runs" else None
         if not self._delete(kind, name):
             raise ConfigNotFoundError(f"no {kind[:-1]} config named {name!r} in {self.describe()}")
         self._delete_meta(kind, name)
+        # the parts stored for this run stay, as configs of their own (not orphans for gc)
+        for field, part_kind in RUN_PARTS.items():
+            part = (parts or {}).get(field)
+            if isinstance(part, Mapping) and isinstance(part.get("name"), str):
+                meta = self._opened_meta(self._get_meta(part_kind, part["name"]), part_kind, part["name"])
+                if meta and meta.get(PART_OF) == name:
+                    self._put_meta(part_kind, part["name"], {k: v for k, v in meta.items() if k != PART_OF})
         log.info("deleted %s/%s from %s", kind, name, self.describe())
 
     def check_deletable(self, kind: str, name: str) -> None:
@@ -514,7 +589,7 @@ class ConfigStore(ABC):
     def used_by(self, kind: str, name: str) -> list[str]:
         """The other stored runs that need this config: runs starting from a run, runs using a part."""
         check_kind(kind)
-        self._check_name(name)
+        self._check_name(name, kind=kind)
         if kind == "runs":
             return [run for run, _ in self.starts_from(name) if run != name]
         for key, field in RUN_FILTERS.items():
@@ -533,7 +608,11 @@ class ConfigStore(ABC):
         holds one, not all.
         """
         check_kind(kind)
-        metas = self._all_meta(kind) if with_metadata else {}
+        metas = (
+            {n: self._opened_meta(m, kind, n) for n, m in self._all_meta(kind).items()}
+            if with_metadata
+            else {}
+        )
         found = self._documents(kind)
         for name, doc in sorted(found, key=lambda item: item[0]) if ordered else found:
             if isinstance(doc, Exception):
@@ -546,7 +625,7 @@ class ConfigStore(ABC):
     def raw_document(self, kind: str, name: str, *, repetition: int | None = None) -> dict[str, Any]:
         """The stored document with its metadata under `__dacapo_store__`, if it has some."""
         doc = config_part(self._find_or_raise(kind, name, repetition))
-        meta = _current(self._get_meta(kind, name), doc)
+        meta = _current(self._opened_meta(self._get_meta(kind, name), kind, name), doc)
         return {**doc, META_KEY: meta} if meta else doc
 
     def metadata(self, kind: str, name: str, *, repetition: int | None = None) -> DocumentMetadata:
@@ -558,15 +637,113 @@ class ConfigStore(ABC):
         which is how `check` finds the change.
         """
         doc = config_part(self._find_or_raise(kind, name, repetition))
-        recorded = self._get_meta(kind, name)
+        recorded = self._opened_meta(self._get_meta(kind, name), kind, name)
         current = _current(recorded, doc)
         if current is None and recorded and isinstance(recorded.get("content_hash"), str):
             return DocumentMetadata(created_at=None, created_by=None, content_hash=recorded["content_hash"])
         return DocumentMetadata.of(doc, current)
 
+    def _opened_meta(self, raw: Any, kind: str, name: str) -> dict[str, Any] | None:
+        """A backend's metadata record, its checksum verified and taken off; None (with a warning)
+        if there is none or it is damaged: damaged metadata never names an author."""
+        if raw is None:
+            return None
+        if isinstance(raw, Exception):
+            log.warning(
+                "metadata of %s/%s in %s is unreadable, ignored: %s", kind, name, self.describe(), raw
+            )
+            return None
+        meta, state = open_record(raw)
+        if state == "damaged":
+            log.warning("metadata of %s/%s in %s fails its checksum, ignored", kind, name, self.describe())
+            return None
+        return meta
+
+    def metadata_problems(self, kind: str) -> tuple[list[tuple[str, str]], list[str]]:
+        """((name, problem) of every damaged or unreadable metadata record of a kind, names whose
+        record has no checksum (written before records had one)): what `check` reports."""
+        check_kind(kind)
+        problems, unchecked = [], []
+        for name, raw in sorted(self._all_meta(kind).items()):
+            if isinstance(raw, Exception):
+                problems.append((name, f"its metadata can't be read ({raw})"))
+                continue
+            state = open_record(raw)[1]
+            if state == "damaged":
+                problems.append((name, "its metadata fails its checksum (damaged: its author is unknown)"))
+            elif state == "unchecked":
+                unchecked.append(name)
+        return problems, unchecked
+
+    # -- leftovers of killed writers ---------------------------------------------------------
+
+    def _partial_leftovers(self, cutoff: float) -> list[Leftover]:
+        """Temporary files of killed writers written before `cutoff` (the files backend has some)."""
+        return []
+
+    def gc(self, older_than: float | timedelta, *, dry_run: bool = False) -> list[Leftover]:
+        """Remove what writers cut short left among the configs, if older than `older_than`.
+
+        That is temporary files (files backend), metadata whose document never landed ("orphan
+        metadata"), and parts a run was being stored with ("orphan part": a task, architecture,
+        trainer or datasplit stored for a run that is not stored, which no stored run uses).
+        Younger ones are left alone: a writer may still be at work. Returns what was removed
+        (with dry_run: what would be).
+        """
+        cutoff = gc_cutoff(older_than)
+        found = self._partial_leftovers(cutoff)
+        runs: set[str] | None = None
+        for kind in KINDS:
+            names = set(self._names(kind))
+            for name, raw in sorted(self._all_meta(kind).items()):
+                meta = None if isinstance(raw, Exception) else open_record(raw)
+                if meta is None or meta[1] == "damaged":
+                    continue  # damage is for `check` to report, never for gc to take
+                created = _timestamp(meta[0].get("created_at"))
+                if created is None or created >= cutoff:
+                    continue
+                if name not in names:
+                    found.append(
+                        Leftover("orphan metadata", None, f"{kind}/{name}", 0, created, key=(kind, name))
+                    )
+                elif kind in RUN_PARTS.values() and isinstance(meta[0].get(PART_OF), str):
+                    runs = set(self._names("runs")) if runs is None else runs
+                    run = meta[0][PART_OF]
+                    if run not in runs and not self.used_by(kind, name):
+                        found.append(
+                            Leftover("orphan part", run, f"{kind}/{name}", 0, created, key=(kind, name))
+                        )
+        if dry_run:
+            return found
+        removed = []
+        for item in found:
+            if item.kind == "orphan part":
+                kind, name = item.key
+                meta = self._opened_meta(self._get_meta(kind, name), kind, name) or {}
+                if meta.get(PART_OF) != item.run or self._find_all("runs", item.run):
+                    continue  # its run landed meanwhile, or it was stored on its own
+                try:
+                    self.delete(kind, name)  # refuses if a run uses it by now
+                except (ConfigInUseError, ConfigNotFoundError):
+                    continue
+            elif item.kind == "orphan metadata":
+                kind, name = item.key
+                if self._find_all(kind, name):
+                    continue  # its document landed meanwhile (a very slow writer)
+                self._delete_meta(kind, name)
+            else:
+                self._remove_partial(item)
+            removed.append(item)
+        if removed:
+            log.info("gc removed %d config leftover(s) from %s", len(removed), self.describe())
+        return removed
+
+    def _remove_partial(self, leftover: Leftover) -> None:  # noqa: B027 -- only files have some
+        """Delete one leftover `_partial_leftovers` found (absent is fine)."""
+
     def starts_from(self, run_name: str) -> list[tuple[str, str]]:
         """(run, criterion) of every stored run whose start_config names `run_name`."""
-        self._check_name(run_name, "run name")
+        self._check_name(run_name, "run name", "runs")
         out = []
         for name in self._names("runs", {"start_config.run": [run_name]}):
             doc = self._find("runs", name)
@@ -598,8 +775,9 @@ class ConfigStore(ABC):
             plan = [(part_kind, doc[field]) for field, part_kind in RUN_PARTS.items()] + plan
         for part_kind, part in plan:
             self.check_document(part_kind, part)
+        run = doc.get("name") if kind == "runs" else None
         written = [
-            self.put_document(part_kind, part, metadata=metadata if part is doc else None)
+            self._put(part_kind, part, metadata if part is doc else None, run if part is not doc else None)
             for part_kind, part in plan
         ]
         return written[-1]
@@ -678,6 +856,17 @@ class ConfigStore(ABC):
         """The stored RunConfig; AmbiguousNameError if DaCapo stored several repetitions
         under this name and `repetition` does not pick one."""
         return self.retrieve("runs", name, repetition=repetition)
+
+
+def _timestamp(value: object) -> float | None:
+    """Seconds since the epoch of a recorded `created_at` (ISO 8601 text), None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _current(meta: Mapping[str, Any] | None, doc: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -45,6 +45,10 @@ RUN_PARTS: dict[str, str] = {
 #: (`documents(kind, with_metadata=True)`, `put_document`, `show --meta`). Stored documents
 #: never hold it: the metadata is kept beside them.
 META_KEY = "__dacapo_store__"
+#: The metadata key naming the run a part (task, architecture, trainer, datasplit) was stored
+#: for by `store(run)`: while that run is not stored and no stored run uses the part, `gc`
+#: takes the part for a leftover of a store cut short.
+PART_OF = "part_of"
 #: Keys a backend may add that are not part of the config.
 STORAGE_KEYS = frozenset({"_id", META_KEY})
 

@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -16,13 +17,16 @@ import filelock
 import yaml
 
 from ..cache import cache_file
+from ..checksums import seal_record
 from ..configs import RunConfig
 from ..errors import ConfigValidationError
 from ..fsutil import RACY_NS, fsync_dir, write_temp
+from ..names import RESERVED_RUN_NAMES
+from ..weights.backend import Leftover
 from . import yamlio
 from .base import ConfigStore
 from .dialects import document_dialect
-from .documents import check_kind, run_references
+from .documents import KINDS, check_kind, run_references
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,10 @@ SUFFIX = ".yaml"
 #: `<configs>/.dacapo_store/metadata/<kind>/<name>.json`, written only when we store.
 PRIVATE_DIR = ".dacapo_store"
 META_SUFFIX = ".json"
+
+
+def _meta_bytes(meta: dict[str, Any]) -> bytes:
+    return json.dumps(seal_record(meta), sort_keys=True).encode()
 
 
 class FileConfigStore(ConfigStore):
@@ -44,6 +52,8 @@ class FileConfigStore(ConfigStore):
     against the files' stat on every query (so files written by DaCapo or by hand are seen
     too) and kept in the per-user cache, outside the folder: reading writes nothing here.
     """
+
+    reserved_run_names = RESERVED_RUN_NAMES
 
     def __init__(self, path: str | os.PathLike[str], *, dialect: str | None = None) -> None:
         self.path = Path(path).expanduser()
@@ -87,27 +97,37 @@ class FileConfigStore(ConfigStore):
         return self._read(self._file(kind, name))
 
     def _insert(self, kind: str, name: str, doc: dict[str, Any]) -> dict[str, Any] | None:
-        folder = self.path / kind
+        target = self._file(kind, name)
+        if self._create(target, yamlio.dump(doc).encode()):
+            return None
+        return self._read(target) or self._insert(kind, name, doc)
+
+    def _create(self, target: Path, data: bytes) -> bool:
+        """Write `target` whole if it does not exist (True), atomically across processes; False if
+        it exists. A temporary file is fsynced and hard-linked into place (the link fails if the
+        name exists); where there are no hard links, a lock makes check-and-rename atomic."""
+        folder = target.parent
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{name}{SUFFIX}"
-        tmp = write_temp(folder, target.name, [yamlio.dump(doc).encode()])
+        tmp = write_temp(folder, target.name, [data])
         try:
             try:
                 os.link(tmp, target)
             except FileExistsError:
-                return self._read(target) or self._insert(kind, name, doc)
+                return False
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
                     raise
-                # No hard links on this filesystem: a lock makes check-and-rename atomic.
-                with filelock.FileLock(str(folder / f".{name}.lock")):
+                # one lock per folder, under our own folder: a name of 250 bytes still fits
+                lock = self.path / PRIVATE_DIR / "locks" / f"{folder.name}.lock"
+                lock.parent.mkdir(parents=True, exist_ok=True)
+                with filelock.FileLock(str(lock)):
                     if target.exists():
-                        return self._read(target)
+                        return False
                     os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)
         fsync_dir(folder)
-        return None
+        return True
 
     def _replace(self, kind: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
         target = self._file(kind, name)
@@ -127,20 +147,20 @@ class FileConfigStore(ConfigStore):
         return self.path / PRIVATE_DIR / "metadata" / kind / f"{name}{META_SUFFIX}"
 
     @staticmethod
-    def _read_meta(file: Path) -> dict[str, Any] | None:
+    def _read_meta(file: Path) -> dict[str, Any] | Exception | None:
+        """The record in a metadata file; an unreadable one as its error (for `check` to report)."""
         try:
             meta = json.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            log.warning("metadata %s is unreadable, ignored: %s", file, exc)
-            return None
-        return meta if isinstance(meta, dict) else None
+            return ValueError(f"{file}: {exc}")
+        return meta if isinstance(meta, dict) else ValueError(f"{file}: not a JSON object")
 
-    def _get_meta(self, kind: str, name: str) -> dict[str, Any] | None:
+    def _get_meta(self, kind: str, name: str) -> dict[str, Any] | Exception | None:
         return self._read_meta(self._meta_file(kind, name))
 
-    def _all_meta(self, kind: str) -> dict[str, dict[str, Any]]:
+    def _all_meta(self, kind: str) -> dict[str, dict[str, Any] | Exception]:
         folder = self.path / PRIVATE_DIR / "metadata" / kind
         try:
             entries = os.listdir(folder)
@@ -154,11 +174,62 @@ class FileConfigStore(ConfigStore):
                     out[entry[: -len(META_SUFFIX)]] = meta
         return out
 
+    def _partial_leftovers(self, cutoff: float) -> list[Leftover]:
+        """`.tmp-*` files (from `write_temp`) in every kind's folder and its metadata folder."""
+        found = []
+        for kind in KINDS:
+            for folder in (self.path / kind, self.path / PRIVATE_DIR / "metadata" / kind):
+                try:
+                    entries = list(os.scandir(folder))
+                except (FileNotFoundError, NotADirectoryError):
+                    continue
+                for entry in entries:
+                    if entry.name.startswith(".tmp-") and entry.is_file(follow_symlinks=False):
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        if st.st_mtime < cutoff:
+                            name = str(Path(entry.path).relative_to(self.path))
+                            found.append(
+                                Leftover(
+                                    "temporary file", None, name, st.st_size, st.st_mtime, key=entry.path
+                                )
+                            )
+        return found
+
+    def _remove_partial(self, leftover: Leftover) -> None:
+        Path(leftover.key).unlink(missing_ok=True)
+
     def _put_meta(self, kind: str, name: str, meta: dict[str, Any]) -> None:
         file = self._meta_file(kind, name)
         file.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(meta, sort_keys=True).encode()
-        os.replace(write_temp(file.parent, file.name, [text]), file)
+        os.replace(write_temp(file.parent, file.name, [_meta_bytes(meta)]), file)
+        fsync_dir(file.parent)
+
+    def _claim_meta(self, kind: str, name: str, meta: dict[str, Any]) -> bool:
+        return self._create(self._meta_file(kind, name), _meta_bytes(meta))
+
+    def _unclaim_meta(self, kind: str, name: str, meta: dict[str, Any]) -> None:
+        """Take the file aside (a rename), and put it back unless it is our claim: a record the
+        document's writer put there meanwhile is never lost."""
+        file = self._meta_file(kind, name)
+        aside = file.with_name(f".tmp-{secrets.token_hex(6)}-unclaim{META_SUFFIX}")
+        try:
+            os.rename(file, aside)
+        except FileNotFoundError:
+            return
+        try:
+            if self._read_meta(aside) != seal_record(meta):
+                try:
+                    os.link(aside, file)
+                except FileExistsError:
+                    pass  # a newer record is there already
+                except OSError:  # no hard links here
+                    if not file.exists():
+                        os.replace(aside, file)
+        finally:
+            aside.unlink(missing_ok=True)
 
     def _delete_meta(self, kind: str, name: str) -> None:
         self._meta_file(kind, name).unlink(missing_ok=True)

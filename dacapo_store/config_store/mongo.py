@@ -8,6 +8,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
+from ..checksums import seal_record
 from ..errors import DacapoStoreError
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import DACAPO_CONFIG_INDEXES, IndexSpec, ensure_indexes
@@ -159,8 +160,22 @@ class MongoConfigStore(ConfigStore):
     def _put_meta(self, kind: str, name: str, meta: dict[str, Any]) -> None:
         with translate_errors(self._where):
             self.db[METADATA_COLLECTION].replace_one(
-                {"kind": kind, "name": name}, {"kind": kind, "name": name, **meta}, upsert=True
+                {"kind": kind, "name": name}, {"kind": kind, "name": name, **seal_record(meta)}, upsert=True
             )
+
+    def _claim_meta(self, kind: str, name: str, meta: dict[str, Any]) -> bool:
+        """Insert the record; the unique (kind, name) index refuses it if the name has one."""
+        with translate_errors(self._where):
+            try:
+                self.db[METADATA_COLLECTION].insert_one({"kind": kind, "name": name, **seal_record(meta)})
+            except DuplicateKeyError:
+                return False
+        return True
+
+    def _unclaim_meta(self, kind: str, name: str, meta: dict[str, Any]) -> None:
+        """Delete the record only if it is still this one (one conditional delete)."""
+        with translate_errors(self._where):
+            self.db[METADATA_COLLECTION].delete_one({"kind": kind, "name": name, **seal_record(meta)})
 
     def _delete_meta(self, kind: str, name: str) -> None:
         with translate_errors(self._where):

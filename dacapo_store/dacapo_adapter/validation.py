@@ -25,6 +25,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..checksums import seal_json
 from ..legacy.validation import best_over_parameters
 from ..mongo import translate_errors
 from ..mongo_indexes import IndexSpec, ensure_indexes
@@ -186,7 +187,7 @@ class FileValidationArrays(ValidationArrays):
     def read(self, run: str) -> dict[int, dict[str, Any]]:
         from ..weights.local import _read_journal
 
-        return _read_journal(self._path(run), _HEADER_KEY, dict, _fold)
+        return _read_journal(self._path(run), _HEADER_KEY, dict, _fold, _keep)
 
     def write(self, run: str, changed: Mapping[int, Mapping[str, Any]], dropped: Collection[int]) -> None:
         from ..weights.local import _append, _locked
@@ -196,9 +197,7 @@ class FileValidationArrays(ValidationArrays):
             events.append({"op": "drop", "iterations": sorted(dropped)})
         if not events:
             return
-        payload = b"".join(
-            json.dumps(e, separators=(",", ":"), allow_nan=True).encode() + b"\n" for e in events
-        )
+        payload = b"".join(seal_json(e) + b"\n" for e in events)
         path = self._path(run)
         with _locked(path):
             _append(path, _HEADER_KEY, payload)
@@ -213,14 +212,22 @@ class FileValidationArrays(ValidationArrays):
             Path(str(path) + ".lock").unlink(missing_ok=True)
 
 
-def _fold(records: dict[int, dict[str, Any]], path: str, lines: list[bytes]) -> dict[int, dict[str, Any]]:
-    from ..weights.local import _parse_lines
+def _keep(records: dict[int, dict[str, Any]], problems: list[str]) -> dict[int, dict[str, Any]]:
+    """A damaged header or line is logged by the journal reader and skipped; the records stay."""
+    return records
+
+
+def _fold(
+    records: dict[int, dict[str, Any]], path: str, lines: list[bytes], first: int
+) -> dict[int, dict[str, Any]]:
+    from ..weights.local import _sound_lines
 
     new = dict(records)  # a reader may still hold the old one
-    for event in _parse_lines(path, lines):
+    events, _, _, _ = _sound_lines(path, lines, first)  # lines failing their checksum are skipped
+    for event in events:
         try:
             if event["op"] == "set":
-                record = {k: v for k, v in event.items() if k != "op"}
+                record = {k: v for k, v in event.items() if k not in ("op", "#")}
                 if type(record["iteration"]) is not int or not all(
                     isinstance(record[k], list) for k in _LABELS
                 ):

@@ -132,6 +132,7 @@ class RunEntry:
         if found is None:
             fields = {**(self.fields if self.fields is not None else _BLANK), "name": self.name}
             problems = [p for p in (fields.pop("config_problem", None), self.digest.problem) if p]
+            problems += [f"index {p}" for p in self.digest.journal_damage]
             weights = weights_fields(self.digest)
             weights["damage"] = "; ".join(problems) or None
             found = self._summary = RunSummary(**fields, **weights)

@@ -312,6 +312,8 @@ def run_detail(
         raise
     except (DacapoStoreError, OSError) as exc:
         damage, index = weights.describe_problem(exc), RunIndex()
+    if index.problems:  # damaged lines are skipped: the page shows the rest, and says so
+        damage = "; ".join(f"index {p}" for p in index.problems)
     stats = training_stats(weights, name)
     parts = {field: kind for field, kind in RUN_PARTS.items()}
     return {

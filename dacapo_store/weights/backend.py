@@ -11,8 +11,11 @@ and what spans runs (`digests.py`).
 
 from __future__ import annotations
 
+import contextlib
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -43,6 +46,25 @@ class Leftover:
     created: float
     #: how the backend finds it again to remove it
     key: Any = attrs.field(default=None, repr=False, eq=False)
+
+
+class Collected(list):
+    """The leftovers `gc` removed (or would), and the runs it left alone: `skipped` maps a run to
+    why (part of its index can't be read, so none of its blobs is known to be unreferenced)."""
+
+    def __init__(self, items: Iterable[Leftover] = ()) -> None:
+        super().__init__(items)
+        self.skipped: dict[str, str] = {}
+
+
+def gc_cutoff(older_than: float | timedelta) -> float:
+    """The time (seconds since the epoch) before which a leftover is old enough for `gc`."""
+    seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise ValueError(
+            f"older_than must be a non-negative number of seconds or a timedelta, got {older_than!r}"
+        )
+    return time.time() - seconds
 
 
 class WeightsBackend(ABC):
@@ -83,6 +105,19 @@ class WeightsBackend(ABC):
     @abstractmethod
     def append_index(self, run: str, events: list[dict[str, Any]]) -> None:
         """Add index events (see `index.py`) durably; each event is applied whole or not at all."""
+
+    def fresh_reads(self) -> contextlib.AbstractContextManager[None]:
+        """Within it, reads of indexes and training stats look at what is stored now, whole,
+        bypassing what a backend keeps parsed in this process (a cache extended by appends would
+        not see a line damaged in place): what checks and `gc` read through."""
+        return contextlib.nullcontext()
+
+    #: What the run's index and training stats are called in messages (the files backend: its files).
+    journal_names: tuple[str, str] = ("index", "training stats")
+
+    def journal_runs(self) -> list[str] | None:
+        """Runs with an index or training stats of ours; None: the store's `run_names()`."""
+        return None
 
     def read_indexes(self, runs: Iterable[str] | None = None) -> dict[str, RunIndex]:
         """Indexes of many runs (None: every run with an index here); backends may batch the reads."""
@@ -144,7 +179,8 @@ class WeightsBackend(ABC):
 
     @abstractmethod
     def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
-        """Add stats of iterations not stored yet, durably, never rewriting what is there.
+        """Add stats of iterations not stored yet, durably, never rewriting what is there: all of
+        them or (on an error) none.
 
         An iteration stored meanwhile with other values raises TrainingStatsConflictError.
         """
@@ -181,4 +217,4 @@ class WeightsBackend(ABC):
         return str(exc) or type(exc).__name__
 
 
-__all__ = ["BlobNotFoundError", "Leftover", "WeightsBackend"]
+__all__ = ["BlobNotFoundError", "Collected", "Leftover", "WeightsBackend", "gc_cutoff"]

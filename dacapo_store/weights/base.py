@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import PickleCheckpointError
 from .across import AcrossRuns
-from .backend import BlobNotFoundError, Leftover, WeightsBackend
+from .backend import BlobNotFoundError, Collected, Leftover, WeightsBackend, gc_cutoff
 from .checkpoints import FORMAT, Checkpoints
 from .leaderboard import LeaderboardEntry
 from .records import BestChoice, RunLike, Weights, WeightsProblem, check_iteration, run_name
@@ -75,6 +75,7 @@ __all__ = [
     "FORMAT",
     "BestChoice",
     "BlobNotFoundError",
+    "Collected",
     "LeaderboardEntry",
     "Leftover",
     "PickleCheckpointError",
@@ -84,5 +85,6 @@ __all__ = [
     "WeightsProblem",
     "WeightsStore",
     "check_iteration",
+    "gc_cutoff",
     "run_name",
 ]

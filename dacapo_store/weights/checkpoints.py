@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 
 from ..errors import CorruptWeightsError, DacapoStoreError, PickleCheckpointError, WeightsNotFoundError
+from ..fsutil import cause_of, naming
 from ..provenance import current_user, utc_now
 from .backend import BlobNotFoundError
+from .index import RunIndex, blob_names
 from .records import RunLike, Weights, WeightsProblem, check_iteration, run_name, summary
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ class Checkpoints:
         if optimizer_state is not None:
             parts.append(("optimizer", "safetensors", optimizer_chunks(optimizer_state)))
         written: list[str] = []
+        what = f"the checkpoint of run {name} at iteration {iteration}"
         try:
             for part, ext, chunks in parts:
                 blob = f"{iteration}-{token}.{part}.{ext}"
@@ -76,18 +79,26 @@ class Checkpoints:
                     "size": counter[0],
                 }
             old = self.backend.read_checkpoint(name, iteration)
-            meta = {
-                "format": FORMAT,
-                "iteration": iteration,
-                "created_at": utc_now(),
-                "created_by": current_user(),
-                "blobs": blobs,
-            }
-            self.backend.append_index(name, [{"op": "checkpoint", "iteration": iteration, "meta": meta}])
-        except BaseException:
+        except BaseException as exc:
+            # before the commit point: the previous checkpoint is untouched, ours goes
             for blob in written:
                 self._delete_quietly(name, blob)
-            raise
+            raise naming(exc, f"writing {what}", self.where) from cause_of(exc)
+        meta = {
+            "format": FORMAT,
+            "iteration": iteration,
+            "created_at": utc_now(),
+            "created_by": current_user(),
+            "blobs": blobs,
+        }
+        try:
+            # the commit point: once the entry is written, nothing deletes the blobs it names. If
+            # this fails, the entry may or may not be in place (and durable): every blob stays,
+            # and whichever no entry names is a leftover for gc.
+            self.backend.append_index(name, [{"op": "checkpoint", "iteration": iteration, "meta": meta}])
+        except BaseException as exc:
+            raise naming(exc, f"recording {what}", self.where) from cause_of(exc)
+        # the new entry is durable: the replaced checkpoint's blobs are leftovers now
         if old is not None:
             for record in old["blobs"].values():
                 if record.get("name") not in written:
@@ -249,29 +260,76 @@ class Checkpoints:
         return None
 
     def verify(self, run: RunLike, *, record: bool = True) -> list[WeightsProblem]:
-        """Check every checkpoint of the run: each blob present, of its size and checksum.
+        """Check the run: every checkpoint's blobs present, of their size and checksum, and every
+        line of its index and training stats readable (`journal_problems`).
 
-        Damaged checkpoints are recorded in the run's index (unless `record=False`), so
-        `retrieve_best` never names them again until they are stored anew.
+        A damaged checkpoint is recorded in the run's index (unless `record=False`), so
+        `retrieve_best` never names it again until it is stored anew; a checkpoint marked damaged
+        that now checks out sound loses its mark. Either record applies only to the checkpoint
+        checked: one stored again meanwhile is checked anew, never marked for the old one's blobs.
         """
         name = run_name(run)
-        index = self.backend.read_index(name)
-        problems: list[WeightsProblem] = []
-        fresh_damage = []
+        with self.backend.fresh_reads():
+            index = self.backend.read_index(name)
+            found_in_journals = self._journal_findings(index, self.backend.read_training_stats(name))[0]
+        problems = [WeightsProblem(name, None, p) for p in found_in_journals]
+        events = []
         for iteration, meta in sorted(index.checkpoints.items()):
-            found = [p for rec in meta.get("blobs", {}).values() if (p := self.check_blob(name, rec))]
-            if not meta.get("blobs"):
-                found.append("index entry without blobs")
-            for problem in found:
-                problems.append(WeightsProblem(name, iteration, problem))
+            found = self._checkpoint_problems(name, meta)
+            for _ in range(3):
+                if not found:
+                    break
+                # replaced or removed while we checked it? then what is there now is what counts
+                current = self.backend.read_checkpoint(name, iteration)
+                if current is None or blob_names(current) == blob_names(meta):
+                    found = found if current is not None else []
+                    break
+                meta, found = current, self._checkpoint_problems(name, current)
+            problems += [WeightsProblem(name, iteration, problem) for problem in found]
             if found and index.damaged.get(iteration) != "; ".join(found):
-                fresh_damage.append({"op": "damaged", "iteration": iteration, "problem": "; ".join(found)})
-        if fresh_damage and record:
+                event = {"op": "damaged", "iteration": iteration, "problem": "; ".join(found)}
+                events.append({**event, "blobs": blob_names(meta)})
+            elif not found and iteration in index.damaged:
+                events.append({"op": "sound", "iteration": iteration, "blobs": blob_names(meta)})
+        if events and record:
             try:
-                self.backend.append_index(name, fresh_damage)
+                self.backend.append_index(name, events)
             except (OSError, DacapoStoreError) as exc:
-                log.warning("run %s: could not record damaged checkpoints: %s", name, exc)
+                log.warning("run %s: could not record what verify found: %s", name, exc)
         return problems
+
+    def _checkpoint_problems(self, run: str, meta: Mapping[str, Any]) -> list[str]:
+        found = [p for rec in meta.get("blobs", {}).values() if (p := self.check_blob(run, rec))]
+        if not meta.get("blobs"):
+            found.append("index entry without blobs")
+        return found
+
+    def journal_runs(self) -> list[str]:
+        """Runs with an index or training stats of ours (what `journal_problems` can look at)."""
+        found = self.backend.journal_runs()
+        return self.run_names() if found is None else found
+
+    def journal_problems(self, run: RunLike) -> tuple[list[str], list[str]]:
+        """(problems, notes) of the run's own index and training stats as stored: what can't be read
+        (a line failing its checksum, a malformed entry: damage, each named with where it is), and
+        lines written before lines carried checksums (read as they are; a note)."""
+        name = run_name(run)
+        with self.backend.fresh_reads():
+            return self._journal_findings(
+                self.backend.read_index(name), self.backend.read_training_stats(name)
+            )
+
+    def _journal_findings(self, index: RunIndex, stats: Mapping[int, Any]) -> tuple[list[str], list[str]]:
+        problems: list[str] = []
+        notes: list[str] = []
+        for label, found in zip(self.backend.journal_names, (index, stats), strict=True):
+            problems += [f"{label} {p}" for p in getattr(found, "problems", ())]
+            unchecked = getattr(found, "unchecked", 0)
+            if unchecked:
+                notes.append(
+                    f"{label}: {unchecked} line(s) without a checksum (written before lines had one)"
+                )
+        return problems, notes
 
 
 def _hashing(

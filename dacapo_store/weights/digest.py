@@ -49,6 +49,8 @@ class RunDigest:
     damaged: Mapping[int, str] = attrs.field(factory=dict)
     #: the run's data can't be read: what is wrong (the rest of the digest is then empty)
     problem: str | None = None
+    #: lines of the run's own index that can't be read (skipped; the rest is read): where and why
+    journal_damage: tuple[str, ...] = ()
     #: the last iteration of its training stats (ours or DaCapo's) and when they were last written
     #: (seconds since the epoch); set by the reader (`WeightsStore.run_digests`), never stored
     trained_until: int | None = None
@@ -72,6 +74,7 @@ def digest_of(index: RunIndex) -> RunDigest:
         scored_until=max(scored) if scored else None,
         checkpoint_time=max(stamps) if stamps else None,
         damaged=dict(index.damaged),
+        journal_damage=tuple(index.problems),
     )
 
 
@@ -95,6 +98,7 @@ def to_json(digest: RunDigest) -> dict[str, Any]:
         "checkpoint_time": digest.checkpoint_time,
         "damaged": [[it, problem] for it, problem in digest.damaged.items()],
         "problem": digest.problem,
+        "journal_damage": list(digest.journal_damage),
     }
 
 
@@ -124,6 +128,7 @@ def from_json(data: Mapping[str, Any]) -> RunDigest:
         checkpoint_time=data["checkpoint_time"],
         damaged={int(it): str(p) for it, p in data["damaged"]},
         problem=data["problem"],
+        journal_damage=tuple(str(p) for p in data.get("journal_damage", ())),
     )
 
 

@@ -33,6 +33,7 @@ under its runs_base_dir (`dacapo_runs_dir`), as DaCapo keeps them whatever its c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -43,18 +44,19 @@ from typing import Any
 
 import gridfs
 from bson import ObjectId
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from ..errors import CorruptWeightsError, DacapoStoreError, TrainingStatsConflictError
+from ..criteria import direction_conflict
+from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import IndexSpec, ensure_indexes
 from . import digest as digests
 from .backend import BlobNotFoundError, Leftover, WeightsBackend
 from .base import WeightsStore
 from .digest import RunDigest
-from .index import RunIndex
+from .index import RunIndex, blob_names
 from .inputs import InputState, sweep
-from .stats import mongo_stats_last, same_stats
+from .stats import TrainingRows, mongo_stats_last, same_stats
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,8 @@ class GridFSBackend(WeightsBackend):
         self._stats = self.db["weights_training_stats"]
         with translate_errors(self.where):
             ensure_indexes(self.db, INDEXES, self.where)
+
+    journal_names = ("weights_runs", "weights_training_stats")
 
     def __repr__(self) -> str:
         return f"GridFSBackend({self.where!r})"
@@ -253,12 +257,19 @@ class GridFSBackend(WeightsBackend):
             query = {"_id": wanted[0]}
         else:
             query = {"_id": {"$in": wanted}}
+        problems: dict[str, list[str]] = {}
         with translate_errors(self.where):
             for doc in self._runs.find(query, projection=_INDEX_ONLY):
                 run = doc.get("_id")
                 if isinstance(run, str):
-                    events.setdefault(run, []).extend(_document_events(run, doc))
-        found = {run: RunIndex().with_events(evs) for run, evs in events.items() if isinstance(run, str)}
+                    events.setdefault(run, []).extend(
+                        _document_events(run, doc, problems.setdefault(run, []))
+                    )
+        found = {
+            run: RunIndex().with_events(evs).with_problems(problems.get(run, ()))
+            for run, evs in events.items()
+            if isinstance(run, str)
+        }
         if wanted is not None:
             found = {run: found.get(run) or RunIndex() for run in wanted}
         return found
@@ -437,7 +448,9 @@ class GridFSBackend(WeightsBackend):
         return RunIndex().with_events([event]).checkpoints.get(iteration)
 
     def append_index(self, run: str, events: list[dict[str, Any]]) -> None:
-        """Apply each event as one update of the run's document (a few paths, atomic)."""
+        """Apply each event as one update of the run's document (a few paths, atomic); then set
+        the run's digest, which may fail without undoing the events (a digest is derived: a
+        reader folds the document itself when the digest is stale or missing)."""
         with translate_errors(self.where):
             for event in events:
                 self._apply(run, event)
@@ -451,11 +464,14 @@ class GridFSBackend(WeightsBackend):
                 doc = self._runs.find_one({"_id": run}, projection={"digest": False, "updated": False})
                 if doc is None:
                     return
-                events = self._earlier_layout_events([run]).get(run, []) + _document_events(run, doc)
-                data = json.dumps(digests.to_json(digests.digest_of(RunIndex().with_events(events))))
+                problems: list[str] = []
+                events = self._earlier_layout_events([run]).get(run, [])
+                events += _document_events(run, doc, problems)
+                index = RunIndex().with_events(events).with_problems(problems)
+                data = json.dumps(digests.to_json(digests.digest_of(index)))
                 found = {"writes": doc.get("writes"), "json": data}
                 self._runs.update_one({"_id": run, "writes": doc.get("writes")}, {"$set": {"digest": found}})
-        except (DacapoStoreError, ValueError, TypeError) as exc:
+        except Exception as exc:  # AutoReconnect too: the events are in, the digest is derived
             log.warning("run %s: its digest was not written (%s); readers read its index", run, exc)
 
     def _apply(self, run: str, event: dict[str, Any]) -> None:
@@ -472,8 +488,24 @@ class GridFSBackend(WeightsBackend):
         elif op == "scores":
             it, dataset = event["iteration"], _field(event["dataset"])
             update = {f"scores.{dataset}.{it}.{_field(c)}": v for c, v in event["scores"].items()}
-            update.update({f"directions.{_field(c)}": h for c, h in event["higher_is_better"].items()})
-            self._update(key, {"$set": update})
+            directions = event["higher_is_better"]
+            update.update({f"directions.{_field(c)}": h for c, h in directions.items()})
+            # only while each direction is unset or the same: a racing opposite first direction
+            # makes the upsert collide with the run's document instead of flipping it
+            same = {f"directions.{_field(c)}": {"$in": [h, None]} for c, h in directions.items()}
+            for attempt in range(3):
+                try:
+                    self._update({**key, **same}, {"$set": update})
+                    return
+                except DuplicateKeyError:
+                    conflict = direction_conflict(run, self.read_index(run).directions, [event])
+                    if conflict is not None:
+                        raise conflict from None
+                    if attempt == 2:
+                        raise
+                    # two first writers of the run's document: the other one's insert won, and
+                    # (its filter not being the key alone) the server did not retry ours
+
         elif op == "pin":
             path = f"pins.{_pin_field(event['dataset'])}.{_field(event['criterion'])}"
             self._update(key, {"$set": {path: event["iteration"]}})
@@ -484,16 +516,29 @@ class GridFSBackend(WeightsBackend):
                 {"run_name": run, "dataset": event["dataset"], "criterion": event["criterion"]}
             )
             self._drop_if_empty(run, f"pins.{_pin_field(event['dataset'])}", "pins")
-        elif op == "damaged":
-            it = event["iteration"]
-            if self.read_checkpoint(run, it) is not None:  # as before: only a checkpoint there
-                self._update(key, {"$set": {f"damaged.{it}": event["problem"]}})
+        elif op in ("damaged", "sound"):
+            # only on the very checkpoint that was checked (the same blobs), in the same update: a
+            # check that raced a re-store never marks the new checkpoint
+            it, checked = event["iteration"], event.get("blobs")
+            meta = self.read_checkpoint(run, it)
+            if meta is None or (checked is not None and blob_names(meta) != checked):
+                return
+            if op == "damaged":
+                change: dict[str, Any] = {"$set": {f"damaged.{it}": event["problem"]}}
+            else:
+                change = {"$unset": {f"damaged.{it}": ""}}
+            same = {f"checkpoints.{it}.blobs.{part}.name": r.get("name") for part, r in meta["blobs"].items()}
+            if self._update({**key, **same}, change, upsert=False).matched_count == 0:
+                # a checkpoint of the earlier layout (its record in weights_index), as long as no
+                # new one is stored in weights_runs: else the upsert collides, and that is that
+                with contextlib.suppress(DuplicateKeyError):
+                    self._update({**key, f"checkpoints.{it}": {"$exists": False}}, change)
         else:
             raise ValueError(f"unknown index event {op!r}")
 
-    def _update(self, key: dict[str, Any], update: dict[str, Any]) -> None:
+    def _update(self, key: dict[str, Any], update: dict[str, Any], *, upsert: bool = True) -> Any:
         update = {**update, "$currentDate": {"updated": True}, "$inc": {"writes": 1}}
-        self._runs.update_one(key, update, upsert=True)
+        return self._runs.update_one(key, update, upsert=upsert)
 
     def _drop_if_empty(self, run: str, *paths: str) -> None:
         """Remove maps left empty (so `run_names` can ask `$exists`), each by an update that
@@ -542,17 +587,29 @@ class GridFSBackend(WeightsBackend):
             names.update(d["_id"] for d in self._runs.find(present, projection={"_id": True}))
         return sorted(names)
 
+    def journal_runs(self) -> list[str]:
+        """Runs with an index document or training stats of ours."""
+        with translate_errors(self.where):
+            stats = {r for r in self._stats.distinct("run_name") if isinstance(r, str)}
+        return sorted(stats.union(self.own_run_names()))
+
     # ------------------------------------------------------------------ training stats
 
     def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
-        """Our training stats of the run, one indexed query."""
-        out: dict[int, tuple[float, float]] = {}
+        """Our training stats of the run, one indexed query; malformed documents are problems."""
+        out = TrainingRows()
+        problems = []
         with translate_errors(self.where):
             for doc in self._stats.find({"run_name": run}, projection={"_id": False}):
                 try:
-                    out[doc["iteration"]] = (float(doc["loss"]), float(doc["time"]))
+                    iteration = doc["iteration"]
+                    if type(iteration) is bool or not isinstance(iteration, int) or iteration < 0:
+                        raise ValueError
+                    out[int(iteration)] = (float(doc["loss"]), float(doc["time"]))
                 except (KeyError, TypeError, ValueError):
                     log.warning("skipping a malformed training stats document of run %s: %.100r", run, doc)
+                    problems.append(f"document {doc!r:.100}: not an iteration with a loss and a time")
+        out.problems = tuple(problems)
         return out
 
     def training_stats_written(self, run: str) -> float | None:
@@ -566,26 +623,43 @@ class GridFSBackend(WeightsBackend):
             return mongo_stats_last(self._stats, run)
 
     def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
-        """Insert one document per iteration; the unique index turns a race into a comparison."""
+        """Insert one document per iteration; the unique index turns a race into a comparison.
+
+        All or nothing: when the insert fails (or conflicts), the documents of this batch that did
+        land are deleted again, by their `_id`s, before the error is raised. An iteration another
+        writer stored with the same values counts as stored.
+        """
         docs = [
-            {"run_name": run, "iteration": it, "loss": loss, "time": time}
+            {"_id": ObjectId(), "run_name": run, "iteration": it, "loss": loss, "time": time}
             for it, (loss, time) in rows.items()
         ]
         if not docs:
             return
         with translate_errors(self.where):
             try:
-                self._stats.insert_many(docs, ordered=False)
-            except BulkWriteError as exc:
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
-                stored = self.read_training_stats(run)
-                conflicts = [it for it, row in rows.items() if not same_stats(stored.get(it, row), row)]
-                if conflicts:
-                    raise TrainingStatsConflictError(
-                        f"run {run} got other training stats at iteration(s) {sorted(conflicts)[:8]} "
-                        "meanwhile; those were not stored"
-                    ) from None
+                try:
+                    self._stats.insert_many(docs, ordered=False)
+                except BulkWriteError as exc:
+                    if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                        raise
+                    stored = self.read_training_stats(run)
+                    conflicts = [it for it, row in rows.items() if not same_stats(stored.get(it, row), row)]
+                    if conflicts:
+                        raise TrainingStatsConflictError(
+                            f"run {run} got other training stats at iteration(s) {sorted(conflicts)[:8]} "
+                            "meanwhile; nothing was stored"
+                        ) from None
+            except BaseException:
+                self._undo_batch(run, [d["_id"] for d in docs])
+                raise
+
+    def _undo_batch(self, run: str, ids: list[Any]) -> None:
+        try:
+            self._stats.delete_many({"_id": {"$in": ids}})
+        except Exception as exc:  # the error that brought us here is the one to raise
+            log.warning(
+                "run %s: a failed training stats batch may be left in part in %s: %s", run, self.where, exc
+            )
 
     def drop_training_stats(self, run: str) -> None:
         """Delete the run's documents."""
@@ -669,8 +743,9 @@ def _iteration(key: str) -> int | None:
     return int(key) if key.isascii() and key.isdigit() else None
 
 
-def _document_events(run: str, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A `weights_runs` document as index events (checkpoints, damage, scores, pins)."""
+def _document_events(run: str, doc: Mapping[str, Any], problems: list[str]) -> list[dict[str, Any]]:
+    """A `weights_runs` document as index events (checkpoints, damage, scores, pins); what can't
+    be read is logged and added to `problems`."""
     events: list[dict[str, Any]] = []
 
     def mapping(field: str) -> Mapping[str, Any]:
@@ -679,6 +754,7 @@ def _document_events(run: str, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
             return {}
         if not isinstance(value, Mapping):
             log.warning("run %s: skipping its %s: not a mapping in weights_runs", run, field)
+            problems.append(f"{field}: not a mapping")
             return {}
         return value
 
@@ -687,6 +763,7 @@ def _document_events(run: str, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
             it = _iteration(key)
             if it is None:
                 log.warning("run %s: skipping %s %.50r: not an iteration", run, what, key)
+                problems.append(f"{what} {key[:50]!r}: not an iteration")
             else:
                 yield it, value
 
@@ -697,9 +774,12 @@ def _document_events(run: str, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     directions = {_unfield(c): h for c, h in mapping("directions").items()}
     for dataset, by_iteration in mapping("scores").items():
         if not isinstance(by_iteration, Mapping):
+            problems.append(f"scores of dataset {_unfield(dataset)[:50]!r}: not a mapping")
             continue
         for it, values in iterations(by_iteration, "scores of iteration"):
-            if isinstance(values, Mapping):
+            if not isinstance(values, Mapping):
+                problems.append(f"scores of iteration {it} on {_unfield(dataset)[:50]!r}: not a mapping")
+            else:
                 scores = {_unfield(c): v for c, v in values.items()}
                 events.append(
                     {
@@ -711,7 +791,9 @@ def _document_events(run: str, doc: Mapping[str, Any]) -> list[dict[str, Any]]:
                     }
                 )
     for dataset, by_criterion in mapping("pins").items():
-        if isinstance(by_criterion, Mapping):
+        if not isinstance(by_criterion, Mapping):
+            problems.append(f"pins of dataset {dataset[:50]!r}: not a mapping")
+        else:
             for criterion, it in by_criterion.items():
                 events.append(
                     {

@@ -8,8 +8,18 @@ hand it over as events; `RunIndex.with_events` is the one place that interprets 
 - ``{"op": "scores", "iteration": i, "dataset": d, "scores": {c: v}, "higher_is_better": {c: bool}}``
 - ``{"op": "pin", "dataset": d or None, "criterion": c, "iteration": i}``
 - ``{"op": "unpin", "dataset": d or None, "criterion": c}``: the pin is gone.
-- ``{"op": "damaged", "iteration": i, "problem": text}``: a check found this checkpoint damaged or
-  missing blobs; it is not offered as a best until a new checkpoint replaces it.
+- ``{"op": "damaged", "iteration": i, "problem": text, "blobs": [name, ...]}``: a check found this
+  checkpoint damaged or missing blobs; it is not offered as a best until a new checkpoint replaces
+  it. With `blobs` (the names of the blobs checked) it applies only while the checkpoint still has
+  exactly those blobs: a check that raced a re-store never marks the new checkpoint.
+- ``{"op": "sound", "iteration": i, "blobs": [name, ...]}``: a check found the checkpoint with those
+  blobs sound; a damage mark on it is dropped.
+
+The first direction stored for a criterion is the run's: a later event's other direction (which
+writers refuse, so only an old journal of racing writers has one) does not flip it.
+
+What can't be read (a malformed event, a journal line that fails its checksum) is never silently
+dropped: it is listed in `problems`, so checks report it and `gc` leaves the run's blobs alone.
 
 DaCapo's own data of a run (its scores, best files and checkpoints, read by `legacy/`) is a RunIndex
 too, whose `legacy` holds the iterations of DaCapo's checkpoint files; `over` lays ours on it.
@@ -22,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..criteria import known_direction
@@ -37,10 +47,27 @@ def _is_iteration(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def blob_names(meta: Mapping[str, Any] | None) -> list[str] | None:
+    """The sorted names of a checkpoint entry's blobs (what identifies that very checkpoint)."""
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("blobs"), Mapping):
+        return None
+    return sorted(str(record.get("name")) for record in meta["blobs"].values() if isinstance(record, Mapping))
+
+
 class RunIndex:
     """What a run has: checkpoint metadata by iteration, scores, criterion directions, pins."""
 
-    __slots__ = ("_rankings", "checkpoints", "damaged", "directions", "legacy", "pins", "scores")
+    __slots__ = (
+        "_rankings",
+        "checkpoints",
+        "damaged",
+        "directions",
+        "legacy",
+        "pins",
+        "problems",
+        "scores",
+        "unchecked",
+    )
 
     def __init__(self) -> None:
         self.checkpoints: dict[int, dict[str, Any]] = {}
@@ -52,10 +79,17 @@ class RunIndex:
         self.damaged: dict[int, str] = {}
         #: iterations with a DaCapo checkpoint file (`checkpoints/iterations/<n>`), loadable too
         self.legacy: frozenset[int] = frozenset()
+        #: what of the stored index could not be read ("line 12: ..."): damage, never collected
+        self.problems: tuple[str, ...] = ()
+        #: how many journal lines carry no checksum (written before checksums existed)
+        self.unchecked = 0
         self._rankings: dict[tuple[str, str | None], list[int]] = {}
 
-    def with_events(self, events: Iterable[Mapping[str, Any]]) -> RunIndex:
-        """A new index with `events` applied; malformed events are logged and skipped."""
+    def with_events(
+        self, events: Iterable[Mapping[str, Any]], lines: Sequence[int] | None = None
+    ) -> RunIndex:
+        """A new index with `events` applied; malformed events are logged, skipped and listed in
+        `problems` (by their journal line: event i is on line `lines[i]`, when given)."""
         new = RunIndex()
         new.checkpoints = self.checkpoints
         new.scores = self.scores
@@ -63,6 +97,9 @@ class RunIndex:
         new.pins = self.pins
         new.damaged = self.damaged
         new.legacy = self.legacy
+        new.problems = self.problems
+        new.unchecked = self.unchecked
+        problems: list[str] = []
         copied: set[Any] = set()
 
         def fresh(key: Any, container: dict) -> dict:
@@ -76,7 +113,7 @@ class RunIndex:
         # the scores containers this batch copied: criterion -> dataset -> its values (None: none yet)
         own_values: dict[str, dict[str, dict[int, float]]] | None = None
         applied: dict | None = None  # the directions of the last scores event, applied
-        for event in events:
+        for position, event in enumerate(events):
             try:
                 op = event["op"]
                 if op in ("checkpoint", "remove"):
@@ -130,7 +167,7 @@ class RunIndex:
                     if directions == applied:
                         continue  # as the last event's (every event of a run repeats them)
                     for criterion, higher in directions.items():
-                        if isinstance(higher, bool) and new.directions.get(criterion) is not higher:
+                        if isinstance(higher, bool) and criterion not in new.directions:
                             new.directions = fresh("directions", new.directions)
                             new.directions[criterion] = higher
                             touched.add(criterion)
@@ -147,24 +184,51 @@ class RunIndex:
                     dataset, criterion = event["dataset"], event["criterion"]
                     new.pins = fresh("pins", new.pins)
                     new.pins.pop((dataset, criterion), None)
-                elif op == "damaged":
-                    iteration, problem = event["iteration"], event["problem"]
+                elif op in ("damaged", "sound"):
+                    iteration = event["iteration"]
                     if not _is_iteration(iteration):
                         raise ValueError(f"bad iteration {iteration!r}")
-                    new.damaged = fresh("damaged", new.damaged)
-                    new.damaged[int(iteration)] = str(problem)
+                    iteration = int(iteration)
+                    checked = event.get("blobs")
+                    if checked is not None and checked != blob_names(new.checkpoints.get(iteration)):
+                        continue  # about a checkpoint that was replaced or removed since
+                    if op == "damaged":
+                        new.damaged = fresh("damaged", new.damaged)
+                        new.damaged[iteration] = str(event["problem"])
+                    elif iteration in new.damaged:
+                        new.damaged = fresh("damaged", new.damaged)
+                        del new.damaged[iteration]
                 else:
                     raise ValueError(f"unknown op {op!r}")
             except (KeyError, TypeError, ValueError) as exc:
-                log.warning("skipping malformed index event %.200r: %s", event, exc)
+                where = f"line {lines[position]}" if lines is not None else f"event {event!r:.80}"
+                log.warning("skipping malformed index event (%s) %.200r: %s", where, event, exc)
+                problems.append(f"{where}: can't be read ({exc})")
+        if problems:
+            new.problems = (*new.problems, *problems)
         new._rankings = {k: v for k, v in self._rankings.items() if k[0] not in touched}
         return new
 
     def with_legacy(self, iterations: Iterable[int]) -> RunIndex:
         """A new index sharing this one's data, with `legacy` set to these DaCapo checkpoint iterations."""
-        new = self.with_events(())
-        new._rankings = self._rankings
+        new = self._copy()
         new.legacy = frozenset(iterations)
+        return new
+
+    def with_problems(self, problems: Iterable[str], unchecked: int = 0) -> RunIndex:
+        """This index with more `problems` and `unchecked` lines (what a reader found unreadable)."""
+        problems = tuple(problems)
+        if not problems and not unchecked:
+            return self
+        new = self._copy()
+        new.problems = (*self.problems, *problems)
+        new.unchecked = self.unchecked + unchecked
+        return new
+
+    def _copy(self) -> RunIndex:
+        new = RunIndex()
+        for slot in self.__slots__:
+            setattr(new, slot, getattr(self, slot))
         return new
 
     def usable(self, iteration: int) -> bool:
@@ -220,6 +284,8 @@ class RunIndex:
         new.checkpoints = self.checkpoints
         new.damaged = self.damaged
         new.legacy = base.legacy
+        new.problems = self.problems
+        new.unchecked = self.unchecked
         new.scores = {c: {d: dict(v) for d, v in by_d.items()} for c, by_d in base.scores.items()}
         for criterion, by_dataset in self.scores.items():
             merged = new.scores.setdefault(criterion, {})

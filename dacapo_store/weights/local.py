@@ -28,6 +28,7 @@ place through `self.dacapo` and never written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import mmap
@@ -35,21 +36,24 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
-from ..errors import CorruptWeightsError, TrainingStatsConflictError
+from ..checksums import check_lines, line_state, seal_json, sealed_array
+from ..criteria import direction_conflict
+from ..errors import CorruptWeightsError, InvalidNameError, TrainingStatsConflictError
 from ..fsutil import fsync_dir, write_temp
+from ..names import run_name_problem
 from . import digest as digests
 from .backend import BlobNotFoundError, Leftover, WeightsBackend
 from .base import WeightsStore
 from .digest import RunDigest
 from .index import RunIndex
 from .inputs import InputState, sweep
-from .stats import same_stats
+from .stats import TrainingRows, same_stats
 
 if TYPE_CHECKING:
     from ..legacy.registry import DacapoRegistry
@@ -65,13 +69,29 @@ _CACHE_SIZE = 64
 
 
 class _Cached:
-    __slots__ = ("header", "identity", "index", "offset")
+    __slots__ = ("header", "identity", "index", "lines", "mtime", "offset", "tail")
 
-    def __init__(self, identity: tuple[int, int], header: bytes, offset: int, index: Any) -> None:
+    def __init__(
+        self,
+        identity: tuple[int, int],
+        header: bytes,
+        offset: int,
+        index: Any,
+        lines: int,
+        tail: bytes,
+        mtime: int,
+    ) -> None:
+        #: the journal's mtime when it was `offset` bytes long: written since without growing
+        #: (changed in place, by hand or by a fault) means read it all again
+        self.mtime = mtime
         self.identity = identity
         self.header = header
         self.offset = offset
         self.index = index
+        #: how many lines (the header included) end before `offset`
+        self.lines = lines
+        #: the bytes just before `offset` (a journal truncated and rewritten since differs there)
+        self.tail = tail
 
 
 # Parsed journals (index: a RunIndex; training stats: a dict) by path, shared by every
@@ -79,11 +99,15 @@ class _Cached:
 # and header line), and only extended, never trusted stale.
 _cache: OrderedDict[str, _Cached] = OrderedDict()
 _cache_lock = threading.Lock()
+#: `fresh.on` while a thread reads through `LocalWeightsStore.fresh_reads`
+_fresh = threading.local()
 
 
 class LocalBackend(WeightsBackend):
     """The primitives over folders under `basedir` (DaCapo's `runs_base_dir`): blobs, journals,
     digests, the stat signatures of every run's inputs."""
+
+    journal_names = ("index.jsonl", "training_stats.jsonl")
 
     def __init__(self, basedir: str | os.PathLike[str], *, dacapo: DacapoRegistry | None = None) -> None:
         """`dacapo`: where DaCapo's own data of these runs is; default: DaCapo's files under `basedir`."""
@@ -96,6 +120,14 @@ class LocalBackend(WeightsBackend):
     def _checkpoints(self, run: str) -> Path:
         return self.basedir / run / "checkpoints"
 
+    @staticmethod
+    def _writable(run: str) -> None:
+        """InvalidNameError, before any I/O, for a run whose folder would be one the layout keeps
+        at the top of the registry (`configs/`, DaCapo's `stats/`)."""
+        problem = run_name_problem(run)
+        if problem is not None:
+            raise InvalidNameError(f"invalid run name {run!r}: {problem}")
+
     def _journal(self, run: str) -> Path:
         return self._checkpoints(run) / "index.jsonl"
 
@@ -103,6 +135,7 @@ class LocalBackend(WeightsBackend):
 
     def put_blob(self, run: str, name: str, chunks: Iterable[bytes | memoryview]) -> None:
         """Write to a temporary file beside the target, fsync, rename into place, fsync the folder."""
+        self._writable(run)
         folder = self._checkpoints(run) / "blobs"
         folder.mkdir(parents=True, exist_ok=True)
         tmp = write_temp(folder, name, chunks)
@@ -186,14 +219,21 @@ class LocalBackend(WeightsBackend):
     # ------------------------------------------------------------------ the index journal
 
     def append_index(self, run: str, events: list[dict[str, Any]]) -> None:
-        """Append events as lines, under the run's lock, in one write, fsynced; then the digest."""
+        """Append events as sealed lines, under the run's lock, in one write, fsynced (all or
+        nothing); scores whose direction differs from the run's are refused under the lock. Then
+        the digest (best-effort: the append is the commit point)."""
         if not events:
             return
-        payload = b"".join(
-            json.dumps(e, separators=(",", ":"), allow_nan=True).encode() + b"\n" for e in events
-        )
+        self._writable(run)
+        payload = b"".join(seal_json(e) + b"\n" for e in events)
         path = self._journal(run)
         with _locked(path):
+            if any(e.get("op") == "scores" for e in events):
+                # the directions as they are now, under the lock: the second of two racing
+                # opposite first directions is refused like the second of two calls in a row
+                conflict = direction_conflict(run, self.read_index(run).directions, events)
+                if conflict is not None:
+                    raise conflict
             _append(path, _HEADER_KEY, payload)
             self._write_digest(run)
 
@@ -203,8 +243,10 @@ class LocalBackend(WeightsBackend):
         path = self._journal(run)
         target = self._checkpoints(run) / DIGEST_FILE
         try:
-            index, header, length = _read_journal_state(path, _HEADER_KEY, RunIndex, _fold_events)
-            stamp = {"id": _header_id(header), "length": length}
+            index, header, length, mtime = _read_journal_state(
+                path, _HEADER_KEY, RunIndex, _fold_events, _index_problems
+            )
+            stamp = {"id": _header_id(header), "length": length, "mtime": mtime}
             doc = {"of": stamp, **digests.to_json(digests.digest_of(index))}
             data = json.dumps(doc, separators=(",", ":")).encode()
             os.replace(write_temp(target.parent, target.name, [data], fsync=False), target)
@@ -281,7 +323,7 @@ class LocalBackend(WeightsBackend):
         return set() if self.dacapo is None else self.dacapo.runs_with_index(runs)
 
     def stored_digests(self, runs: Iterable[str]) -> dict[str, RunDigest]:
-        """The digests whose stamp (journal header id, byte length) matches the journal now."""
+        """The digests whose stamp (journal header id, byte length, mtime) matches the journal now."""
         base = str(self.basedir)
         out = {}
         for run in runs:
@@ -291,7 +333,7 @@ class LocalBackend(WeightsBackend):
             except OSError:
                 continue
             try:
-                size = os.fstat(fd).st_size
+                st = os.fstat(fd)
                 head = os.pread(fd, 256, 0)
             except OSError:
                 continue
@@ -300,7 +342,12 @@ class LocalBackend(WeightsBackend):
             try:
                 doc = json.loads(_read_small(f"{folder}/{DIGEST_FILE}"))
                 stamp = doc["of"]
-                if stamp["length"] != size or stamp["id"] != _header_id(head[: head.find(b"\n") + 1]):
+                # a line changed in place (damage) keeps the length but not the mtime
+                if (
+                    stamp["length"] != st.st_size
+                    or stamp.get("mtime") != st.st_mtime_ns
+                    or stamp["id"] != _header_id(head[: head.find(b"\n") + 1])
+                ):
                     continue
                 out[run] = digests.from_json(doc)
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -312,9 +359,19 @@ class LocalBackend(WeightsBackend):
         text = super().describe_problem(exc)
         return text.replace(f"{self.basedir}/", "").replace(str(self.basedir), "the registry folder")
 
+    @contextlib.contextmanager
+    def fresh_reads(self) -> Iterator[None]:
+        """Journals read within it are read whole from disk (and the cache replaced with that)."""
+        before = getattr(_fresh, "on", False)
+        _fresh.on = True
+        try:
+            yield
+        finally:
+            _fresh.on = before
+
     def read_index(self, run: str) -> RunIndex:
         """The run's index, read incrementally: only lines appended since the last call are parsed."""
-        return _read_journal(self._journal(run), _HEADER_KEY, RunIndex, _fold_events)
+        return _read_journal(self._journal(run), _HEADER_KEY, RunIndex, _fold_events, _index_problems)
 
     # ------------------------------------------------------------------ training stats journal
 
@@ -323,10 +380,11 @@ class LocalBackend(WeightsBackend):
 
     def read_training_stats(self, run: str) -> dict[int, tuple[float, float]]:
         """Our training stats, read incrementally like the index."""
-        return _read_journal(self._stats_journal(run), _STATS_KEY, dict, _fold_stats)
+        return _read_journal(self._stats_journal(run), _STATS_KEY, TrainingRows, _fold_stats, _stats_problems)
 
     def append_training_stats(self, run: str, rows: Mapping[int, tuple[float, float]]) -> None:
         """Append the rows not stored yet, under the journal's lock, in one write, fsynced."""
+        self._writable(run)
         path = self._stats_journal(run)
         with _locked(path):
             stored = self.read_training_stats(run)
@@ -337,9 +395,7 @@ class LocalBackend(WeightsBackend):
                     "nothing was stored"
                 )
             payload = b"".join(
-                json.dumps([it, loss, time], allow_nan=True).encode() + b"\n"
-                for it, (loss, time) in rows.items()
-                if it not in stored
+                seal_json([it, loss, time]) + b"\n" for it, (loss, time) in rows.items() if it not in stored
             )
             if payload:
                 _append(path, _STATS_KEY, payload)
@@ -377,6 +433,10 @@ class LocalBackend(WeightsBackend):
         fsync_dir(self.basedir / run)
 
     # ------------------------------------------------------------------ across runs
+
+    def journal_runs(self) -> list[str]:
+        """Run folders with a `checkpoints/` folder (our index or training stats may be there)."""
+        return self.list_runs()
 
     def own_run_names(self) -> list[str]:
         """Run folders that hold our index journal."""
@@ -418,10 +478,12 @@ def _read_small(path: str) -> bytes:
 
 def _header_id(header: bytes) -> str | None:
     """The `id` of a journal's header line (None if it has none)."""
-    start = header.find(b'"id": "')  # as `_append` writes it: no parse for 10,000s of digests
-    end = header.find(b'"', start + 7) if start >= 0 else -1
-    if end > start >= 0 and header.endswith(b"}\n") and header.count(b'"id"') == 1:
-        return header[start + 7 : end].decode("ascii", "replace")
+    # as `_append` writes it (sealed, compact; older headers had a space): no parse for 10,000s
+    start = header.find(b'"id":"')
+    start = start + 6 if start >= 0 else header.find(b'"id": "') + 7
+    end = header.find(b'"', start) if start >= 7 else -1
+    if end > start >= 7 and header.endswith(b"}\n") and header.count(b'"id"') == 1:
+        return header[start:end].decode("ascii", "replace")
     try:
         found = json.loads(header).get("id")
     except (ValueError, AttributeError):
@@ -435,107 +497,184 @@ def _locked(path: Path) -> FileLock:
 
 
 def _append(path: Path, header_key: str, payload: bytes) -> None:
-    """Append `payload` (whole lines) to a journal in one write, fsynced; the caller holds its lock."""
+    """Append `payload` (whole sealed lines) to a journal in one write, fsynced; the caller holds its
+    lock. All or nothing: a write cut short (a full disk, an I/O error, an interrupt) is cut off
+    again before the lock is released, so no reader is left with part of a batch."""
     if not path.exists():
-        header = json.dumps({header_key: 1, "id": secrets.token_hex(16)}).encode() + b"\n"
+        header = seal_json({header_key: 1, "id": secrets.token_hex(16)}) + b"\n"
         tmp = write_temp(path.parent, path.name, [header])
         os.replace(tmp, path)
         fsync_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_APPEND)
     try:
         _drop_torn_tail(fd, path)
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view) :]
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def _parse_lines(path: str, lines: list[bytes]) -> list[Any]:
-    try:  # one parse for all the new lines; line by line only if one is damaged
-        return json.loads(b"[" + b",".join(lines) + b"]") if lines else []
+def _sound_lines(path: str, lines: list[bytes], first: int) -> tuple[list[Any], list[int], list[str], int]:
+    """(values, their line numbers, problems, unchecked count) of complete journal lines, the first
+    of which is line `first`: lines failing their checksum or not parsing are problems, named by
+    line, and skipped."""
+    numbers: list[int] | range = range(first, first + len(lines))
+    whole = sealed_array(lines)
+    if whole is not None:  # every line sealed and sound: one parse, without the checksums
+        return json.loads(whole), numbers, [], 0
+    damaged, unchecked = check_lines(lines)
+    problems = []
+    if damaged:
+        bad = set(damaged)
+        problems = [f"line {first + i}: fails its checksum" for i in damaged]
+        numbers = [first + i for i in range(len(lines)) if i not in bad]
+        lines = [line for i, line in enumerate(lines) if i not in bad]
+    try:  # one parse for all the lines; line by line only if one does not parse
+        values = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
     except ValueError:
-        parsed = []
-        for line in lines:
+        values, kept = [], []
+        for number, line in zip(numbers, lines, strict=True):
             try:
-                parsed.append(json.loads(line))
+                values.append(json.loads(line))
+                kept.append(number)
             except ValueError:
-                log.warning("skipping a damaged line in %s: %.80r", path, line)
-        return parsed
+                problems.append(f"line {number}: not a JSON value")
+        numbers = kept
+    if problems:
+        log.warning("%s: skipping damaged line(s): %s", path, "; ".join(problems[:10]))
+    return values, list(numbers) if damaged else numbers, problems, len(unchecked)
 
 
-def _fold_events(index: RunIndex, path: str, lines: list[bytes]) -> RunIndex:
-    return index.with_events(_parse_lines(path, lines))
+def _fold_events(index: RunIndex, path: str, lines: list[bytes], first: int) -> RunIndex:
+    events, numbers, problems, unchecked = _sound_lines(path, lines, first)
+    return index.with_events(events, numbers).with_problems(problems, unchecked)
 
 
-def _fold_stats(
-    stats: dict[int, tuple[float, float]], path: str, lines: list[bytes]
-) -> dict[int, tuple[float, float]]:
-    new = dict(stats)  # a reader may still hold the old one
-    for row in _parse_lines(path, lines):
+def _fold_stats(stats: TrainingRows, path: str, lines: list[bytes], first: int) -> TrainingRows:
+    rows, numbers, problems, unchecked = _sound_lines(path, lines, first)
+    new = TrainingRows(stats)  # a reader may still hold the old one
+    for number, row in zip(numbers, rows, strict=True):
         try:
+            if len(row) == 4 and isinstance(row[3], str):
+                row = row[:3]  # the checksum
             iteration, loss, time = row
             if type(iteration) is not int or iteration < 0:
                 raise ValueError
             new[iteration] = (float(loss), float(time))
         except (TypeError, ValueError):
             log.warning("skipping a malformed training stats line in %s: %.80r", path, row)
+            problems.append(f"line {number}: not an [iteration, loss, time] row")
+    new.problems = (*stats.problems, *problems)
+    new.unchecked = stats.unchecked + unchecked
     return new
 
 
-def _read_journal(path_: Path, header_key: str, empty: Callable[[], Any], fold: Callable[..., Any]) -> Any:
-    """A journal's folded value, parsing only the complete lines appended since the last read."""
-    return _read_journal_state(path_, header_key, empty, fold)[0]
+def _index_problems(index: RunIndex, problems: list[str]) -> RunIndex:
+    return index.with_problems(problems)
+
+
+def _stats_problems(stats: TrainingRows, problems: list[str]) -> TrainingRows:
+    new = TrainingRows(stats)
+    new.problems, new.unchecked = (*stats.problems, *problems), stats.unchecked
+    return new
+
+
+def _fold_header(header: bytes, header_key: str) -> str | None:
+    """What is wrong with a journal's first line, or None if it is our header."""
+    line = header.rstrip(b"\n")
+    if line_state(line) == "damaged":
+        return "line 1 (the header): fails its checksum"
+    try:
+        if json.loads(line).get(header_key) != 1:
+            raise ValueError
+    except (ValueError, AttributeError):
+        return f"line 1 (the header): not a {header_key} header"
+    return None
+
+
+#: How many bytes before a cached offset are compared to tell the journal is the one cached.
+_TAIL = 32
+
+
+def _read_journal(
+    path_: Path, header_key: str, empty: Callable[[], Any], fold: Callable[..., Any], with_problems: Callable
+) -> Any:
+    """A journal's folded value, parsing only the complete lines appended since the last read.
+
+    A damaged line (checksum, JSON) or header is skipped and reported in the value's problems;
+    the rest is read. A cached value is extended only if the journal is still the file it was
+    read from: same file, same first line, and the bytes just before the offset read so far.
+    """
+    return _read_journal_state(path_, header_key, empty, fold, with_problems)[0]
 
 
 def _read_journal_state(
-    path_: Path, header_key: str, empty: Callable[[], Any], fold: Callable[..., Any]
-) -> tuple[Any, bytes, int]:
-    """(folded value, header line, bytes folded): the journal read up to its last complete line."""
+    path_: Path, header_key: str, empty: Callable[[], Any], fold: Callable[..., Any], with_problems: Callable
+) -> tuple[Any, bytes, int, int]:
+    """(folded value, header line, bytes folded, the journal's mtime in ns): the journal read up
+    to its last complete line."""
     path = str(path_)
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return empty(), b"", 0
+        return empty(), b"", 0, 0
     try:
         st = os.fstat(fd)
         identity = (st.st_dev, st.st_ino)
-        head = os.pread(fd, 256, 0)
-        header = head[: head.find(b"\n") + 1]
-        if not header:
-            raise CorruptWeightsError(f"{path} has no header line")
+        head = os.pread(fd, 512, 0)
+        cut = head.find(b"\n")
+        header = head[: cut + 1] if cut >= 0 else b""
         with _cache_lock:
-            cached = _cache.get(path)
+            cached = None if getattr(_fresh, "on", False) else _cache.get(path)
             if cached is not None:
                 _cache.move_to_end(path)
         if (
             cached is not None
+            and header
             and cached.identity == identity
             and cached.header == header
-            and cached.offset <= st.st_size
+            and (cached.offset < st.st_size or cached.mtime == st.st_mtime_ns)
+            and os.pread(fd, len(cached.tail), cached.offset - len(cached.tail)) == cached.tail
         ):
-            if cached.offset == st.st_size:
-                return cached.index, header, cached.offset
-            start, value = cached.offset, cached.index
+            if cached.offset == st.st_size and cached.mtime == st.st_mtime_ns:
+                return cached.index, header, cached.offset, st.st_mtime_ns
+            start, value, first = cached.offset, cached.index, cached.lines + 1
+            before = cached.tail
+            data = _pread_all(fd, start, st.st_size - start)
         else:
-            try:
-                if json.loads(header).get(header_key) != 1:
-                    raise ValueError
-            except (ValueError, AttributeError):
-                raise CorruptWeightsError(f"{path} is not a dacapo_store journal ({header_key})") from None
-            start, value = len(header), empty()
-        data = _pread_all(fd, start, st.st_size - start)
+            data = _pread_all(fd, 0, st.st_size)
+            cut = data.find(b"\n")
+            if cut < 0:  # not even a whole first line: a header being written, or damage
+                problem = "line 1 (the header): incomplete" if data else "empty file"
+                return with_problems(empty(), [problem]), b"", 0, st.st_mtime_ns
+            header = before = data[: cut + 1]
+            value, start, first = empty(), cut + 1, 2
+            problem = _fold_header(header, header_key)
+            if problem is not None:
+                log.warning("%s: %s", path, problem)
+                value = with_problems(value, [problem])
+            data = data[start:]
     finally:
         os.close(fd)
     end = data.rfind(b"\n") + 1  # only complete lines
-    value = fold(value, path, data[:end].splitlines())
+    lines = data[:end].split(b"\n")[:-1]
+    value = fold(value, path, lines, first)
+    tail = (before + data[: min(end, _TAIL)])[-_TAIL:] if end < _TAIL else data[end - _TAIL : end]
     with _cache_lock:
-        _cache[path] = _Cached(identity, header, start + end, value)
+        mtime = st.st_mtime_ns if start + end == st.st_size else -1  # a line still being written
+        _cache[path] = _Cached(identity, header, start + end, value, first - 1 + len(lines), tail, mtime)
         _cache.move_to_end(path)
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
-    return value, header, start + end
+    return value, header, start + end, st.st_mtime_ns
 
 
 def _pread_all(fd: int, offset: int, size: int) -> bytes:

@@ -7,7 +7,8 @@ from typing import Any, Union
 import attrs
 
 from ..configs.runs import RunConfig
-from ..names import check_name
+from ..errors import InvalidNameError
+from ..names import check_name, run_name_problem
 
 RunLike = Union[str, RunConfig]  # noqa: UP007 -- a runtime alias, py3.10-safe
 
@@ -38,7 +39,8 @@ class WeightsProblem:
     """One thing `verify` found wrong with a run's checkpoints."""
 
     run: str
-    iteration: int
+    #: None for what is not about one checkpoint (a damaged line of the run's index or stats)
+    iteration: int | None
     problem: str
 
 
@@ -46,7 +48,11 @@ def run_name(run: RunLike) -> str:
     """The checked name of a run given by name or RunConfig."""
     if isinstance(run, RunConfig):
         run = run.name
-    return check_name(run, "run name")
+    name = check_name(run, "run name", slash_ok=True)
+    problem = run_name_problem(name, frozenset())  # '/' (on every backend); files: see _writable
+    if problem is not None:
+        raise InvalidNameError(f"invalid run name {name!r}: {problem}")
+    return name
 
 
 def check_iteration(iteration: object) -> int:

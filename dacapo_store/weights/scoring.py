@@ -11,8 +11,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from ..criteria import check_criterion, check_score, known_direction
+from ..criteria import check_criterion, check_score, direction_conflict, known_direction
 from ..errors import CriterionNotFoundError, DacapoStoreError, StoreConnectionError, WeightsNotFoundError
+from ..fsutil import naming
 from ..names import check_name
 from .best import choose, pin_of
 from .index import RunIndex
@@ -91,11 +92,6 @@ class Scoring:
                 continue
             if type(higher) is not bool:
                 raise TypeError(f"higher_is_better[{criterion!r}] must be a bool, got {higher!r}")
-            if criterion in stored and stored[criterion] is not higher:
-                raise ValueError(
-                    f"run {name} stores {criterion!r} as {_direction(stored[criterion])}, "
-                    f"not {_direction(higher)}; use another criterion name for the other direction"
-                )
             directions[criterion] = higher
         if unknown:
             raise ValueError(
@@ -109,7 +105,16 @@ class Scoring:
             "scores": values,
             "higher_is_better": directions,
         }
-        self.backend.append_index(name, [event])
+        conflict = direction_conflict(name, stored, [event])
+        if conflict is not None:
+            raise conflict
+        # the backend checks the directions again as it writes (under the run's lock, or in the
+        # same update): a racing first direction is refused there
+        try:
+            self.backend.append_index(name, [event])
+        except OSError as exc:
+            doing = f"recording scores of run {name} at iteration {iteration}"
+            raise naming(exc, doing, self.where) from exc
 
     def criteria(self, run: RunLike) -> list[str]:
         """The criteria the run has scores for."""
@@ -201,7 +206,3 @@ class Scoring:
             ((d, c, i) for (d, c), i in self.backend.read_index(run_name(run)).pins.items()),
             key=lambda p: (p[1], p[0] or ""),
         )
-
-
-def _direction(higher: bool) -> str:
-    return "higher-is-better" if higher else "lower-is-better"

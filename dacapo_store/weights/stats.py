@@ -25,6 +25,14 @@ TrainingStatsInput = Union[  # noqa: UP007 -- a runtime alias, py3.10-safe
 ]
 
 
+class TrainingRows(dict):
+    """A backend's training stats of a run, iteration -> (loss, time), with what it stored that
+    could not be read (`problems`, each saying where) and how many journal lines carry no checksum."""
+
+    problems: tuple[str, ...] = ()
+    unchecked = 0
+
+
 def training_rows(stats: TrainingStatsInput) -> dict[int, tuple[float, float]]:
     """`stats` checked and normalized to iteration -> (loss, time); bad input raises before any write."""
     rows: dict[int, tuple[float, float]] = {}

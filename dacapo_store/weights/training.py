@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from ..errors import TrainingStatsConflictError
+from ..fsutil import naming
 from .records import RunLike, run_name, summary
 from .stats import TrainingIterationStats, TrainingStatsInput, same_stats, training_rows
 
@@ -38,7 +39,11 @@ class TrainingStats:
             )
         new = {it: row for it, row in rows.items() if it not in existing}
         if new:
-            self.backend.append_training_stats(name, dict(sorted(new.items())))
+            try:
+                self.backend.append_training_stats(name, dict(sorted(new.items())))
+            except OSError as exc:
+                doing = f"storing training stats of run {name} at iteration(s) {summary(sorted(new))}"
+                raise naming(exc, doing, self.where) from exc
         return len(new)
 
     def retrieve_training_stats(self, run: RunLike) -> list[TrainingIterationStats]:

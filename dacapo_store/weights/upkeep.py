@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..criteria import start_rule
-from .backend import Leftover
+from ..errors import DacapoStoreError
+from .backend import Collected, Leftover, gc_cutoff
 from .best import choose, kept_by_bests
 from .records import RunLike, run_name, summary
 
@@ -31,25 +31,31 @@ class Upkeep:
         has written its blobs but not yet its index entry. Returns what was removed (with
         dry_run: what would be).
         """
-        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
-            raise ValueError(
-                f"older_than must be a non-negative number of seconds or a timedelta, got {older_than!r}"
-            )
-        cutoff = time.time() - seconds
-        found = [item for item in self.backend.partial_leftovers() if item.created < cutoff]
+        cutoff = gc_cutoff(older_than)
+        with self.backend.fresh_reads():
+            return self._gc(cutoff, dry_run)
+
+    def _gc(self, cutoff: float, dry_run: bool) -> list[Leftover]:
+        found = Collected(item for item in self.backend.partial_leftovers() if item.created < cutoff)
         for run in self.backend.list_runs():
-            referenced = self._referenced(run)
+            referenced = self._referenced(run, found.skipped)
+            if referenced is None:
+                continue
             for name, size, created in self.backend.blob_stats(run):
                 if name not in referenced and created < cutoff:
                     found.append(Leftover("unreferenced blob", run, name, size, created, key=name))
+        for run, why in found.skipped.items():
+            log.warning("gc: skipping the blobs of run %s: %s", run, why)
         if dry_run:
             return found
-        removed = []
+        removed = Collected()
+        removed.skipped = found.skipped
         for item in found:
-            # a blob that an index entry names by now (a very slow writer) stays
-            if item.kind == "unreferenced blob" and item.name in self._referenced(item.run):
-                continue
+            if item.kind == "unreferenced blob":
+                # a blob that an index entry names by now (a very slow writer) stays
+                referenced = self._referenced(item.run, removed.skipped)
+                if referenced is None or item.name in referenced:
+                    continue
             self.backend.remove_leftover(item)
             removed.append(item)
         if removed:
@@ -61,11 +67,23 @@ class Upkeep:
             )
         return removed
 
-    def _referenced(self, run: str) -> set[str]:
+    def _referenced(self, run: str, skipped: dict[str, str]) -> set[str] | None:
+        """The blob names the run's index names; None (and why, in `skipped`) when part of its
+        index can't be read: a blob only that part names would look unreferenced."""
+        try:
+            index = self.backend.read_index(run)
+        except (DacapoStoreError, OSError) as exc:
+            skipped[run] = f"its index can't be read ({exc})"
+            return None
+        if index.problems:
+            skipped[run] = (
+                f"its index has {len(index.problems)} part(s) that can't be read ({index.problems[0]}"
+                f"{'; ...' if len(index.problems) > 1 else ''}), so a blob may be named there; "
+                "nothing of it is collected while `dacapo-store check` reports the damage"
+            )
+            return None
         return {
-            record.get("name")
-            for meta in self.backend.read_index(run).checkpoints.values()
-            for record in meta["blobs"].values()
+            record.get("name") for meta in index.checkpoints.values() for record in meta["blobs"].values()
         }
 
     def prune(

@@ -39,6 +39,13 @@ def age(root: Path, seconds: int = 60) -> Path:
             st = os.lstat(path)
             old = st.st_mtime_ns - seconds * 10**9
             os.utime(path, ns=(st.st_atime_ns, old), follow_symlinks=False)
+    for digest in root.glob("*/checkpoints/index.digest.json"):
+        # as its writer would have stamped it, had it written the journal `seconds` earlier
+        doc = json.loads(digest.read_bytes())
+        doc["of"]["mtime"] = (digest.parent / "index.jsonl").stat().st_mtime_ns
+        st = digest.stat()
+        digest.write_text(json.dumps(doc))
+        os.utime(digest, ns=(st.st_atime_ns, st.st_mtime_ns))
     return root
 
 
@@ -121,7 +128,7 @@ def test_a_restarted_catalog_reads_only_the_journals_whose_signature_changed(reg
     restarted = open_catalog(registry)
     assert restarted.best(BASE, "f1_score") == best  # from the snapshot: BASE's journal was not read
     assert restarted.summary(FINETUNE).criteria == ("loss",)  # read again: its signature changed
-    # without the snapshot a catalog takes the writers' digests, stamped with the journals' length:
+    # without the snapshot a catalog takes the writers' digests, stamped with the journals' stat:
     # the tamper is unseen there too, until the digest is gone and the journal is read
     shutil.rmtree(Path(os.environ["XDG_CACHE_HOME"]) / "dacapo_store" / "run-catalog")
     assert open_catalog(registry).best(BASE, "f1_score") == best
