@@ -211,7 +211,7 @@ def generate_mongomock(n: int, iterations: int):
     # the documents `GridFSWeightsStore.append_index` leaves (with the digest its writer sets),
     # inserted at once: its upserts would scan the collection once per write on mongomock
     for run in documents:
-        index = RunIndex().with_events(_document_events(run["_id"], run))
+        index = RunIndex().with_events(_document_events(run["_id"], run, []))
         run["digest"] = {
             "json": json.dumps(digests.to_json(digests.digest_of(index))),
             "writes": run["writes"],
