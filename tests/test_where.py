@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import mongomock
 import pytest
-from conftest import small_run
+from conftest import no_options, small_run
 from legacy.conftest import DB_NAME, PACK, load_mongo
 from strict_mongo import StrictMongoClient
 
@@ -143,3 +143,37 @@ def test_files_and_mongodb_agree_on_what_dacapo_wrote():
         if expression in PACK_SEARCHES:
             assert found == PACK_SEARCHES[expression], expression
     assert isinstance(client, mongomock.MongoClient)
+
+
+# ---------------------------------------------------------------------------------- the command line
+
+
+def test_list_runs_where_on_what_dacapo_wrote(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from dacapo_store.cli import app
+
+    monkeypatch.setenv("DACAPO_OPTIONS_FILE", str(no_options(tmp_path / "options")))
+    store = f"files:{PACK / 'files'}"
+    run = CliRunner().invoke(
+        app,
+        [
+            "--store",
+            store,
+            "list",
+            "runs",
+            "--where",
+            "architecture_config.fmaps_out == 72",
+            "--where",
+            "num_iterations > 60000",
+        ],
+    )
+    assert run.exit_code == 0, run.output
+    assert run.stdout.split() == [
+        "lab_cosem_jrc_hela-2_hot_er",
+        "lab_jrc_hela-2_split_pretrained_lab_unet_lab_132_gp_simple_lab__0",
+    ]
+    bad = CliRunner().invoke(app, ["--store", store, "list", "runs", "--where", "num_iterations => 3"])
+    assert bad.exit_code == 2 and bad.stdout == ""
+    assert bad.stderr.strip().count("\n") == 0 and "num_iterations => 3" in bad.stderr
+    assert CliRunner().invoke(app, ["--store", store, "list", "tasks", "--where", "a == 1"]).exit_code == 2

@@ -18,9 +18,11 @@ validated against the same signatures: a cache of the catalog, never its authori
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,11 +32,13 @@ import attrs
 
 from ..cache import cache_file
 from ..config_store.documents import META_KEY, DocumentMetadata, config_part
+from ..criteria import main_rank
 from ..errors import AmbiguousNameError, ConfigNotFoundError, DacapoStoreError, StoreConnectionError
 from ..weights.base import WeightsStore
 from ..weights.best import direction
 from ..weights.digest import RunDigest
 from ..weights.leaderboard import LeaderboardEntry, leaderboard_entries
+from ..where import Condition, matches
 from . import snapshot as snapshots
 from .runs import (
     DEFAULT_STALE_AFTER,
@@ -67,6 +71,8 @@ SORT_KEYS = (
     "updated_at",
 )
 MAX_LIMIT = 500
+#: Metric columns a runs table shows at most.
+MAX_COLUMNS = 12
 
 
 @attrs.frozen
@@ -88,6 +94,10 @@ class RunQuery:
     limit: int = 50
     #: only runs whose document holds this (kind, name) dataset or array config
     uses: tuple[str, str] | None = None
+    #: only runs whose document every condition holds on (`dacapo_store.where`)
+    where: tuple[Condition, ...] = ()
+    #: criteria whose bests the rows carry besides `criterion`'s (the runs table's metric columns)
+    columns: tuple[str, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         if self.sort not in SORT_KEYS:
@@ -103,6 +113,8 @@ class RunQuery:
             type(self.uses) is not tuple or len(self.uses) != 2 or self.uses[0] not in NESTED_KINDS
         ):
             raise ValueError(f"uses must be (kind, name) with a kind of {', '.join(NESTED_KINDS)}")
+        if len(self.columns) > MAX_COLUMNS:
+            raise ValueError(f"at most {MAX_COLUMNS} metric columns, got {len(self.columns)}")
 
 
 class RunEntry:
@@ -131,6 +143,7 @@ class RunEntry:
         found = self._summary
         if found is None:
             fields = {**(self.fields if self.fields is not None else _BLANK), "name": self.name}
+            fields.pop("document", None)
             problems = [p for p in (fields.pop("config_problem", None), self.digest.problem) if p]
             weights = weights_fields(self.digest)
             weights["damage"] = "; ".join(problems) or None
@@ -220,11 +233,17 @@ class CatalogSnapshot:
                     found[criterion].add(dataset)
         return {c: sorted(d) for c, d in sorted(found.items())}
 
-    def default_criterion(self, criterion: str | None) -> str | None:
-        """The criterion asked for, else the first one any run has."""
+    def default_criterion(
+        self, criterion: str | None, dataset: str | None = None, runs: Iterable[RunEntry] | None = None
+    ) -> str | None:
+        """The criterion asked for, else the one most of `runs` (default: every run) have a best
+        by (on `dataset`, if given): ties go to the main metric (`criteria.main_rank`), then
+        the name. Never a criterion none of them has."""
         if criterion is not None:
             return criterion
-        return next(iter(self.criteria()), None)
+        if runs is None:
+            return self._cached(("default", dataset), lambda: most_common(self.entries.values(), dataset))
+        return most_common(runs, dataset)
 
     def direction(self, criterion: str) -> bool:
         """Which way `criterion` ranks runs (`best.direction`: the table, else the runs' own)."""
@@ -271,17 +290,37 @@ class CatalogSnapshot:
     def query(self, q: RunQuery, now: datetime | None = None) -> dict[str, Any]:
         """One page of runs (or leaderboard rows): total after filters, the rows with their best."""
         now = now or datetime.now(timezone.utc)
-        criterion = self.default_criterion(q.criterion)
         # statuses move with the clock: a cached ordering lives for 10 s at most
         bucket = int(now.timestamp() // 10) if (q.status or q.sort == "status") else 0
-        key = ("query", attrs.evolve(q, offset=0, limit=1, criterion=criterion), bucket)
-        ordered = self._cached(key, lambda: self._ordered(q, criterion, now))
+        selection = attrs.evolve(
+            q,
+            offset=0,
+            limit=1,
+            criterion=None,
+            columns=(),
+            sort="name",
+            descending=False,
+            with_best_only=False,
+        )
+        filtered = self._cached(("filtered", selection, bucket), lambda: self._filtered(q, now))
+        criterion = q.criterion or (q.columns[0] if q.columns else None)
+        columns = q.columns
+        if criterion is None:
+            columns = self._cached(
+                ("default", selection, q.dataset, bucket), lambda: covering(filtered, q.dataset)
+            )
+            criterion = columns[0] if columns else None
+        elif not columns:
+            columns = (criterion,)
+        key = ("query", attrs.evolve(q, offset=0, limit=1, criterion=criterion, columns=()), bucket)
+        ordered = self._cached(key, lambda: self._ordered(filtered, q, criterion, now))
         page = ordered[q.offset : q.offset + q.limit]
         rows = []
         for entry in page:
             row = entry.summary.as_json(now, self.stale_after)
             best = entry.bests.get((criterion, q.dataset)) if criterion else None
             row["best"] = attrs.asdict(best) if best else None
+            row["bests"] = {c: _asdict(entry.bests.get((c, q.dataset))) for c in columns}
             rows.append(row)
         return {
             "total": len(ordered),
@@ -289,10 +328,12 @@ class CatalogSnapshot:
             "limit": q.limit,
             "criterion": criterion,
             "dataset": q.dataset,
+            "columns": [{"criterion": c, "higher_is_better": self.direction(c)} for c in columns],
             "rows": rows,
         }
 
-    def _ordered(self, q: RunQuery, criterion: str | None, now: datetime) -> list[RunEntry]:
+    def _filtered(self, q: RunQuery, now: datetime) -> list[RunEntry]:
+        """The runs the query's filters select (its criterion aside), by name."""
         needle = q.name.casefold() if q.name else None
         chosen = []
         by_name = self._cached(("by_name",), lambda: [self.entries[n] for n in self.names()])
@@ -307,9 +348,21 @@ class CatalogSnapshot:
                 continue
             if q.uses is not None and q.uses not in s.uses:
                 continue
-            if q.with_best_only and (criterion is None or (criterion, q.dataset) not in entry.bests):
+            if q.where and not matches((entry.fields or _BLANK).get("document"), q.where):
                 continue
             chosen.append(entry)
+        return chosen
+
+    def _ordered(
+        self, filtered: list[RunEntry], q: RunQuery, criterion: str | None, now: datetime
+    ) -> list[RunEntry]:
+        """The filtered runs in the query's order (with a best by the criterion only, if asked)."""
+        chosen = filtered
+        if q.with_best_only:
+            key = (criterion, q.dataset)
+            chosen = [e for e in filtered if criterion is not None and key in e.bests]
+        else:
+            chosen = list(filtered)
         if q.sort == "name":
             if q.descending:
                 chosen.reverse()
@@ -379,6 +432,7 @@ class RunCatalog:
         self._snapshot_file = self._snapshot_path() if persist else None
         self._saved_version = 0
         self._started = False
+        self._documents_missing = False  # restored fields come without the run documents
         self._built = False  # a refresh went through: later ones may run in the background
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
@@ -392,10 +446,27 @@ class RunCatalog:
     def version(self) -> int:
         return self._current.version
 
-    def snapshot(self) -> CatalogSnapshot:
-        """The catalog as it is now (see `refresh`): one immutable version, for one request."""
+    def snapshot(self, *, documents: bool = False) -> CatalogSnapshot:
+        """The catalog as it is now (see `refresh`): one immutable version, for one request.
+        `documents`: with every run's document, for a `where` search (a catalog started from its
+        saved copy reads them once, in one pass)."""
         self.refresh()
+        if documents and self._documents_missing:
+            self._load_documents()
         return self._current
+
+    def _load_documents(self) -> None:
+        """Put each run's document beside its fields (the saved copy keeps fields only)."""
+        with self._refresh_lock:
+            if not self._documents_missing:
+                return
+            fields = self._config_fields
+            if self.configs is not None:
+                for name, doc in self.configs.documents("runs", ordered=False):
+                    found = fields.get(name)
+                    if found is not None and "document" not in found and not isinstance(doc, Exception):
+                        found["document"] = shared_parts(config_part(doc))
+            self._documents_missing = False
 
     # Each of these reads one version; to read several things of one version, take `snapshot()`.
 
@@ -545,6 +616,7 @@ class RunCatalog:
         if saved is None:
             return False
         self._config_token, self._config_fields = saved.config_token, saved.config_fields
+        self._documents_missing = True
         self.table.restore(saved.weights_token, saved.digests)
         entries = {
             name: entry_of(name, saved.config_fields.get(name), saved.digests.get(name, _EMPTY))
@@ -618,7 +690,28 @@ def _fields(configs: Any, name: str, raw: Mapping[str, Any]) -> dict:
     """The run's config fields; `raw` carries its metadata when the store has a current one (the
     store's `documents(with_metadata=True)` and `raw_document` look it up: no second read)."""
     meta = DocumentMetadata.of(raw) if META_KEY in raw else None
-    return config_fields(name, config_part(raw), meta)
+    doc = config_part(raw)
+    fields = config_fields(name, doc, meta)
+    fields["document"] = shared_parts(doc)
+    return fields
+
+
+#: One copy of each distinct config part the catalog's run documents hold (runs share their
+#: task, architecture, trainer and datasplit: 10,000 runs hold a few dozen distinct parts).
+_PARTS: dict[str, Any] = {}
+_PARTS_LOCK = threading.Lock()
+
+
+def shared_parts(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The run document with each nested config part replaced by the one copy of it (`_PARTS`):
+    what `where` searches, kept beside the run's fields (never saved with the catalog's copy)."""
+    out = dict(doc)
+    for field, value in doc.items():
+        if isinstance(value, Mapping):
+            key = field + ":" + json.dumps(value, sort_keys=True, default=str)
+            with _PARTS_LOCK:
+                out[field] = _PARTS.setdefault(key, value)
+    return out
 
 
 def _unreadable(name: str, exc: BaseException) -> dict:
@@ -626,6 +719,45 @@ def _unreadable(name: str, exc: BaseException) -> dict:
     fields = config_fields(name, None, None)
     fields["config_problem"] = f"its config document can't be read: {exc}"
     return fields
+
+
+def most_common(runs: Iterable[RunEntry], dataset: str | None = None) -> str | None:
+    """The criterion most of the runs have a best by (on `dataset`, or over their datasets); ties
+    go to the main metric (`criteria.main_rank`: dice before a dummy's blipp_score), then the name."""
+    counts: Counter[str] = Counter()
+    for entry in runs:
+        if dataset is None:
+            counts.update(entry.digest.criteria)
+        else:
+            counts.update(c for c, d in entry.bests if d == dataset)
+    if not counts:
+        return None
+    return min(counts, key=lambda c: (-counts[c], main_rank(c), c))
+
+
+#: Metric columns the runs table shows by default, at most.
+DEFAULT_COLUMNS = 3
+
+
+def covering(
+    runs: Iterable[RunEntry], dataset: str | None = None, most: int = DEFAULT_COLUMNS
+) -> tuple[str, ...]:
+    """The default metric columns: the most common criterion (`most_common`), then, while some of
+    the runs with scores have a best by none of the columns so far, the most common among those
+    (runs of several tasks share no criterion: each gets a column, up to `most`)."""
+    left = [e for e in runs if e.digest.criteria]
+    out: list[str] = []
+    while left and len(out) < most:
+        found = most_common(left, dataset)
+        if found is None:
+            break
+        out.append(found)
+        left = [e for e in left if (found, dataset) not in e.bests]
+    return tuple(out)
+
+
+def _asdict(best: Best | None) -> dict[str, Any] | None:
+    return attrs.asdict(best) if best else None
 
 
 def leaderboard(
