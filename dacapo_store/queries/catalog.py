@@ -121,13 +121,21 @@ class RunEntry:
     """One run in the catalog: its config fields and its digest; the summary row is made from them
     when first asked for (a leaderboard needs only the bests)."""
 
-    __slots__ = ("_summary", "digest", "fields", "name")
+    __slots__ = ("_summary", "digest", "fields", "name", "scored_at")
 
-    def __init__(self, name: str, fields: Mapping[str, Any] | None, digest: RunDigest) -> None:
+    def __init__(
+        self,
+        name: str,
+        fields: Mapping[str, Any] | None,
+        digest: RunDigest,
+        scored_at: datetime | None = None,
+    ) -> None:
         self.name = name
         self.fields = fields
         #: what the entry was built from (the weights side): a new digest means a new entry
         self.digest = digest
+        #: when its scores were last written, for a run with nothing else to date it (`needs_date`)
+        self.scored_at = scored_at
         self._summary: RunSummary | None = None
 
     @property
@@ -147,13 +155,23 @@ class RunEntry:
             problems = [p for p in (fields.pop("config_problem", None), self.digest.problem) if p]
             weights = weights_fields(self.digest)
             weights["damage"] = "; ".join(problems) or None
+            if self.scored_at is not None and (weights["updated_at"] or self.scored_at) <= self.scored_at:
+                weights["updated_at"] = self.scored_at
             found = self._summary = RunSummary(**fields, **weights)
         return found
 
 
-def entry_of(name: str, fields: Mapping[str, Any] | None, digest: RunDigest) -> RunEntry:
+def entry_of(
+    name: str, fields: Mapping[str, Any] | None, digest: RunDigest, scored_at: datetime | None = None
+) -> RunEntry:
     """A run's entry from its config fields (None: no config document) and its digest."""
-    return RunEntry(name, fields, digest)
+    return RunEntry(name, fields, digest, scored_at)
+
+
+def needs_date(digest: RunDigest) -> bool:
+    """A run with scores but no checkpoint time and no training stats time (it scores before its
+    first checkpoint): only when its scores were written dates it."""
+    return bool(digest.criteria) and digest.checkpoint_time is None and digest.stats_written is None
 
 
 #: The config fields of a run without a config document.
@@ -565,7 +583,10 @@ class RunCatalog:
         entries = dict(old)
         for name in changed:
             if name in names:
-                entries[name] = entry_of(name, self._config_fields.get(name), digests.get(name, _EMPTY))
+                digest = digests.get(name, _EMPTY)
+                entries[name] = entry_of(
+                    name, self._config_fields.get(name), digest, self._scored_at(name, digest)
+                )
             else:
                 entries.pop(name, None)
         self._current = CatalogSnapshot(entries, self._current.version + 1, self.stale_after)
@@ -593,6 +614,18 @@ class RunCatalog:
         self._config_fields, self._config_token = new, token
         return set(changed)
 
+    def _scored_at(self, name: str, digest: RunDigest) -> datetime | None:
+        """When the run's scores were last written, for a run nothing else dates (`needs_date`)."""
+        if not needs_date(digest):
+            return None
+        try:
+            return self.weights.scores_written(name)
+        except StoreConnectionError:
+            raise
+        except (DacapoStoreError, OSError) as exc:
+            log.warning("run %s: when its scores were written can't be read: %s", name, exc)
+            return None
+
     # -------------------------------------------------------------- the saved copy (files)
 
     def _snapshot_path(self) -> Path | None:
@@ -618,10 +651,12 @@ class RunCatalog:
         self._config_token, self._config_fields = saved.config_token, saved.config_fields
         self._documents_missing = True
         self.table.restore(saved.weights_token, saved.digests)
-        entries = {
-            name: entry_of(name, saved.config_fields.get(name), saved.digests.get(name, _EMPTY))
-            for name in set(saved.config_fields) | set(saved.digests)
-        }
+        entries = {}
+        for name in set(saved.config_fields) | set(saved.digests):
+            digest = saved.digests.get(name, _EMPTY)
+            entries[name] = entry_of(
+                name, saved.config_fields.get(name), digest, self._scored_at(name, digest)
+            )
         self._current = CatalogSnapshot(entries, self._current.version + 1, self.stale_after)
         self._saved_version = self._current.version
         log.info("run catalog: %d runs from %s", len(entries), self._snapshot_file)

@@ -115,3 +115,20 @@ def test_a_search_after_a_restart_reads_the_documents_the_saved_catalog_lacks(tm
             page = client.get("/api/v1/runs", params={"where": "architecture_config.fmaps_out == 72"}).json()
             assert page["total"] == 3, started
         assert len(list((user_cache / "run-catalog").glob("*.json"))) == 1
+
+
+def test_a_run_writing_only_scores_is_training_dated_by_its_scores(pack):
+    """No checkpoint and no training stats yet: its scores date it, and its best is marked."""
+    from datetime import datetime, timedelta, timezone
+
+    run = "lab_lsd_er"
+    assert pack.get("/api/v1/runs", params={"name": run}).json()["rows"][0]["status"] == "new"
+    pack.weights.store_validation_scores(run, 100, {"voi": 0.3}, dataset="lab_dvid_dataset")
+    pack.weights.store_validation_scores(run, 200, {"voi": 0.2}, dataset="lab_dvid_dataset")
+    row = pack.get("/api/v1/runs", params={"name": run, "criterion": "voi"}).json()["rows"][0]
+    assert row["status"] == "training" and row["iterations_trained"] == 200
+    updated = datetime.fromisoformat(row["updated_at"])
+    assert datetime.now(timezone.utc) - updated < timedelta(minutes=5)
+    assert row["best"] == {"iteration": 200, "value": 0.2, "pinned": False, "loadable": False}
+    html = pack.get("/", params={"name": run, "criterion": "voi"}).text
+    assert "no checkpoint" in html and "status-training" in html and "status-stalled" not in html
