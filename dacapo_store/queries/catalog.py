@@ -270,6 +270,19 @@ class CatalogSnapshot:
             lambda: direction(criterion, (self.entries[n].directions.get(criterion) for n in self.names())),
         )
 
+    def used(self, kind: str) -> dict[str, list[str]]:
+        """The dataset or array configs (`kind`) the runs' documents hold -> the runs holding each:
+        what DaCapo's files layout keeps only inside datasplits."""
+        return self._cached(("used", kind), lambda: self._used(kind))
+
+    def _used(self, kind: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for name in self.names():
+            for k, used in self.entries[name].summary.uses:
+                if k == kind:
+                    out.setdefault(used, []).append(name)
+        return dict(sorted(out.items()))
+
     def facets(self) -> dict[str, list[tuple[str, int]]]:
         """The values each part filter can take, with how many runs have each."""
         return self._cached(("facets",), self._facets)

@@ -149,6 +149,16 @@ _BEST = {
             "type": "boolean",
             "description": "False: the run's best score, whose checkpoint is gone (no checkpoint).",
         },
+        "pinned_by": {
+            "type": "string",
+            "enum": ["pin", "dacapo"],
+            "description": "a pinned best (run page): a pin of ours, or one of DaCapo's automatic best files",
+        },
+        "computed": {
+            "type": "object",
+            "nullable": True,
+            "description": "a pinned best: the best without pins",
+        },
     },
 }
 
@@ -301,6 +311,15 @@ _RUN = {
             },
         },
         "curves": {"type": "array", "items": _ref("Series")},
+        "pinned": {
+            "type": "object",
+            "description": "each pinned best ('criterion/dataset', 'all' for the mean): who pinned it "
+            "(pin: ours; dacapo: DaCapo's automatic best file) and the best without pins",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {"source": {"type": "string", "enum": ["pin", "dacapo"]}, "computed": _BEST},
+            },
+        },
         "training": {
             "type": "object",
             "required": ["iterations", "loss"],
@@ -551,6 +570,11 @@ def openapi_document() -> dict[str, Any]:
                         "offset": {"type": "integer"},
                         "limit": {"type": "integer"},
                         "names": {"type": "array", "items": {"type": "string"}},
+                        "nested_only": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "datasets or arrays listed that are only inside runs",
+                        },
                     },
                 },
                 [
@@ -579,6 +603,11 @@ def openapi_document() -> dict[str, Any]:
                             "description": "The document's DaCapo dialect (either: both write it alike).",
                         },
                         "runs": _USED_BY,
+                        "held_by": {
+                            "type": "string",
+                            "nullable": True,
+                            "description": "a dataset or array not stored on its own: the run holding it",
+                        },
                     },
                 },
                 [

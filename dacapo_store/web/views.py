@@ -29,7 +29,7 @@ from ..queries import STATUSES, CatalogSnapshot, RunCatalog, RunQuery, compare_r
 from ..queries.catalog import MAX_LIMIT, PART_FILTERS, SORT_KEYS
 from ..queries.runs import check_run_names
 from ..queries.scores import scores_table
-from ..queries.uses import NESTED_KINDS
+from ..queries.uses import NESTED_KINDS, nested_config
 from ..weights.base import WeightsStore
 from ..where import Condition, WhereError
 from ..where import parse_all as parse_where
@@ -317,12 +317,23 @@ def run(request: Request, registry: Registry) -> dict[str, Any]:
         {
             "criterion": c,
             "higher_is_better": directions[c],
-            "all": _best(registry, name, c, None),
-            "datasets": {d: _best(registry, name, c, d) for d in datasets if (c, d) in scored},
+            "all": _pin_noted(_best(registry, name, c, None), detail["pinned"].get(f"{c}/all")),
+            "datasets": {
+                d: _pin_noted(_best(registry, name, c, d), detail["pinned"].get(f"{c}/{d}"))
+                for d in datasets
+                if (c, d) in scored
+            },
         }
         for c in chosen
     ]
     return detail
+
+
+def _pin_noted(best: dict[str, Any] | None, pin: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A pinned best with who pinned it (ours or DaCapo's best file) and the computed best beside."""
+    if best is None or not best["pinned"] or pin is None:
+        return best
+    return {**best, "pinned_by": pin["source"], "computed": pin["computed"]}
 
 
 def _same(values: set[Any]) -> Any:
@@ -465,6 +476,11 @@ def configs(request: Request, registry: Registry) -> dict[str, Any]:
     needle = p.string("name")
     offset, limit = p.integer("offset", 0, 0), p.integer("limit", 100, 1, MAX_LIMIT)
     names = registry.catalog.names() if kind == "runs" else registry.configs.names(kind)
+    nested_only: list[str] = []
+    if kind in NESTED_KINDS:  # DaCapo's files layout keeps datasets only inside datasplits
+        stored = set(names)
+        nested_only = [n for n in registry.catalog.used(kind) if n not in stored]
+        names = sorted(stored | set(nested_only))
     if needle:
         names = [n for n in names if needle.casefold() in n.casefold()]
     return {
@@ -475,6 +491,7 @@ def configs(request: Request, registry: Registry) -> dict[str, Any]:
         "offset": offset,
         "limit": limit,
         "names": names[offset : offset + limit],
+        "nested_only": [n for n in names[offset : offset + limit] if n in set(nested_only)],
     }
 
 
@@ -487,13 +504,24 @@ def config(request: Request, registry: Registry) -> dict[str, Any]:
     criterion, dataset = p.criterion(), p.name("dataset", "dataset name")
     try:
         slash_ok = getattr(registry.configs, "slash_in_names", False)  # MongoDB keeps DaCapo's '/' names
-        name = check_name(request.path_params["name"], f"{kind[:-1]} name", slash_ok=slash_ok)
-        document = registry.configs.get_document(kind, name)
+        nested = kind in NESTED_KINDS  # a dataset or array may live only inside runs, '/' and all
+        name = check_name(request.path_params["name"], f"{kind[:-1]} name", slash_ok=slash_ok or nested)
+        held_by = None
+        try:
+            if nested and not slash_ok and "/" in name:
+                raise ConfigNotFoundError(name)  # the store can't hold it on its own
+            document = registry.configs.get_document(kind, name)
+        except ConfigNotFoundError:
+            if not nested:
+                raise
+            document, held_by = nested_document(registry, kind, name)
     except ConfigNotFoundError as exc:
         raise NotFound(str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise BadRequest(str(exc)) from None
     try:
+        if held_by is not None:
+            raise ConfigNotFoundError(name)  # not stored on its own: no metadata of its own
         meta = registry.configs.metadata(kind, name)
         metadata = {
             "created_at": meta.created_at.isoformat() if meta.created_at else None,
@@ -519,7 +547,23 @@ def config(request: Request, registry: Registry) -> dict[str, Any]:
         "metadata": metadata,
         "dialect": dialect,
         "runs": used_by,
+        "held_by": held_by,
     }
+
+
+def nested_document(registry: Registry, kind: str, name: str) -> tuple[dict[str, Any], str]:
+    """A dataset or array config not stored on its own, as the first run holding it has it (its
+    document and that run's name); ConfigNotFoundError if no run holds one."""
+    for run in registry.catalog.used(kind).get(name, []):
+        try:
+            found = nested_config(registry.configs.get_document("runs", run), kind, name)
+        except ConfigNotFoundError:
+            continue
+        if found is not None:
+            return found, run
+    raise ConfigNotFoundError(
+        f"no {kind[:-1]} named {name!r} in {registry.describe()}, stored or inside a run"
+    )
 
 
 def health(registry: Registry) -> dict[str, Any]:
