@@ -46,8 +46,9 @@ class Condition:
 
     path: tuple[str, ...]
     op: str
-    value: Any
-    text: str
+    #: compared and hashed through `text` (a value may be a list: the condition stays hashable)
+    value: Any = attrs.field(eq=False)
+    text: str = ""
 
     def __str__(self) -> str:
         return self.text

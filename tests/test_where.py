@@ -75,6 +75,11 @@ def test_a_malformed_expression_names_the_part(expression, names):
     assert names in str(error.value) and expression in str(error.value)
 
 
+def test_a_condition_with_a_list_is_hashable_and_equal_to_itself():
+    a, b = parse('task_config.channels == ["mito", "er"]'), parse('task_config.channels == ["mito", "er"]')
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+
+
 def test_several_are_all_asked():
     both = parse_all(["num_iterations > 1000", "architecture_config.fmaps_out == 32"])
     assert matches(DOC, both)

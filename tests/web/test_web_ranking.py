@@ -93,6 +93,8 @@ def test_runs_are_searched_by_config_values(pack):
     assert [r["name"] for r in board["rows"]] == [BIG]
     html = pack.get("/", params={"where": "task_config.channels ~ mito"}).text
     assert 'value="task_config.channels ~ mito"' in html
+    exact = pack.get("/api/v1/runs", params={"where": 'task_config.channels == ["mito"]'}).json()
+    assert [r["name"] for r in exact["rows"]] == ["lab_dist_mito_ints", "lab_inner_mito"]
     bad = pack.get("/api/v1/runs", params={"where": "num_iterations >> 3"})
     assert bad.status_code == 400 and "num_iterations >> 3" in bad.json()["error"]["message"]
     assert pack.configs.names("runs") == names
