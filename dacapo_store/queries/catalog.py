@@ -463,7 +463,9 @@ class RunCatalog:
         self._snapshot_file = self._snapshot_path() if persist else None
         self._saved_version = 0
         self._started = False
-        self._documents_missing = False  # restored fields come without the run documents
+        # Run documents are kept beside the fields once a `where` search asks for them (the first
+        # one reads them all in one pass); until then the catalog holds fields only.
+        self._documents_missing = True  # the saved copy keeps fields only
         self._built = False  # a refresh went through: later ones may run in the background
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
@@ -479,15 +481,16 @@ class RunCatalog:
 
     def snapshot(self, *, documents: bool = False) -> CatalogSnapshot:
         """The catalog as it is now (see `refresh`): one immutable version, for one request.
-        `documents`: with every run's document, for a `where` search (a catalog started from its
-        saved copy reads them once, in one pass)."""
+        `documents`: with every run's document, for a `where` search (the first such snapshot
+        reads them in one pass; later refreshes keep them current with the fields)."""
         self.refresh()
         if documents and self._documents_missing:
             self._load_documents()
         return self._current
 
     def _load_documents(self) -> None:
-        """Put each run's document beside its fields (the saved copy keeps fields only)."""
+        """Put each run's document beside its fields: one pass, at the first search (a catalog
+        that is never searched never holds them, and its saved copy keeps fields only)."""
         with self._refresh_lock:
             if not self._documents_missing:
                 return
@@ -497,7 +500,7 @@ class RunCatalog:
                     found = fields.get(name)
                     if found is not None and "document" not in found and not isinstance(doc, Exception):
                         found["document"] = shared_parts(config_part(doc))
-            self._documents_missing = False
+            self._documents_missing = False  # from now on each refresh keeps them
 
     # Each of these reads one version; to read several things of one version, take `snapshot()`.
 
@@ -612,12 +615,12 @@ class RunCatalog:
         token, changed = self.configs.changes_since(self._config_token, "runs", thorough=full)
         fields = self._config_fields
         if changed is None:
-            new = dict(_all_config_fields(self.configs))
+            new = dict(_all_config_fields(self.configs, not self._documents_missing))
             changed = set(new) ^ set(fields) | {n for n in new if new[n] != fields.get(n)}
         elif changed:
             new = dict(fields)
             for name in changed:
-                found = _config_fields_of(self.configs, name)
+                found = _config_fields_of(self.configs, name, not self._documents_missing)
                 if found is None:
                     new.pop(name, None)
                 else:
@@ -705,7 +708,7 @@ class RunCatalog:
         self._saver.start()
 
 
-def _all_config_fields(configs: Any) -> Iterable[tuple[str, dict]]:
+def _all_config_fields(configs: Any, documents: bool = False) -> Iterable[tuple[str, dict]]:
     """(name, config fields) of every stored run, in one pass over the documents."""
     seen = set()
     for name, doc in configs.documents("runs", with_metadata=True, ordered=False):
@@ -715,10 +718,10 @@ def _all_config_fields(configs: Any) -> Iterable[tuple[str, dict]]:
         if isinstance(doc, Exception):
             yield name, _unreadable(name, doc)
             continue
-        yield name, _fields(configs, name, doc)
+        yield name, _fields(configs, name, doc, documents)
 
 
-def _config_fields_of(configs: Any, name: str) -> dict | None:
+def _config_fields_of(configs: Any, name: str, documents: bool = False) -> dict | None:
     """The config fields of one run, None if it is no longer stored."""
     try:
         try:
@@ -731,16 +734,17 @@ def _config_fields_of(configs: Any, name: str) -> dict | None:
         raise
     except (DacapoStoreError, ValueError, TypeError, OSError) as exc:
         return _unreadable(name, exc)
-    return _fields(configs, name, raw)
+    return _fields(configs, name, raw, documents)
 
 
-def _fields(configs: Any, name: str, raw: Mapping[str, Any]) -> dict:
+def _fields(configs: Any, name: str, raw: Mapping[str, Any], documents: bool = False) -> dict:
     """The run's config fields; `raw` carries its metadata when the store has a current one (the
     store's `documents(with_metadata=True)` and `raw_document` look it up: no second read)."""
     meta = DocumentMetadata.of(raw) if META_KEY in raw else None
     doc = config_part(raw)
     fields = config_fields(name, doc, meta)
-    fields["document"] = shared_parts(doc)
+    if documents:
+        fields["document"] = shared_parts(doc)
     return fields
 
 

@@ -134,3 +134,15 @@ def test_a_run_writing_only_scores_is_training_dated_by_its_scores(pack):
     assert row["best"] == {"iteration": 200, "value": 0.2, "pinned": False, "loadable": False}
     html = pack.get("/", params={"name": run, "criterion": "voi"}).text
     assert "no checkpoint" in html and "status-training" in html and "status-stalled" not in html
+
+
+def test_a_run_stored_after_a_search_is_found_by_the_next(pack):
+    import attrs
+
+    search = {"where": "num_iterations == 12345"}
+    assert pack.get("/api/v1/runs", params=search).json()["total"] == 0
+    config = pack.configs.retrieve_run_config(DUMMY)
+    pack.configs.store_run_config(attrs.evolve(config, name="lab_searched_later", num_iterations=12345))
+    assert [r["name"] for r in pack.get("/api/v1/runs", params=search).json()["rows"]] == [
+        "lab_searched_later"
+    ]
