@@ -603,6 +603,11 @@ def openapi_document() -> dict[str, Any]:
                             "description": "The document's DaCapo dialect (either: both write it alike).",
                         },
                         "runs": _USED_BY,
+                        "criteria": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "the criteria the runs can be ranked by (criterion=)",
+                        },
                         "held_by": {
                             "type": "string",
                             "nullable": True,

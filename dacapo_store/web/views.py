@@ -548,6 +548,7 @@ def config(request: Request, registry: Registry) -> dict[str, Any]:
         "dialect": dialect,
         "runs": used_by,
         "held_by": held_by,
+        "criteria": list(registry.catalog.criteria()) if lists_runs else [],
     }
 
 

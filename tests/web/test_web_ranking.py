@@ -50,7 +50,8 @@ def test_a_config_page_ranks_its_runs_by_the_criterion_asked_for(pack):
     missing = pack.get(SPLIT, params={"criterion": "no_such_criterion"})
     assert missing.status_code == 404 and "no_such_criterion" in missing.json()["error"]["message"]
     html = pack.get(SPLIT.replace("/api/v1", ""), params={"criterion": "mito__f1_score"})
-    assert html.status_code == 200 and "mito__f1_score" in html.text
+    assert html.status_code == 200 and "by best mito__f1_score" in html.text
+    assert "<option selected>mito__f1_score</option>" in html.text
 
 
 def test_metric_columns_are_chosen_in_the_url(pack):
