@@ -98,6 +98,28 @@ def known_direction(criterion: str) -> bool | None:
     return None
 
 
+#: The metrics a page ranks runs by when none is asked for and several are as common, in order:
+#: the overlap scores DaCapo's segmentation tasks report first, then the others it knows; a
+#: metric it doesn't know, then a dummy task's, last.
+MAIN_METRICS: tuple[str, ...] = (
+    "dice",
+    "f1_score",
+    "f1_score_with_tolerance",
+    "jaccard",
+    "voi",
+    "loss",
+    *(c for c in (*BINARY_SEGMENTATION_CRITERIA, *INSTANCE_CRITERIA) if c not in ("dice", "f1_score", "voi")),
+)
+
+
+def main_rank(criterion: str) -> int:
+    """How main a criterion's metric is (lower first, `MAIN_METRICS`); `mito__dice` ranks as dice."""
+    metric = criterion.rsplit("__", 1)[-1]
+    if metric in MAIN_METRICS:
+        return MAIN_METRICS.index(metric)
+    return len(MAIN_METRICS) + (1 if metric in DUMMY_CRITERIA else 0)
+
+
 def check_score(criterion: str, value: object) -> float:
     """A score as a float: a real number (NaN allowed, meaning 'no score'); bools and strings are refused."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -158,10 +180,12 @@ __all__ = [
     "HIGHER_IS_BETTER",
     "INSTANCE_CRITERIA",
     "LOWER_IS_BETTER",
+    "MAIN_METRICS",
     "RESERVED_CRITERIA",
     "check_criterion",
     "check_score",
     "direction_conflict",
     "known_direction",
+    "main_rank",
     "start_rule",
 ]

@@ -281,7 +281,7 @@ def _no_nan(value: Any) -> Any:
     return value
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (shape: see the README).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (shape: see docs/cli.md).")
 
 
 def quiet_stdout() -> None:

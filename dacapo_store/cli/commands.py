@@ -38,6 +38,8 @@ from ..errors import (
 from ..mongo import redact
 from ..queries.lineage import lineage as build_lineage
 from ..transfer import TransferReport, transfer, transfer_total
+from ..where import WhereError
+from ..where import parse_all as parse_where
 from .app import (
     NoRegistryError,
     app,
@@ -136,9 +138,28 @@ def info(as_json: bool) -> None:
 @click.option("--architecture", multiple=True, help="Only runs with this architecture (repeatable).")
 @click.option("--trainer", multiple=True, help="Only runs with this trainer (repeatable).")
 @click.option("--datasplit", multiple=True, help="Only runs with this datasplit (repeatable).")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="'PATH OP VALUE'",
+    help="Only runs whose document this holds on (repeatable, all must hold): PATH dotted into the run "
+    "document (trainer_config.learning_rate, datasplit_config.validate_configs.0.name), OP one of "
+    "== != < <= > >= ~ (~: substring or list element), VALUE a JSON literal or bare text.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of names.")
-def list_(kind: str, task, architecture, trainer, datasplit, as_json: bool) -> None:
-    """The names of the stored configs of KIND."""
+def list_(kind: str, task, architecture, trainer, datasplit, where, as_json: bool) -> None:
+    """The names of the stored configs of KIND.
+
+    Search runs by config values: dacapo-store list runs
+    --where 'architecture_config.fmaps_out == 32' --where 'num_iterations > 1000'
+    """
+    try:
+        conditions = parse_where(where)
+    except WhereError as exc:
+        raise fail(str(exc), 2) from None
+    if conditions and kind != "runs":
+        raise fail("--where searches runs only", 2)
     filters = {
         "task_names": task,
         "architecture_names": architecture,
@@ -149,7 +170,10 @@ def list_(kind: str, task, architecture, trainer, datasplit, as_json: bool) -> N
     if filters and kind != "runs":
         raise click.UsageError("--task/--architecture/--trainer/--datasplit filter runs only")
     with settings().config_store() as store:
-        names = store.names(kind, **filters)
+        if conditions:
+            names = store.retrieve_run_config_names(**filters, where=conditions)
+        else:
+            names = store.names(kind, **filters)
         shared = store.shared_run_names() if kind == "runs" else {}
     if as_json:
         print_json(names)

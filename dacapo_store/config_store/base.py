@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -24,6 +24,8 @@ from ..errors import (
 from ..fsutil import naming
 from ..names import check_name, name_problem, run_name_problem
 from ..weights.base import Leftover, gc_cutoff
+from ..where import Condition, matches
+from ..where import parse_all as parse_where
 from .dialects import (
     STASH_KEY,
     DocumentMigration,
@@ -842,15 +844,33 @@ class ConfigStore(ABC):
         datasplit_names: Iterable[str] | None = None,
         architecture_names: Iterable[str] | None = None,
         trainer_names: Iterable[str] | None = None,
+        *,
+        where: Iterable[str] | None = None,
     ) -> list[str]:
-        """Names of stored runs, optionally only those using the given parts."""
-        return self.names(
+        """Names of stored runs, optionally only those using the given parts and those whose
+        document every `where` expression holds on (`dacapo_store.where`: 'PATH OP VALUE';
+        WhereError, a ValueError, for one it can't read, before anything is read)."""
+        conditions = parse_where(where)
+        names = self.names(
             "runs",
             task_names=task_names,
             datasplit_names=datasplit_names,
             architecture_names=architecture_names,
             trainer_names=trainer_names,
         )
+        if not conditions:
+            return names
+        found = self._where_names(conditions)
+        return [n for n in names if n in found]
+
+    def _where_names(self, conditions: Sequence[Condition]) -> set[str]:
+        """Runs any of whose documents the conditions hold on: one pass over them (MongoDB asks
+        the runs collection instead)."""
+        return {
+            name
+            for name, doc in self._documents("runs")
+            if not isinstance(doc, Exception) and matches(config_part(doc), conditions)
+        }
 
     def retrieve_run_config(self, name: str, repetition: int | None = None) -> RunConfig:
         """The stored RunConfig; AmbiguousNameError if DaCapo stored several repetitions

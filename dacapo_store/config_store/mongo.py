@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -12,6 +12,7 @@ from ..checksums import seal_record
 from ..errors import DacapoStoreError
 from ..mongo import connect, describe, release, translate_errors
 from ..mongo_indexes import DACAPO_CONFIG_INDEXES, IndexSpec, ensure_indexes
+from ..where import Condition, mongo_filter
 from .base import ConfigStore
 from .dialects import dialect_query
 from .documents import KIND_CLASSES, KINDS, check_kind
@@ -189,6 +190,12 @@ class MongoConfigStore(ConfigStore):
                 listed_name(d.get("name"))
                 for d in self.db[kind].find(query, projection={"name": True, "_id": False})
             )
+
+    def _where_names(self, conditions: Sequence[Condition]) -> set[str]:
+        """One query on the runs collection (`where.mongo_filter`: the rules `where.matches` has)."""
+        with translate_errors(self._where):
+            found = self.db["runs"].find(mongo_filter(conditions), projection={"name": True, "_id": False})
+            return {listed_name(d.get("name")) for d in found}
 
     def _delete(self, kind: str, name: str) -> bool:
         with translate_errors(self._where):

@@ -80,6 +80,10 @@ class DacapoRegistry(ABC):
         database)."""
         return None
 
+    def scores_written(self, run: str) -> float | None:
+        """When DaCapo last wrote the run's validation scores (seconds since the epoch); None if none."""
+        return None
+
     @abstractmethod
     def training_stats_written(self, run: str) -> float | None:
         """When DaCapo last wrote the run's training stats (seconds since the epoch); None if none."""
@@ -300,6 +304,13 @@ class DacapoFiles(DacapoRegistry):
     def training_stats_documents(self, run: str) -> list[dict[str, Any]]:
         return self._stats("training_stats", run)
 
+    def scores_written(self, run: str) -> float | None:
+        """The scores file's mtime: DaCapo rewrites the whole file each time."""
+        try:
+            return os.stat(self.basedir / "stats" / "validation_scores" / run).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def training_stats_written(self, run: str) -> float | None:
         """The stats file's mtime: DaCapo rewrites the whole file each time."""
         try:
@@ -411,6 +422,12 @@ class DacapoMongo(DacapoRegistry):
     def _find(self, collection: str, run: str) -> list[dict[str, Any]]:
         with translate_errors(self.where):
             return list(self.db[collection].find({"run_name": run}, projection={"_id": False}))
+
+    def scores_written(self, run: str) -> float | None:
+        """The ObjectId time of the run's newest document in `validation_scores` (its newest iteration)."""
+        with translate_errors(self.where):
+            last = mongo_stats_last(self.db["validation_scores"], run)
+        return None if last is None else last[1]
 
     def training_stats_written(self, run: str) -> float | None:
         """The ObjectId time of the run's newest document in `training_stats` (index `run_it`)."""

@@ -18,9 +18,11 @@ validated against the same signatures: a cache of the catalog, never its authori
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,11 +32,13 @@ import attrs
 
 from ..cache import cache_file
 from ..config_store.documents import META_KEY, DocumentMetadata, config_part
+from ..criteria import main_rank
 from ..errors import AmbiguousNameError, ConfigNotFoundError, DacapoStoreError, StoreConnectionError
 from ..weights.base import WeightsStore
 from ..weights.best import direction
 from ..weights.digest import RunDigest
 from ..weights.leaderboard import LeaderboardEntry, leaderboard_entries
+from ..where import Condition, matches
 from . import snapshot as snapshots
 from .runs import (
     DEFAULT_STALE_AFTER,
@@ -67,6 +71,8 @@ SORT_KEYS = (
     "updated_at",
 )
 MAX_LIMIT = 500
+#: Metric columns a runs table shows at most.
+MAX_COLUMNS = 12
 
 
 @attrs.frozen
@@ -88,6 +94,10 @@ class RunQuery:
     limit: int = 50
     #: only runs whose document holds this (kind, name) dataset or array config
     uses: tuple[str, str] | None = None
+    #: only runs whose document every condition holds on (`dacapo_store.where`)
+    where: tuple[Condition, ...] = ()
+    #: criteria whose bests the rows carry besides `criterion`'s (the runs table's metric columns)
+    columns: tuple[str, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         if self.sort not in SORT_KEYS:
@@ -103,19 +113,29 @@ class RunQuery:
             type(self.uses) is not tuple or len(self.uses) != 2 or self.uses[0] not in NESTED_KINDS
         ):
             raise ValueError(f"uses must be (kind, name) with a kind of {', '.join(NESTED_KINDS)}")
+        if len(self.columns) > MAX_COLUMNS:
+            raise ValueError(f"at most {MAX_COLUMNS} metric columns, got {len(self.columns)}")
 
 
 class RunEntry:
     """One run in the catalog: its config fields and its digest; the summary row is made from them
     when first asked for (a leaderboard needs only the bests)."""
 
-    __slots__ = ("_summary", "digest", "fields", "name")
+    __slots__ = ("_summary", "digest", "fields", "name", "scored_at")
 
-    def __init__(self, name: str, fields: Mapping[str, Any] | None, digest: RunDigest) -> None:
+    def __init__(
+        self,
+        name: str,
+        fields: Mapping[str, Any] | None,
+        digest: RunDigest,
+        scored_at: datetime | None = None,
+    ) -> None:
         self.name = name
         self.fields = fields
         #: what the entry was built from (the weights side): a new digest means a new entry
         self.digest = digest
+        #: when its scores were last written, for a run with nothing else to date it (`needs_date`)
+        self.scored_at = scored_at
         self._summary: RunSummary | None = None
 
     @property
@@ -131,17 +151,28 @@ class RunEntry:
         found = self._summary
         if found is None:
             fields = {**(self.fields if self.fields is not None else _BLANK), "name": self.name}
+            fields.pop("document", None)
             problems = [p for p in (fields.pop("config_problem", None), self.digest.problem) if p]
             problems += [f"index {p}" for p in self.digest.journal_damage]
             weights = weights_fields(self.digest)
             weights["damage"] = "; ".join(problems) or None
+            if self.scored_at is not None and (weights["updated_at"] or self.scored_at) <= self.scored_at:
+                weights["updated_at"] = self.scored_at
             found = self._summary = RunSummary(**fields, **weights)
         return found
 
 
-def entry_of(name: str, fields: Mapping[str, Any] | None, digest: RunDigest) -> RunEntry:
+def entry_of(
+    name: str, fields: Mapping[str, Any] | None, digest: RunDigest, scored_at: datetime | None = None
+) -> RunEntry:
     """A run's entry from its config fields (None: no config document) and its digest."""
-    return RunEntry(name, fields, digest)
+    return RunEntry(name, fields, digest, scored_at)
+
+
+def needs_date(digest: RunDigest) -> bool:
+    """A run with scores but no checkpoint time and no training stats time (it scores before its
+    first checkpoint): only when its scores were written dates it."""
+    return bool(digest.criteria) and digest.checkpoint_time is None and digest.stats_written is None
 
 
 #: The config fields of a run without a config document.
@@ -221,11 +252,17 @@ class CatalogSnapshot:
                     found[criterion].add(dataset)
         return {c: sorted(d) for c, d in sorted(found.items())}
 
-    def default_criterion(self, criterion: str | None) -> str | None:
-        """The criterion asked for, else the first one any run has."""
+    def default_criterion(
+        self, criterion: str | None, dataset: str | None = None, runs: Iterable[RunEntry] | None = None
+    ) -> str | None:
+        """The criterion asked for, else the one most of `runs` (default: every run) have a best
+        by (on `dataset`, if given): ties go to the main metric (`criteria.main_rank`), then
+        the name. Never a criterion none of them has."""
         if criterion is not None:
             return criterion
-        return next(iter(self.criteria()), None)
+        if runs is None:
+            return self._cached(("default", dataset), lambda: most_common(self.entries.values(), dataset))
+        return most_common(runs, dataset)
 
     def direction(self, criterion: str) -> bool:
         """Which way `criterion` ranks runs (`best.direction`: the table, else the runs' own)."""
@@ -233,6 +270,19 @@ class CatalogSnapshot:
             ("direction", criterion),
             lambda: direction(criterion, (self.entries[n].directions.get(criterion) for n in self.names())),
         )
+
+    def used(self, kind: str) -> dict[str, list[str]]:
+        """The dataset or array configs (`kind`) the runs' documents hold -> the runs holding each:
+        what DaCapo's files layout keeps only inside datasplits."""
+        return self._cached(("used", kind), lambda: self._used(kind))
+
+    def _used(self, kind: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for name in self.names():
+            for k, used in self.entries[name].summary.uses:
+                if k == kind:
+                    out.setdefault(used, []).append(name)
+        return dict(sorted(out.items()))
 
     def facets(self) -> dict[str, list[tuple[str, int]]]:
         """The values each part filter can take, with how many runs have each."""
@@ -272,17 +322,37 @@ class CatalogSnapshot:
     def query(self, q: RunQuery, now: datetime | None = None) -> dict[str, Any]:
         """One page of runs (or leaderboard rows): total after filters, the rows with their best."""
         now = now or datetime.now(timezone.utc)
-        criterion = self.default_criterion(q.criterion)
         # statuses move with the clock: a cached ordering lives for 10 s at most
         bucket = int(now.timestamp() // 10) if (q.status or q.sort == "status") else 0
-        key = ("query", attrs.evolve(q, offset=0, limit=1, criterion=criterion), bucket)
-        ordered = self._cached(key, lambda: self._ordered(q, criterion, now))
+        selection = attrs.evolve(
+            q,
+            offset=0,
+            limit=1,
+            criterion=None,
+            columns=(),
+            sort="name",
+            descending=False,
+            with_best_only=False,
+        )
+        filtered = self._cached(("filtered", selection, bucket), lambda: self._filtered(q, now))
+        criterion = q.criterion or (q.columns[0] if q.columns else None)
+        columns = q.columns
+        if criterion is None:
+            columns = self._cached(
+                ("default", selection, q.dataset, bucket), lambda: covering(filtered, q.dataset)
+            )
+            criterion = columns[0] if columns else None
+        elif not columns:
+            columns = (criterion,)
+        key = ("query", attrs.evolve(q, offset=0, limit=1, criterion=criterion, columns=()), bucket)
+        ordered = self._cached(key, lambda: self._ordered(filtered, q, criterion, now))
         page = ordered[q.offset : q.offset + q.limit]
         rows = []
         for entry in page:
             row = entry.summary.as_json(now, self.stale_after)
             best = entry.bests.get((criterion, q.dataset)) if criterion else None
             row["best"] = attrs.asdict(best) if best else None
+            row["bests"] = {c: _asdict(entry.bests.get((c, q.dataset))) for c in columns}
             rows.append(row)
         return {
             "total": len(ordered),
@@ -290,10 +360,12 @@ class CatalogSnapshot:
             "limit": q.limit,
             "criterion": criterion,
             "dataset": q.dataset,
+            "columns": [{"criterion": c, "higher_is_better": self.direction(c)} for c in columns],
             "rows": rows,
         }
 
-    def _ordered(self, q: RunQuery, criterion: str | None, now: datetime) -> list[RunEntry]:
+    def _filtered(self, q: RunQuery, now: datetime) -> list[RunEntry]:
+        """The runs the query's filters select (its criterion aside), by name."""
         needle = q.name.casefold() if q.name else None
         chosen = []
         by_name = self._cached(("by_name",), lambda: [self.entries[n] for n in self.names()])
@@ -308,9 +380,21 @@ class CatalogSnapshot:
                 continue
             if q.uses is not None and q.uses not in s.uses:
                 continue
-            if q.with_best_only and (criterion is None or (criterion, q.dataset) not in entry.bests):
+            if q.where and not matches((entry.fields or _BLANK).get("document"), q.where):
                 continue
             chosen.append(entry)
+        return chosen
+
+    def _ordered(
+        self, filtered: list[RunEntry], q: RunQuery, criterion: str | None, now: datetime
+    ) -> list[RunEntry]:
+        """The filtered runs in the query's order (with a best by the criterion only, if asked)."""
+        chosen = filtered
+        if q.with_best_only:
+            key = (criterion, q.dataset)
+            chosen = [e for e in filtered if criterion is not None and key in e.bests]
+        else:
+            chosen = list(filtered)
         if q.sort == "name":
             if q.descending:
                 chosen.reverse()
@@ -380,6 +464,9 @@ class RunCatalog:
         self._snapshot_file = self._snapshot_path() if persist else None
         self._saved_version = 0
         self._started = False
+        # Run documents are kept beside the fields once a `where` search asks for them (the first
+        # one reads them all in one pass); until then the catalog holds fields only.
+        self._documents_missing = True  # the saved copy keeps fields only
         self._built = False  # a refresh went through: later ones may run in the background
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
@@ -393,10 +480,28 @@ class RunCatalog:
     def version(self) -> int:
         return self._current.version
 
-    def snapshot(self) -> CatalogSnapshot:
-        """The catalog as it is now (see `refresh`): one immutable version, for one request."""
+    def snapshot(self, *, documents: bool = False) -> CatalogSnapshot:
+        """The catalog as it is now (see `refresh`): one immutable version, for one request.
+        `documents`: with every run's document, for a `where` search (the first such snapshot
+        reads them in one pass; later refreshes keep them current with the fields)."""
         self.refresh()
+        if documents and self._documents_missing:
+            self._load_documents()
         return self._current
+
+    def _load_documents(self) -> None:
+        """Put each run's document beside its fields: one pass, at the first search (a catalog
+        that is never searched never holds them, and its saved copy keeps fields only)."""
+        with self._refresh_lock:
+            if not self._documents_missing:
+                return
+            fields = self._config_fields
+            if self.configs is not None:
+                for name, doc in self.configs.documents("runs", ordered=False):
+                    found = fields.get(name)
+                    if found is not None and "document" not in found and not isinstance(doc, Exception):
+                        found["document"] = shared_parts(config_part(doc))
+            self._documents_missing = False  # from now on each refresh keeps them
 
     # Each of these reads one version; to read several things of one version, take `snapshot()`.
 
@@ -495,7 +600,10 @@ class RunCatalog:
         entries = dict(old)
         for name in changed:
             if name in names:
-                entries[name] = entry_of(name, self._config_fields.get(name), digests.get(name, _EMPTY))
+                digest = digests.get(name, _EMPTY)
+                entries[name] = entry_of(
+                    name, self._config_fields.get(name), digest, self._scored_at(name, digest)
+                )
             else:
                 entries.pop(name, None)
         self._current = CatalogSnapshot(entries, self._current.version + 1, self.stale_after)
@@ -508,12 +616,12 @@ class RunCatalog:
         token, changed = self.configs.changes_since(self._config_token, "runs", thorough=full)
         fields = self._config_fields
         if changed is None:
-            new = dict(_all_config_fields(self.configs))
+            new = dict(_all_config_fields(self.configs, not self._documents_missing))
             changed = set(new) ^ set(fields) | {n for n in new if new[n] != fields.get(n)}
         elif changed:
             new = dict(fields)
             for name in changed:
-                found = _config_fields_of(self.configs, name)
+                found = _config_fields_of(self.configs, name, not self._documents_missing)
                 if found is None:
                     new.pop(name, None)
                 else:
@@ -522,6 +630,18 @@ class RunCatalog:
             new = fields
         self._config_fields, self._config_token = new, token
         return set(changed)
+
+    def _scored_at(self, name: str, digest: RunDigest) -> datetime | None:
+        """When the run's scores were last written, for a run nothing else dates (`needs_date`)."""
+        if not needs_date(digest):
+            return None
+        try:
+            return self.weights.scores_written(name)
+        except StoreConnectionError:
+            raise
+        except (DacapoStoreError, OSError) as exc:
+            log.warning("run %s: when its scores were written can't be read: %s", name, exc)
+            return None
 
     # -------------------------------------------------------------- the saved copy (files)
 
@@ -546,11 +666,14 @@ class RunCatalog:
         if saved is None:
             return False
         self._config_token, self._config_fields = saved.config_token, saved.config_fields
+        self._documents_missing = True
         self.table.restore(saved.weights_token, saved.digests)
-        entries = {
-            name: entry_of(name, saved.config_fields.get(name), saved.digests.get(name, _EMPTY))
-            for name in set(saved.config_fields) | set(saved.digests)
-        }
+        entries = {}
+        for name in set(saved.config_fields) | set(saved.digests):
+            digest = saved.digests.get(name, _EMPTY)
+            entries[name] = entry_of(
+                name, saved.config_fields.get(name), digest, self._scored_at(name, digest)
+            )
         self._current = CatalogSnapshot(entries, self._current.version + 1, self.stale_after)
         self._saved_version = self._current.version
         log.info("run catalog: %d runs from %s", len(entries), self._snapshot_file)
@@ -586,7 +709,7 @@ class RunCatalog:
         self._saver.start()
 
 
-def _all_config_fields(configs: Any) -> Iterable[tuple[str, dict]]:
+def _all_config_fields(configs: Any, documents: bool = False) -> Iterable[tuple[str, dict]]:
     """(name, config fields) of every stored run, in one pass over the documents."""
     seen = set()
     for name, doc in configs.documents("runs", with_metadata=True, ordered=False):
@@ -596,10 +719,10 @@ def _all_config_fields(configs: Any) -> Iterable[tuple[str, dict]]:
         if isinstance(doc, Exception):
             yield name, _unreadable(name, doc)
             continue
-        yield name, _fields(configs, name, doc)
+        yield name, _fields(configs, name, doc, documents)
 
 
-def _config_fields_of(configs: Any, name: str) -> dict | None:
+def _config_fields_of(configs: Any, name: str, documents: bool = False) -> dict | None:
     """The config fields of one run, None if it is no longer stored."""
     try:
         try:
@@ -612,14 +735,36 @@ def _config_fields_of(configs: Any, name: str) -> dict | None:
         raise
     except (DacapoStoreError, ValueError, TypeError, OSError) as exc:
         return _unreadable(name, exc)
-    return _fields(configs, name, raw)
+    return _fields(configs, name, raw, documents)
 
 
-def _fields(configs: Any, name: str, raw: Mapping[str, Any]) -> dict:
+def _fields(configs: Any, name: str, raw: Mapping[str, Any], documents: bool = False) -> dict:
     """The run's config fields; `raw` carries its metadata when the store has a current one (the
     store's `documents(with_metadata=True)` and `raw_document` look it up: no second read)."""
     meta = DocumentMetadata.of(raw) if META_KEY in raw else None
-    return config_fields(name, config_part(raw), meta)
+    doc = config_part(raw)
+    fields = config_fields(name, doc, meta)
+    if documents:
+        fields["document"] = shared_parts(doc)
+    return fields
+
+
+#: One copy of each distinct config part the catalog's run documents hold (runs share their
+#: task, architecture, trainer and datasplit: 10,000 runs hold a few dozen distinct parts).
+_PARTS: dict[str, Any] = {}
+_PARTS_LOCK = threading.Lock()
+
+
+def shared_parts(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The run document with each nested config part replaced by the one copy of it (`_PARTS`):
+    what `where` searches, kept beside the run's fields (never saved with the catalog's copy)."""
+    out = dict(doc)
+    for field, value in doc.items():
+        if isinstance(value, Mapping):
+            key = field + ":" + json.dumps(value, sort_keys=True, default=str)
+            with _PARTS_LOCK:
+                out[field] = _PARTS.setdefault(key, value)
+    return out
 
 
 def _unreadable(name: str, exc: BaseException) -> dict:
@@ -627,6 +772,45 @@ def _unreadable(name: str, exc: BaseException) -> dict:
     fields = config_fields(name, None, None)
     fields["config_problem"] = f"its config document can't be read: {exc}"
     return fields
+
+
+def most_common(runs: Iterable[RunEntry], dataset: str | None = None) -> str | None:
+    """The criterion most of the runs have a best by (on `dataset`, or over their datasets); ties
+    go to the main metric (`criteria.main_rank`: dice before a dummy's blipp_score), then the name."""
+    counts: Counter[str] = Counter()
+    for entry in runs:
+        if dataset is None:
+            counts.update(entry.digest.criteria)
+        else:
+            counts.update(c for c, d in entry.bests if d == dataset)
+    if not counts:
+        return None
+    return min(counts, key=lambda c: (-counts[c], main_rank(c), c))
+
+
+#: Metric columns the runs table shows by default, at most.
+DEFAULT_COLUMNS = 3
+
+
+def covering(
+    runs: Iterable[RunEntry], dataset: str | None = None, most: int = DEFAULT_COLUMNS
+) -> tuple[str, ...]:
+    """The default metric columns: the most common criterion (`most_common`), then, while some of
+    the runs with scores have a best by none of the columns so far, the most common among those
+    (runs of several tasks share no criterion: each gets a column, up to `most`)."""
+    left = [e for e in runs if e.digest.criteria]
+    out: list[str] = []
+    while left and len(out) < most:
+        found = most_common(left, dataset)
+        if found is None:
+            break
+        out.append(found)
+        left = [e for e in left if (found, dataset) not in e.bests]
+    return tuple(out)
+
+
+def _asdict(best: Best | None) -> dict[str, Any] | None:
+    return attrs.asdict(best) if best else None
 
 
 def leaderboard(

@@ -22,7 +22,7 @@ from ..config_store.documents import META_KEY, RUN_PARTS, DocumentMetadata, conf
 from ..criteria import start_rule
 from ..errors import ConfigNotFoundError, DacapoStoreError, StoreConnectionError
 from ..weights.base import WeightsStore
-from ..weights.best import Choice, all_bests
+from ..weights.best import Choice, all_bests, choose
 from ..weights.digest import RunDigest
 from ..weights.index import RunIndex
 from .lineage import lineage
@@ -128,12 +128,12 @@ def run_lineage(
     stored: Collection[str] | None = None,
     starts_from: Callable[[str], list[tuple[str, str]]] | None = None,
     start_of: Callable[[str], tuple[str, str] | None] | None = None,
-    best_of: Callable[[str, str], Best | None] | None = None,
+    best_of: Callable[..., Best | None] | None = None,
 ) -> dict[str, Any]:
     """`queries.lineage` (what `dacapo-store lineage` prints) with the iteration each start takes.
 
-    `best_of(run, criterion)`: the run's best over all datasets (the catalog's); default: the
-    store's `retrieve_best`.
+    `best_of(run, criterion, dataset=None)`: the run's best (the catalog's); default: the store's
+    `retrieve_best`.
     """
     found = lineage(configs, run, stored=stored, starts_from=starts_from, start_of=start_of)
     last = len(found.ancestors) - 1
@@ -155,9 +155,19 @@ def run_lineage(
 
 
 def _start_iteration(
-    weights: WeightsStore, run: str, criterion: str, best_of: Callable[[str, str], Best | None] | None
+    weights: WeightsStore, run: str, criterion: str, best_of: Callable[..., Best | None] | None
 ) -> int | None:
-    """The iteration `Start` takes for this criterion (`criteria.start_rule`), None if none."""
+    """The iteration `Start` takes for this criterion (`criteria.start_rule`), None if none. A
+    DaCapo start written as `dataset/criterion` takes the best by the criterion on that dataset."""
+    dataset, slash, named = criterion.rpartition("/")
+    if slash and dataset:
+        try:
+            if best_of is not None:
+                best = best_of(run, start_rule(named)[1], dataset)  # type: ignore[call-arg,arg-type]
+                return best.iteration if best is not None and best.loadable else None
+            return weights.retrieve_best(run, named, dataset)
+        except (DacapoStoreError, ValueError, TypeError, IndexError):
+            return None
     try:
         kind, value = start_rule(criterion)
         if kind == "latest":
@@ -270,6 +280,37 @@ def checkpoint_rows(index: RunIndex) -> list[dict[str, Any]]:
     return rows
 
 
+def pinned_bests(
+    index: RunIndex, dacapo_files: Iterable[Mapping[str, Any]] = ()
+) -> dict[str, dict[str, Any]]:
+    """For each best a pin chose ("criterion/dataset", `all` for the mean): who pinned it
+    ("dacapo": one of DaCapo's automatic best files, `store_best`; "pin": a pin of ours) and the
+    best the scores give without any pin (`best.choose` on the index without its pins: the one
+    rule, asked without them), to show beside it."""
+    chosen = {k: c for k, c in all_bests(index).items() if c.pinned}
+    if not chosen:
+        return {}
+    bare = RunIndex().with_events(())
+    bare.checkpoints, bare.scores, bare.directions = index.checkpoints, index.scores, index.directions
+    bare.damaged, bare.legacy = index.damaged, index.legacy
+    theirs: dict[str, set[tuple[str | None, int]]] = {}
+    for f in dacapo_files:
+        theirs.setdefault(str(f.get("criterion")), set()).add((f.get("dataset"), f.get("iteration")))
+    out = {}
+    for (criterion, dataset), choice in chosen.items():
+        files = theirs.get(criterion, set())
+        by_dacapo = any(it == choice.iteration and (dataset is None or d == dataset) for d, it in files)
+        try:
+            computed = choose(bare, criterion, dataset)
+        except ValueError:
+            computed = None
+        out[f"{criterion}/{dataset or 'all'}"] = {
+            "source": "dacapo" if by_dacapo else "pin",
+            "computed": attrs.asdict(computed) if computed else None,
+        }
+    return out
+
+
 def curves(index: RunIndex) -> list[dict[str, Any]]:
     """One series per criterion and dataset: iterations, values, direction and the best iteration."""
     bests = all_bests(index)
@@ -328,6 +369,7 @@ def run_detail(
         },
         "checkpoints": checkpoint_rows(index),
         "curves": curves(index),
+        "pinned": pinned_bests(index, _dacapo_best_files(weights, name)),
         "training": {
             "iterations": [p.iteration for p in stats],
             "loss": [_finite(p.loss) for p in stats],
@@ -336,6 +378,17 @@ def run_detail(
         if configs is not None
         else {"up": [], "down": []},
     }
+
+
+def _dacapo_best_files(weights: WeightsStore, run: str) -> list[dict[str, Any]]:
+    """DaCapo's best files of the run (`store.dacapo.bests`: dataset, criterion, iteration)."""
+    dacapo = getattr(weights, "dacapo", None)
+    if dacapo is None:
+        return []
+    try:
+        return list(dacapo.bests(run))
+    except (DacapoStoreError, OSError):
+        return []
 
 
 # ---------------------------------------------------------------------------------- compare

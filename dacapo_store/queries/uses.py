@@ -33,6 +33,31 @@ def _kind_of_type() -> dict[str, str]:
     return _kinds[1]
 
 
+def _walk(doc: Any) -> Any:
+    """Every (kind, name, mapping) of a dataset or array config inside a document, depth first."""
+    kinds = _kind_of_type()
+    stack = [doc]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value = pop()
+        if type(value) is dict:
+            tag = value.get(TYPE_KEY)
+            kind = kinds.get(tag) if type(tag) is str else None
+            if kind is not None and type(value.get("name")) is str:
+                yield kind, value["name"], value
+            items = value.values()
+        else:
+            items = value
+        for item in items:
+            if type(item) in _CONTAINERS:
+                push(item)
+
+
+def nested_config(doc: Any, kind: str, name: str) -> dict[str, Any] | None:
+    """The dataset or array config of that kind and name inside a run document, None if none."""
+    return next((value for k, n, value in _walk(doc) if k == kind and n == name), None)
+
+
 def nested_configs(doc: Any) -> tuple[tuple[str, str], ...]:
     """(kind, name) of every dataset and array config inside a run document, sorted, each once.
 

@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from ..config_store.documents import KINDS
-from ..queries.catalog import MAX_LIMIT, SORT_KEYS
+from ..queries.catalog import MAX_COLUMNS, MAX_LIMIT, SORT_KEYS
 from ..queries.runs import STATUSES
 from ..queries.uses import NESTED_KINDS
 
@@ -39,11 +39,32 @@ _FILTERS = [
     _param("datasplit", _NAME, "Only runs with this datasplit."),
     _param("name", {"type": "string", "maxLength": 200}, "Only runs whose name contains this (any case)."),
     _param("status", {"type": "string", "enum": list(STATUSES)}, "Only runs with this status."),
-    _param("criterion", _CRITERION, "The criterion of the best column (default: the first known)."),
+    _param(
+        "criterion",
+        _CRITERION,
+        "The criterion runs are ranked by (default: the one most of the listed runs have; ties: the "
+        "main metric, e.g. dice, then the name).",
+    ),
     _param("dataset", _NAME, "The dataset of the best column (default: the mean over datasets)."),
     _param("offset", {"type": "integer", "minimum": 0, "maximum": 10**12}, "Rows to skip."),
     _param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Rows per page."),
+    _param(
+        "where",
+        {"type": "array", "items": {"type": "string", "maxLength": 1000}},
+        "Only runs whose document every expression holds on: 'PATH OP VALUE', PATH dotted into the "
+        "run document, OP one of == != < <= > >= ~, VALUE a JSON literal or bare text "
+        "(e.g. architecture_config.fmaps_out == 32). Repeatable (AND).",
+        explode=True,
+    ),
 ]
+#: The metric columns of the runs table.
+_COLUMNS = _param(
+    "col",
+    {"type": "array", "items": _CRITERION, "maxItems": MAX_COLUMNS},
+    "Criteria whose bests each row carries under `bests` (the runs table's metric columns); the "
+    "first is the ranking criterion when `criterion` is not given. Repeatable.",
+    explode=True,
+)
 
 _ERRORS = {
     "400": {"description": "Bad input", "content": {"application/json": {"schema": _ref("Error")}}},
@@ -128,6 +149,16 @@ _BEST = {
             "type": "boolean",
             "description": "False: the run's best score, whose checkpoint is gone (no checkpoint).",
         },
+        "pinned_by": {
+            "type": "string",
+            "enum": ["pin", "dacapo"],
+            "description": "a pinned best (run page): a pin of ours, or one of DaCapo's automatic best files",
+        },
+        "computed": {
+            "type": "object",
+            "nullable": True,
+            "description": "a pinned best: the best without pins",
+        },
     },
 }
 
@@ -161,6 +192,7 @@ _SUMMARY = {
         },
         "status": {"type": "string", "enum": list(STATUSES)},
         "best": _BEST,
+        "bests": {"type": "object", "additionalProperties": _BEST, "description": "by each `col` criterion"},
         "rank": {"type": "integer"},
     },
 }
@@ -174,6 +206,13 @@ _PAGE = {
         "limit": {"type": "integer", "minimum": 1},
         "criterion": _NULL_STR,
         "dataset": _NULL_STR,
+        "columns": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"criterion": {"type": "string"}, "higher_is_better": {"type": "boolean"}},
+            },
+        },
         "rows": {"type": "array", "items": _ref("RunSummary")},
         "criteria": {
             "type": "object",
@@ -272,6 +311,15 @@ _RUN = {
             },
         },
         "curves": {"type": "array", "items": _ref("Series")},
+        "pinned": {
+            "type": "object",
+            "description": "each pinned best ('criterion/dataset', 'all' for the mean): who pinned it "
+            "(pin: ours; dacapo: DaCapo's automatic best file) and the best without pins",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {"source": {"type": "string", "enum": ["pin", "dacapo"]}, "computed": _BEST},
+            },
+        },
         "training": {
             "type": "object",
             "required": ["iterations", "loss"],
@@ -447,6 +495,7 @@ def openapi_document() -> dict[str, Any]:
                     *_FILTERS,
                     _param("sort", {"type": "string", "enum": list(SORT_KEYS)}, "Sort key."),
                     _param("order", {"type": "string", "enum": ["asc", "desc"]}, "Sort order."),
+                    _COLUMNS,
                     _FORMAT,
                 ],
                 ("400", "401", "404", "503"),
@@ -521,6 +570,11 @@ def openapi_document() -> dict[str, Any]:
                         "offset": {"type": "integer"},
                         "limit": {"type": "integer"},
                         "names": {"type": "array", "items": {"type": "string"}},
+                        "nested_only": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "datasets or arrays listed that are only inside runs",
+                        },
                     },
                 },
                 [
@@ -549,6 +603,16 @@ def openapi_document() -> dict[str, Any]:
                             "description": "The document's DaCapo dialect (either: both write it alike).",
                         },
                         "runs": _USED_BY,
+                        "criteria": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "the criteria the runs can be ranked by (criterion=)",
+                        },
+                        "held_by": {
+                            "type": "string",
+                            "nullable": True,
+                            "description": "a dataset or array not stored on its own: the run holding it",
+                        },
                     },
                 },
                 [
@@ -558,6 +622,8 @@ def openapi_document() -> dict[str, Any]:
                     _param(
                         "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Runs per page."
                     ),
+                    _param("criterion", _CRITERION, "The criterion the runs using it are ranked by."),
+                    _param("dataset", _NAME, "The dataset of that criterion (default: the mean)."),
                 ],
                 ("400", "401", "404", "503"),
             ),

@@ -39,8 +39,17 @@ SCORE_FIELDS = ("run", "iteration", "dataset", "criterion", "value", "best", "ha
 
 
 def runs_csv(data: Mapping[str, Any]) -> str:
-    """The runs table (`views.runs`): one line per run, with its best by the page's criterion."""
-    return _write((*RUN_FIELDS, *BEST_FIELDS), (_run_row(data, row) for row in data["rows"]))
+    """The runs table (`views.runs`): one line per run, with its best by the page's criterion and
+    by each other metric column (`<criterion>_value`, `<criterion>_iteration`)."""
+    more = [c["criterion"] for c in data.get("columns", []) if c["criterion"] != data.get("criterion")]
+    header = (*RUN_FIELDS, *BEST_FIELDS, *(f"{c}_{f}" for c in more for f in ("value", "iteration")))
+
+    def line(row: Mapping[str, Any]) -> list[Any]:
+        bests = row.get("bests") or {}
+        extra = [(bests.get(c) or {}).get(f) for c in more for f in ("value", "iteration")]
+        return [*_run_row(data, row), *extra]
+
+    return _write(header, (line(row) for row in data["rows"]))
 
 
 def leaderboard_csv(data: Mapping[str, Any]) -> str:

@@ -29,8 +29,10 @@ from ..queries import STATUSES, CatalogSnapshot, RunCatalog, RunQuery, compare_r
 from ..queries.catalog import MAX_LIMIT, PART_FILTERS, SORT_KEYS
 from ..queries.runs import check_run_names
 from ..queries.scores import scores_table
-from ..queries.uses import NESTED_KINDS
+from ..queries.uses import NESTED_KINDS, nested_config
 from ..weights.base import WeightsStore
+from ..where import Condition, WhereError
+from ..where import parse_all as parse_where
 from .params import BadRequest, NotFound, Params
 from .picker import choose, default_choice, short_labels
 
@@ -68,6 +70,11 @@ class RequestView:
             self._snapshot = self.registry.catalog.snapshot()
         return self._snapshot
 
+    def want_documents(self) -> None:
+        """This request searches run documents (`where`): its snapshot comes with them."""
+        if self._snapshot is None:
+            self._snapshot = self.registry.catalog.snapshot(documents=True)
+
     def describe(self) -> str:
         return self.registry.describe()
 
@@ -75,7 +82,21 @@ class RequestView:
 #: config kind -> the run filter that selects its runs (kinds a run names directly).
 KIND_FILTER = {kind: field.removesuffix("_config") for field, kind in RUN_PARTS.items()}
 
-RUN_PARAMS = (*PART_FILTERS, "name", "status", "sort", "order", "criterion", "dataset", "offset", "limit")
+RUN_PARAMS = (
+    *PART_FILTERS,
+    "name",
+    "status",
+    "sort",
+    "order",
+    "criterion",
+    "dataset",
+    "offset",
+    "limit",
+    "where",
+    "col",
+)
+#: What a page ranking runs takes besides its own: the criterion and dataset they are ranked by.
+RANK_PARAMS = ("criterion", "dataset")
 #: The criterion picker of the run and compare pages (see `picker.py`).
 PICK_PARAMS = ("criterion", "metric", "channel")
 #: `format=csv`: the CSV twin of a table (every row the filters select, unless offset/limit say).
@@ -99,11 +120,26 @@ def _check_parts(registry: Registry, q: RunQuery) -> None:
                     )
 
 
+def where_conditions(p: Params) -> tuple[Condition, ...]:
+    """The `where=` expressions (repeatable; one per line of a value), each read by `where.parse`."""
+    lines = [line for value in p.query.getlist("where") for line in value.splitlines() if line.strip()]
+    try:
+        return parse_where(lines)
+    except WhereError as exc:
+        raise BadRequest(str(exc)) from None
+
+
 def _run_query(p: Params, registry: Registry, *, sort: str = "name", best_only: bool = False) -> RunQuery:
     criterion = p.criterion()
     dataset = p.name("dataset", "dataset name")
+    where = where_conditions(p) if "where" in p.query else ()
+    columns = p.criteria("col") if "col" in p.query else ()
+    if where:
+        registry.want_documents()
     try:  # every parameter is read before the registry is: a bad request is a 400 whatever its state
         q = RunQuery(
+            where=where,
+            columns=columns,
             task=p.names("task", "task name"),
             architecture=p.names("architecture", "architecture name"),
             trainer=p.names("trainer", "trainer name"),
@@ -120,20 +156,37 @@ def _run_query(p: Params, registry: Registry, *, sort: str = "name", best_only: 
         )
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    known = registry.catalog.criteria()
-    if criterion is not None and criterion not in known:
-        raise NotFound(
-            f"no run has scores for criterion {criterion!r}; known criteria: {', '.join(known) or 'none'}"
-        )
-    if dataset is not None:
-        chosen = criterion or registry.catalog.default_criterion(None)
-        if chosen is None or dataset not in known.get(chosen, []):
-            raise NotFound(
-                f"no run has {chosen!r} scores on dataset {dataset!r}; "
-                f"it has them on: {', '.join(known.get(chosen or '', [])) or 'none'}"
-            )
+    check_ranking(registry, criterion, dataset, columns)
     _check_parts(registry, q)
     return q
+
+
+def check_ranking(
+    registry: Registry, criterion: str | None, dataset: str | None, columns: tuple[str, ...] = ()
+) -> None:
+    """A criterion (or metric column) no run has is a 404, and so is a dataset no run has scores
+    of that criterion on (of any criterion, when none is named: the default is picked among
+    the runs that have it)."""
+    known = registry.catalog.criteria()
+    for c in (criterion, *columns):
+        if c is not None and c not in known:
+            raise NotFound(
+                f"no run has scores for criterion {c!r}; known criteria: {', '.join(known) or 'none'}"
+            )
+    if dataset is None:
+        return
+    chosen = criterion or (columns[0] if columns else None)
+    if chosen is None:
+        if not any(dataset in datasets for datasets in known.values()):
+            everywhere = sorted({d for datasets in known.values() for d in datasets})
+            raise NotFound(
+                f"no run has scores on dataset {dataset!r}; datasets: {', '.join(everywhere) or 'none'}"
+            )
+    elif dataset not in known.get(chosen, []):
+        raise NotFound(
+            f"no run has {chosen!r} scores on dataset {dataset!r}; "
+            f"it has them on: {', '.join(known.get(chosen, [])) or 'none'}"
+        )
 
 
 def _csv_wanted(p: Params) -> bool:
@@ -162,6 +215,9 @@ def _filters_data(registry: Registry, q: RunQuery) -> dict[str, Any]:
             "status": list(q.status),
             "sort": q.sort,
             "order": "desc" if q.descending else "asc",
+            "criterion": q.criterion,
+            "col": list(q.columns),
+            "where": [c.text for c in q.where],
         },
         "facets": {
             f: [{"value": v, "runs": n} for v, n in values] for f, values in registry.catalog.facets().items()
@@ -183,7 +239,7 @@ def leaderboard(request: Request, registry: Registry) -> dict[str, Any]:
     """Runs with a best checkpoint by the criterion, best first, with the runs table's filters."""
     p = Params(
         request.query_params,
-        (*PART_FILTERS, "name", "status", "criterion", "dataset", "offset", "limit", "format"),
+        (*PART_FILTERS, "name", "status", "criterion", "dataset", "offset", "limit", "format", "where"),
     )
     q = _run_query(p, registry, sort="best", best_only=True)
     page = _page(registry, q, p)
@@ -261,12 +317,23 @@ def run(request: Request, registry: Registry) -> dict[str, Any]:
         {
             "criterion": c,
             "higher_is_better": directions[c],
-            "all": _best(registry, name, c, None),
-            "datasets": {d: _best(registry, name, c, d) for d in datasets if (c, d) in scored},
+            "all": _pin_noted(_best(registry, name, c, None), detail["pinned"].get(f"{c}/all")),
+            "datasets": {
+                d: _pin_noted(_best(registry, name, c, d), detail["pinned"].get(f"{c}/{d}"))
+                for d in datasets
+                if (c, d) in scored
+            },
         }
         for c in chosen
     ]
     return detail
+
+
+def _pin_noted(best: dict[str, Any] | None, pin: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A pinned best with who pinned it (ours or DaCapo's best file) and the computed best beside."""
+    if best is None or not best["pinned"] or pin is None:
+        return best
+    return {**best, "pinned_by": pin["source"], "computed": pin["computed"]}
 
 
 def _same(values: set[Any]) -> Any:
@@ -409,6 +476,11 @@ def configs(request: Request, registry: Registry) -> dict[str, Any]:
     needle = p.string("name")
     offset, limit = p.integer("offset", 0, 0), p.integer("limit", 100, 1, MAX_LIMIT)
     names = registry.catalog.names() if kind == "runs" else registry.configs.names(kind)
+    nested_only: list[str] = []
+    if kind in NESTED_KINDS:  # DaCapo's files layout keeps datasets only inside datasplits
+        stored = set(names)
+        nested_only = [n for n in registry.catalog.used(kind) if n not in stored]
+        names = sorted(stored | set(nested_only))
     if needle:
         names = [n for n in names if needle.casefold() in n.casefold()]
     return {
@@ -419,6 +491,7 @@ def configs(request: Request, registry: Registry) -> dict[str, Any]:
         "offset": offset,
         "limit": limit,
         "names": names[offset : offset + limit],
+        "nested_only": [n for n in names[offset : offset + limit] if n in set(nested_only)],
     }
 
 
@@ -426,17 +499,29 @@ def config(request: Request, registry: Registry) -> dict[str, Any]:
     """One config document, who stored it, and a page of the runs that use it (with their best)."""
     kind = _kind(request)
     lists_runs = kind in KIND_FILTER or kind in NESTED_KINDS
-    p = Params(request.query_params, ("offset", "limit") if lists_runs else ())
+    p = Params(request.query_params, ("offset", "limit", *RANK_PARAMS) if lists_runs else ())
     offset, limit = p.integer("offset", 0, 0), p.integer("limit", 100, 1, MAX_LIMIT)
+    criterion, dataset = p.criterion(), p.name("dataset", "dataset name")
     try:
         slash_ok = getattr(registry.configs, "slash_in_names", False)  # MongoDB keeps DaCapo's '/' names
-        name = check_name(request.path_params["name"], f"{kind[:-1]} name", slash_ok=slash_ok)
-        document = registry.configs.get_document(kind, name)
+        nested = kind in NESTED_KINDS  # a dataset or array may live only inside runs, '/' and all
+        name = check_name(request.path_params["name"], f"{kind[:-1]} name", slash_ok=slash_ok or nested)
+        held_by = None
+        try:
+            if nested and not slash_ok and "/" in name:
+                raise ConfigNotFoundError(name)  # the store can't hold it on its own
+            document = registry.configs.get_document(kind, name)
+        except ConfigNotFoundError:
+            if not nested:
+                raise
+            document, held_by = nested_document(registry, kind, name)
     except ConfigNotFoundError as exc:
         raise NotFound(str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise BadRequest(str(exc)) from None
     try:
+        if held_by is not None:
+            raise ConfigNotFoundError(name)  # not stored on its own: no metadata of its own
         meta = registry.configs.metadata(kind, name)
         metadata = {
             "created_at": meta.created_at.isoformat() if meta.created_at else None,
@@ -446,11 +531,14 @@ def config(request: Request, registry: Registry) -> dict[str, Any]:
     except (DacapoStoreError, ValueError):
         metadata = None
     used_by = None
-    if kind in KIND_FILTER:
-        q = RunQuery(sort="best", offset=offset, limit=limit, **{KIND_FILTER[kind]: (name,)})
+    if lists_runs:
+        check_ranking(registry, criterion, dataset)
+        rank = {"sort": "best", "offset": offset, "limit": limit, "criterion": criterion, "dataset": dataset}
+        if kind in KIND_FILTER:
+            q = RunQuery(**rank, **{KIND_FILTER[kind]: (name,)})
+        else:  # held by the datasplit, at any depth
+            q = RunQuery(**rank, uses=(kind, name))
         used_by = registry.catalog.query(q)
-    elif kind in NESTED_KINDS:  # held by the datasplit, at any depth
-        used_by = registry.catalog.query(RunQuery(sort="best", offset=offset, limit=limit, uses=(kind, name)))
     dialect = document_dialect(KIND_CLASSES[kind], document)  # 0.3.5, main, either or mixed
     return {
         "kind": kind,
@@ -459,7 +547,24 @@ def config(request: Request, registry: Registry) -> dict[str, Any]:
         "metadata": metadata,
         "dialect": dialect,
         "runs": used_by,
+        "held_by": held_by,
+        "criteria": list(registry.catalog.criteria()) if lists_runs else [],
     }
+
+
+def nested_document(registry: Registry, kind: str, name: str) -> tuple[dict[str, Any], str]:
+    """A dataset or array config not stored on its own, as the first run holding it has it (its
+    document and that run's name); ConfigNotFoundError if no run holds one."""
+    for run in registry.catalog.used(kind).get(name, []):
+        try:
+            found = nested_config(registry.configs.get_document("runs", run), kind, name)
+        except ConfigNotFoundError:
+            continue
+        if found is not None:
+            return found, run
+    raise ConfigNotFoundError(
+        f"no {kind[:-1]} named {name!r} in {registry.describe()}, stored or inside a run"
+    )
 
 
 def health(registry: Registry) -> dict[str, Any]:

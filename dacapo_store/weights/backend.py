@@ -189,6 +189,11 @@ class WeightsBackend(ABC):
     def drop_training_stats(self, run: str) -> None:
         """Remove our training stats of the run; absent is fine."""
 
+    def index_written(self, run: str) -> float | None:
+        """When the run's index (scores, checkpoints, pins) was last written (seconds since the
+        epoch), from what is stored anyway; None if unknown or none."""
+        return None
+
     @abstractmethod
     def training_stats_written(self, run: str) -> float | None:
         """When our training stats of the run were last written (seconds since the epoch); None if none.

@@ -612,6 +612,15 @@ class GridFSBackend(WeightsBackend):
         out.problems = tuple(problems)
         return out
 
+    def index_written(self, run: str) -> float | None:
+        """The `updated` marker of the run's `weights_runs` document (every write of ours sets it)."""
+        with translate_errors(self.where):
+            doc = self._runs.find_one({"_id": run}, projection={"updated": True})
+        stamp = doc.get("updated") if doc else None
+        if not isinstance(stamp, datetime):
+            return None
+        return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp()
+
     def training_stats_written(self, run: str) -> float | None:
         """The ObjectId time of the run's newest stats document, one indexed query."""
         last = self.training_stats_last(run)

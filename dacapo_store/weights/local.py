@@ -400,6 +400,13 @@ class LocalBackend(WeightsBackend):
             if payload:
                 _append(path, _STATS_KEY, payload)
 
+    def index_written(self, run: str) -> float | None:
+        """The index journal's mtime: every append writes it."""
+        try:
+            return os.stat(self._journal(run)).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
     def training_stats_written(self, run: str) -> float | None:
         """The journal's mtime: every append writes it."""
         try:

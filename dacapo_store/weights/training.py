@@ -81,6 +81,16 @@ class TrainingStats:
         updated = datetime.fromtimestamp(max(stamps), timezone.utc) if stamps else None
         return max(it for it, _ in present), updated
 
+    def scores_written(self, run: RunLike) -> datetime | None:
+        """When the run's validation scores (ours: its index; DaCapo's) were last written, UTC;
+        None if unknown. What dates a run that scores before its first checkpoint."""
+        name = run_name(run)
+        stamps = [self.backend.index_written(name)]
+        if self.dacapo is not None:
+            stamps.append(self.dacapo.scores_written(name))
+        known = [s for s in stamps if s is not None]
+        return datetime.fromtimestamp(max(known), timezone.utc) if known else None
+
     def _training_stats(self, run: str) -> dict[int, tuple[float, float]]:
         theirs = {} if self.dacapo is None else self.dacapo.training_stats(run)
         ours = self.backend.read_training_stats(run)

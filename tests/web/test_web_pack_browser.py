@@ -33,6 +33,21 @@ PAGES = {
     "compare": "/compare?" + urlencode([("runs", BIG), ("runs", FINETUNE), ("runs", DUMMY)]),
     "config": "/configs/datasplits/" + quote("hela_semantic_mito&er&nuc_8nm", safe=""),
     "leaderboard": "/leaderboard",
+    "runs with six metric columns": "/?"
+    + urlencode(
+        [
+            ("col", c)
+            for c in (
+                "mito__false_negative_rate_with_tolerance",
+                "nuc__mean_false_positive_distance_clipped",
+                "er__precision_with_tolerance",
+                "mito__dice",
+                "voi",
+                "blipp_score",
+            )
+        ]
+        + [("where", "datasplit_config.validate_configs.name ~ hela")]
+    ),
 }
 
 
@@ -220,3 +235,36 @@ def test_dark_mode_follows_the_system_setting(page, server):
     assert background == "rgb(20, 24, 31)"
     page.emulate_media(color_scheme="light")
     assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
+
+
+def test_the_runs_table_shows_a_best_for_every_finished_run_by_default(page, server):
+    page.goto(server + "/")
+    headers = page.locator("#runs-table th.best-col").all_inner_texts()
+    # blipp_score: two runs here have it (the dummy run and MARKUP_RUN); then one column for each
+    # run of another task
+    assert [h.split()[1].rstrip("↑↓") for h in headers] == ["blipp_score", "er__dice", "voi"]
+    assert "(lower is better)" in page.locator("#runs-table th.best-col").first.get_attribute("title")
+    finished = page.locator("#runs-table tbody tr:has(.status-finished)")
+    assert finished.count() >= 3
+    for i in range(finished.count()):
+        cells = finished.nth(i).locator("td.best-col").all_inner_texts()
+        assert any(c.strip() != "\u2013" for c in cells), finished.nth(i).get_attribute("data-run")
+
+
+def test_long_metric_columns_are_cut_with_the_full_name_on_hover_and_the_search_box_searches(page, server):
+    page.set_viewport_size({"width": 800, "height": 900})
+    page.goto(server + PAGES["runs with six metric columns"])
+    header = page.locator("#runs-table th.best-col").first
+    assert header.get_attribute("title").startswith("best mito__false_negative_rate_with_tolerance")
+    assert "col=mito__false_negative_rate_with_tolerance" in header.locator("a").get_attribute("href")
+    clip = header.locator(".clip")
+    assert clip.evaluate("e => e.scrollWidth > e.clientWidth")  # cut, with an ellipsis
+    rows = page.locator("#runs-table tbody tr").evaluate_all("rs => rs.map(r => r.dataset.run)")
+    assert BIG in rows and DUMMY not in rows
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(server + "/")
+    page.fill("input.where >> nth=-1", "architecture_config.fmaps_out == 72")
+    with page.expect_navigation():
+        page.press("input.where >> nth=-1", "Enter")
+    assert page.locator("#runs-table tbody tr").count() == 3
+    assert page.locator("input.where >> nth=0").input_value() == "architecture_config.fmaps_out == 72"
