@@ -209,8 +209,23 @@ def config_fields(name: str, doc: Mapping[str, Any] | None, metadata: DocumentMe
         "start_criterion": None if start.get("criterion") is None else str(start.get("criterion")),
         "created_by": metadata.created_by if metadata else None,
         "created_at": _aware(metadata.created_at) if metadata else None,
-        "uses": nested_configs(doc),
+        "uses": shared(nested_configs(doc)),
     }
+
+
+#: One tuple for every run that uses the same configs (see `shared`).
+_SHARED: dict[tuple, tuple] = {}
+
+
+def shared(value: tuple) -> tuple:
+    """`value`, or an equal tuple seen before: 100,000 runs use a few hundred sets of configs, and
+    a catalog keeps one copy of each (about 0.8 KB a run). The table is emptied when it gets big."""
+    found = _SHARED.get(value)
+    if found is None:
+        if len(_SHARED) >= 65536:
+            _SHARED.clear()
+        found = _SHARED.setdefault(value, value)
+    return found
 
 
 def weights_fields(digest: RunDigest) -> dict:

@@ -19,11 +19,12 @@ position there.
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from ..fsutil import write_temp
 from ..weights.best import Choice
 from ..weights.digest import RunDigest
 from ..weights.inputs import InputState
-from .runs import config_fields
+from .runs import config_fields, shared
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,17 @@ class Saved:
 
 def dumps(saved: Saved) -> bytes:
     """The file's bytes; TypeError if something can't be written (a token of another store)."""
+    return b"".join(dump_chunks(saved))
+
+
+def dump_chunks(saved: Saved) -> Iterator[bytes]:
+    """The file's bytes in pieces of at most a few thousand runs each, so writing 100,000 runs
+    never holds the whole text (it would double a cold build's peak memory). TypeError, raised
+    before the first piece, if something can't be written (a token of another store)."""
+    return _encode(_document(saved))
+
+
+def _document(saved: Saved) -> dict[str, Any]:
     token = saved.config_token
     if token is not None and not isinstance(token, FilesToken):
         raise TypeError(f"no codec for a config token {type(token).__name__}")
@@ -91,21 +103,22 @@ def dumps(saved: Saved) -> bytes:
     best_keys: dict[tuple[str, str | None], int] = {}
     direction_sets: dict[tuple, int] = {}
     dataset_sets: dict[tuple, int] = {}
-    rows = []
-    for n in dnames:
-        d = saved.digests[n]
-        flat: list[Any] = []
-        for key, b in d.bests.items():
-            flat += [
-                best_keys.setdefault(key, len(best_keys)),
-                b.iteration,
-                b.value,
-                int(b.pinned),
-                int(b.loadable),
-            ]
-        dirs = tuple(x for item in d.directions.items() for x in item)
-        rows.append(
-            [
+
+    def rows() -> Iterator[list]:
+        # made as they are written: the tables of keys and sets fill meanwhile (written after)
+        for n in dnames:
+            d = saved.digests[n]
+            flat: list[Any] = []
+            for key, b in d.bests.items():
+                flat += [
+                    best_keys.setdefault(key, len(best_keys)),
+                    b.iteration,
+                    b.value,
+                    int(b.pinned),
+                    int(b.loadable),
+                ]
+            dirs = tuple(x for item in d.directions.items() for x in item)
+            yield [
                 flat,
                 direction_sets.setdefault(dirs, len(direction_sets)),
                 dataset_sets.setdefault(d.datasets, len(dataset_sets)),
@@ -118,7 +131,7 @@ def dumps(saved: Saved) -> bytes:
                 d.trained_until,
                 d.stats_written,
             ]
-        )
+
     listed_names: dict[tuple[str, ...], int] = {}
     listings = []
     for n in dnames:
@@ -146,15 +159,72 @@ def dumps(saved: Saved) -> bytes:
         "swept": [n for n in inputs.sigs if n not in saved.digests],
         "swept_sigs": [inputs.sigs[n] for n in inputs.sigs if n not in saved.digests],
         "digest_names": dnames,
-        "best_keys": list(best_keys),
-        "direction_sets": list(direction_sets),
-        "dataset_sets": list(dataset_sets),
-        "digests": rows,
+        "digests": _Stream(rows()),
+        "best_keys": _Later(lambda: list(best_keys)),
+        "direction_sets": _Later(lambda: list(direction_sets)),
+        "dataset_sets": _Later(lambda: list(dataset_sets)),
         "sigs": [inputs.sigs.get(n) for n in dnames],
         "listed_names": list(listed_names),
         "listings": listings,
     }
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return doc
+
+
+#: How many items of a long array are encoded at once.
+_SLICE = 4096
+
+
+class _Stream:
+    """An array written as its items are made, `_SLICE` at a time (never all held at once)."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self.items = items
+
+
+class _Later:
+    """A value made when it is written (a table that the items written before it filled)."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+
+def _encode(value: Any) -> Iterator[bytes]:
+    """`value` as compact JSON, long arrays (and objects and arrays holding them) piece by piece."""
+    if isinstance(value, _Later):
+        value = value.make()
+    if isinstance(value, _Stream):
+        yield b"["
+        first = True
+        while batch := list(itertools.islice(value.items, _SLICE)):
+            yield (b"" if first else b",") + json.dumps(batch, separators=(",", ":")).encode()[1:-1]
+            first = False
+        yield b"]"
+    elif isinstance(value, dict) and any(_long(v) for v in value.values()):
+        yield b"{"
+        for i, (key, item) in enumerate(value.items()):
+            yield (b"," if i else b"") + json.dumps(key).encode() + b":"
+            yield from _encode(item)
+        yield b"}"
+    elif isinstance(value, list) and (len(value) > _SLICE or any(_long(v) for v in value)):
+        yield b"["
+        if len(value) > _SLICE:
+            for start in range(0, len(value), _SLICE):
+                part = json.dumps(value[start : start + _SLICE], separators=(",", ":")).encode()
+                yield (b"," if start else b"") + part[1:-1]
+        else:
+            for i, item in enumerate(value):
+                if i:
+                    yield b","
+                yield from _encode(item)
+        yield b"]"
+    else:
+        yield json.dumps(value, separators=(",", ":")).encode()
+
+
+def _long(value: Any) -> bool:
+    if isinstance(value, (_Stream, _Later)):
+        return True
+    return isinstance(value, list) and (len(value) > _SLICE or any(_long(v) for v in value[:16]))
 
 
 def loads(data: bytes, configs: str, weights: str) -> Saved:
@@ -175,7 +245,7 @@ def loads(data: bytes, configs: str, weights: str) -> Saved:
         if codec == "datetime":
             values = [None if v is None else datetime.fromisoformat(v) for v in values]
         elif codec == "tuple":
-            values = [_tuple_of(v) for v in values]
+            values = [shared(_tuple_of(v)) for v in values]
         elif codec != "plain":
             raise ValueError(f"unknown codec {codec!r}")
         columns.append(values)
@@ -276,13 +346,12 @@ def load(file: Path, configs: str, weights: str) -> Saved | None:
 def save(file: Path, saved: Saved) -> bool:
     """Write the saved catalog: a temporary file renamed into place (best-effort: False if it can't)."""
     try:
-        data = dumps(saved)
+        chunks = dump_chunks(saved)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(write_temp(file.parent, file.name, chunks, fsync=False), file)
     except (TypeError, ValueError) as exc:
         log.debug("run catalog snapshot not saved: %s", exc)
         return False
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(write_temp(file.parent, file.name, [data], fsync=False), file)
     except OSError as exc:
         log.debug("run catalog snapshot not saved in %s: %s", file.parent, exc)
         return False

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -103,6 +104,19 @@ def to_json(digest: RunDigest) -> dict[str, Any]:
 
 
 _intern = sys.intern
+_NO_DAMAGE: Mapping[int, str] = MappingProxyType({})
+#: What many runs' digests hold alike (directions, criteria, datasets), one read-only copy each.
+_SHARED: dict[Any, Any] = {}
+
+
+def _shared(key: Any, make: Any) -> Any:
+    """The one copy of what `make` makes for `key` (100,000 digests share a few hundred)."""
+    found = _SHARED.get(key)
+    if found is None:
+        if len(_SHARED) >= 65536:
+            _SHARED.clear()
+        found = _SHARED.setdefault(key, make())
+    return found
 
 
 def from_json(data: Mapping[str, Any]) -> RunDigest:
@@ -111,22 +125,31 @@ def from_json(data: Mapping[str, Any]) -> RunDigest:
     if data.get("format") != FORMAT:
         raise ValueError(f"not a run digest of format {FORMAT}")
     bests: dict[BestKey, Choice] = {}
+    made: dict[tuple, Choice] = {}  # a run's best over all datasets is often one dataset's: one object
     for c, d, it, value, pinned, loadable in data["bests"]:
         if type(it) is not int or (value is not None and not isinstance(value, (int, float))):
             raise ValueError("a best that is not an iteration and a number")
         key = (_intern(c), None if d is None else _intern(d))
-        bests[key] = Choice(it, None if value is None else float(value), bool(pinned), bool(loadable))
-    directions = {_intern(c): h for c, h in data["directions"]}
+        fields = (it, None if value is None else float(value), bool(pinned), bool(loadable))
+        choice = made.get(fields)
+        if choice is None:
+            choice = made[fields] = Choice(*fields)
+        bests[key] = choice
+    pairs = tuple((_intern(c), h) for c, h in data["directions"])
+    directions, criteria = _shared(
+        pairs, lambda: (MappingProxyType(dict(pairs)), tuple(sorted(c for c, _ in pairs)))
+    )
+    datasets = tuple(_intern(d) for d in data["datasets"])
     return RunDigest(
         bests=bests,
         directions=directions,
-        criteria=tuple(sorted(directions)),
-        datasets=tuple(_intern(d) for d in data["datasets"]),
+        criteria=criteria,
+        datasets=_shared(datasets, lambda: datasets),
         checkpoints=int(data["checkpoints"]),
         latest_checkpoint=data["latest_checkpoint"],
         scored_until=data["scored_until"],
         checkpoint_time=data["checkpoint_time"],
-        damaged={int(it): str(p) for it, p in data["damaged"]},
+        damaged={int(it): str(p) for it, p in data["damaged"]} if data["damaged"] else _NO_DAMAGE,
         problem=data["problem"],
         journal_damage=tuple(str(p) for p in data.get("journal_damage", ())),
     )

@@ -266,3 +266,29 @@ def test_a_catalog_over_mongodb_keeps_no_snapshot(demo_dir, tmp_path, user_cache
     catalog = RunCatalog(stores.configs, stores.weights, recheck=0)
     assert catalog.names() == RUNS and catalog.best(BASE, "f1_score") is not None
     assert not (user_cache / "run-catalog").exists()
+
+
+def test_a_big_snapshot_is_written_in_pieces_and_reads_back_whole(registry, user_cache):
+    """10,000 runs (the demo's, under new names): the saved copy is written piece by piece, none
+    near the whole (a cold build at 100,000 runs would otherwise hold the text twice), and reads
+    back equal, runs that use the same configs sharing one `uses` tuple."""
+    catalog = open_catalog(registry)
+    (file,) = snapshot_files(user_cache)
+    keys = catalog._snapshot_keys()
+    saved = snapshot.loads(file.read_bytes(), *keys)
+    base = RUNS[0]
+    inputs = saved.weights_token
+    names = [f"copy_{i:05d}" for i in range(10_000)]
+    for name in names:
+        saved.config_fields[name] = {**saved.config_fields[base], "name": name}
+        saved.digests[name] = saved.digests[base]
+        inputs.sigs[name] = inputs.sigs[base]
+        for listings in inputs.listings.values():
+            listings[name] = listings.get(base)
+    chunks = list(snapshot.dump_chunks(saved))
+    data = b"".join(chunks)
+    assert len(chunks) > 10 and max(map(len, chunks)) < len(data) / 4
+    back = snapshot.loads(data, *keys)
+    assert back.config_fields == saved.config_fields and back.digests == saved.digests
+    assert back.weights_token.sigs == inputs.sigs
+    assert len({id(back.config_fields[n]["uses"]) for n in names}) == 1
