@@ -137,14 +137,14 @@ def from_json(data: Mapping[str, Any]) -> RunDigest:
         bests[key] = choice
     pairs = tuple((_intern(c), h) for c, h in data["directions"])
     directions, criteria = _shared(
-        pairs, lambda: (MappingProxyType(dict(pairs)), tuple(sorted(c for c, _ in pairs)))
+        ("directions", pairs), lambda: (MappingProxyType(dict(pairs)), tuple(sorted(c for c, _ in pairs)))
     )
     datasets = tuple(_intern(d) for d in data["datasets"])
     return RunDigest(
         bests=bests,
         directions=directions,
         criteria=criteria,
-        datasets=_shared(datasets, lambda: datasets),
+        datasets=_shared(("datasets", datasets), lambda: datasets),
         checkpoints=int(data["checkpoints"]),
         latest_checkpoint=data["latest_checkpoint"],
         scored_until=data["scored_until"],

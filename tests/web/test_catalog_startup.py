@@ -13,6 +13,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import attrs
 import pytest
 from starlette.testclient import TestClient
 
@@ -292,3 +293,22 @@ def test_a_big_snapshot_is_written_in_pieces_and_reads_back_whole(registry, user
     assert back.config_fields == saved.config_fields and back.digests == saved.digests
     assert back.weights_token.sigs == inputs.sigs
     assert len({id(back.config_fields[n]["uses"]) for n in names}) == 1
+
+
+def test_digests_read_back_share_what_runs_hold_alike_and_keep_it_read_only(registry):
+    """100,000 runs' digests hold a few hundred sets of directions, criteria and datasets: read
+    from the files writers keep, runs alike share one read-only copy, and equal digests stay equal."""
+    from dacapo_store.weights import digest as digests
+
+    store = LocalWeightsStore(registry)
+    found = store.run_digests(sorted(RUNS))
+    assert set(found) == set(RUNS)
+    again = {r: digests.from_json(digests.to_json(d)) for r, d in found.items()}
+    # what a reader adds (its training stats' extent) is never stored in a digest
+    assert again == {r: attrs.evolve(d, trained_until=None, stats_written=None) for r, d in found.items()}
+    first, second = (again[r] for r in sorted(RUNS)[:2])
+    if first.directions == second.directions:
+        assert first.directions is second.directions and first.criteria is second.criteria
+    with pytest.raises(TypeError):
+        first.directions["f1_score"] = False  # type: ignore[index]
+    assert digests.from_json(digests.to_json(first)).directions is first.directions
