@@ -74,7 +74,7 @@ class FileConfigStore(ConfigStore):
 
     def _read(self, file: Path) -> dict[str, Any] | None:
         try:
-            text = file.read_text(encoding="utf-8")
+            text = _read_text(str(file))
         except FileNotFoundError:
             return None
         try:
@@ -150,7 +150,7 @@ class FileConfigStore(ConfigStore):
     def _read_meta(file: Path) -> dict[str, Any] | Exception | None:
         """The record in a metadata file; an unreadable one as its error (for `check` to report)."""
         try:
-            meta = json.loads(file.read_text(encoding="utf-8"))
+            meta = json.loads(_read_text(str(file)))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
@@ -432,3 +432,16 @@ def _stats(folder: Path, suffix: str) -> dict[str, tuple[int, int, int]]:
 
 
 __all__ = ["FileConfigStore", "FilesToken"]
+
+
+def _read_text(path: str) -> str:
+    """A small file's text (UTF-8) with the fewest system calls: a cold start of a catalog reads
+    every run document and its metadata, 200,000 files at 100,000 runs."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        parts = [os.read(fd, 65536)]
+        while len(parts[-1]) == 65536:
+            parts.append(os.read(fd, 65536))
+    finally:
+        os.close(fd)
+    return b"".join(parts).decode("utf-8")
