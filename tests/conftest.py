@@ -38,6 +38,15 @@ BACKENDS = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """A per-user cache for what runs before any test's own (module- and session-scoped
+    fixtures serving a registry): never ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache-session")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def user_cache(tmp_path_factory, monkeypatch):
     """Each test gets its own per-user cache (the run index lives there), never ~/.cache."""
