@@ -152,9 +152,8 @@ class RunEntry:
         if found is None:
             fields = {**(self.fields if self.fields is not None else _BLANK), "name": self.name}
             fields.pop("document", None)
-            problems = [p for p in (fields.pop("config_problem", None), self.digest.problem) if p]
-            problems += [f"index {p}" for p in self.digest.journal_damage]
             weights = weights_fields(self.digest)
+            problems = [p for p in (fields.pop("config_problem", None), weights["damage"]) if p]
             weights["damage"] = "; ".join(problems) or None
             if self.scored_at is not None and (weights["updated_at"] or self.scored_at) <= self.scored_at:
                 weights["updated_at"] = self.scored_at

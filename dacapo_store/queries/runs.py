@@ -23,7 +23,7 @@ from ..criteria import start_rule
 from ..errors import ConfigNotFoundError, DacapoStoreError, StoreConnectionError
 from ..weights.base import WeightsStore
 from ..weights.best import Choice, all_bests, choose
-from ..weights.digest import RunDigest
+from ..weights.digest import RunDigest, shared
 from ..weights.index import RunIndex
 from .lineage import lineage
 from .uses import NESTED_KINDS, nested_configs
@@ -209,23 +209,13 @@ def config_fields(name: str, doc: Mapping[str, Any] | None, metadata: DocumentMe
         "start_criterion": None if start.get("criterion") is None else str(start.get("criterion")),
         "created_by": metadata.created_by if metadata else None,
         "created_at": _aware(metadata.created_at) if metadata else None,
-        "uses": shared(nested_configs(doc)),
+        "uses": shared_uses(nested_configs(doc)),
     }
 
 
-#: One tuple for every run that uses the same configs (see `shared`).
-_SHARED: dict[tuple, tuple] = {}
-
-
-def shared(value: tuple) -> tuple:
-    """`value`, or an equal tuple seen before: 100,000 runs use a few hundred sets of configs, and
-    a catalog keeps one copy of each (about 0.8 KB a run). The table is emptied when it gets big."""
-    found = _SHARED.get(value)
-    if found is None:
-        if len(_SHARED) >= 65536:
-            _SHARED.clear()
-        found = _SHARED.setdefault(value, value)
-    return found
+def shared_uses(uses: tuple) -> tuple:
+    """One tuple for every run that uses the same configs (about 0.8 KB a run otherwise)."""
+    return shared(("uses", uses), lambda: uses)
 
 
 def weights_fields(digest: RunDigest) -> dict:
@@ -244,8 +234,13 @@ def weights_fields(digest: RunDigest) -> dict:
         "updated_at": max(stamps) if stamps else None,
         "criteria": digest.criteria,
         "datasets": digest.datasets,
-        "damage": digest.problem,
+        "damage": "; ".join(p for p in (digest.problem, index_damage(digest.journal_damage)) if p) or None,
     }
+
+
+def index_damage(problems: Iterable[str]) -> str | None:
+    """What a reader of the run's index skipped ("index line 5: fails its checksum; ..."), or None."""
+    return "; ".join(f"index {p}" for p in problems) or None
 
 
 def run_metadata(configs: Any, name: str, raw: Mapping[str, Any] | None) -> DocumentMetadata | None:
@@ -369,7 +364,7 @@ def run_detail(
     except (DacapoStoreError, OSError) as exc:
         damage, index = weights.describe_problem(exc), RunIndex()
     if index.problems:  # damaged lines are skipped: the page shows the rest, and says so
-        damage = "; ".join(f"index {p}" for p in index.problems)
+        damage = index_damage(index.problems)
     stats = training_stats(weights, name)
     parts = {field: kind for field, kind in RUN_PARTS.items()}
     return {

@@ -36,7 +36,7 @@ from ..fsutil import write_temp
 from ..weights.best import Choice
 from ..weights.digest import RunDigest
 from ..weights.inputs import InputState
-from .runs import config_fields, shared
+from .runs import config_fields, shared_uses
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def loads(data: bytes, configs: str, weights: str) -> Saved:
         if codec == "datetime":
             values = [None if v is None else datetime.fromisoformat(v) for v in values]
         elif codec == "tuple":
-            values = [shared(_tuple_of(v)) for v in values]
+            values = [shared_uses(_tuple_of(v)) for v in values]
         elif codec != "plain":
             raise ValueError(f"unknown codec {codec!r}")
         columns.append(values)

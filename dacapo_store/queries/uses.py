@@ -34,7 +34,11 @@ def _kind_of_type() -> dict[str, str]:
 
 
 def _walk(doc: Any) -> Any:
-    """Every (kind, name, mapping) of a dataset or array config inside a document, depth first."""
+    """Every (kind, name, mapping) of a dataset or array config inside a document, depth first.
+
+    Documents are plain dicts and lists (YAML, JSON, BSON), walked without recursion, with
+    type() checks rather than isinstance (a run's catalog entry walks its whole document).
+    """
     kinds = _kind_of_type()
     stack = [doc]
     pop, push = stack.pop, stack.append
@@ -62,26 +66,5 @@ def nested_configs(doc: Any) -> tuple[tuple[str, str], ...]:
     """(kind, name) of every dataset and array config inside a run document, sorted, each once.
 
     Any shape is accepted (a document DaCapo wrote, one with unknown classes): never raises.
-    Documents are plain dicts and lists (YAML, JSON, BSON), walked without recursion.
     """
-    kinds = _kind_of_type()
-    found: set[tuple[str, str]] = set()
-    stack = [doc]
-    pop, push = stack.pop, stack.append
-    # type() checks, not isinstance: YAML, JSON and BSON give plain dicts, lists and tuples
-    while stack:
-        value = pop()
-        if type(value) is dict:
-            tag = value.get(TYPE_KEY)
-            kind = kinds.get(tag) if type(tag) is str else None
-            if kind is not None:
-                name = value.get("name")
-                if type(name) is str:
-                    found.add((kind, name))
-            items = value.values()
-        else:
-            items = value
-        for item in items:
-            if type(item) in _CONTAINERS:
-                push(item)
-    return tuple(sorted(found))
+    return tuple(sorted({(kind, name) for kind, name, _ in _walk(doc)}))

@@ -105,12 +105,14 @@ def to_json(digest: RunDigest) -> dict[str, Any]:
 
 _intern = sys.intern
 _NO_DAMAGE: Mapping[int, str] = MappingProxyType({})
-#: What many runs' digests hold alike (directions, criteria, datasets), one read-only copy each.
+#: What many runs hold alike (directions, criteria, datasets, the configs they use): one copy each.
 _SHARED: dict[Any, Any] = {}
 
 
-def _shared(key: Any, make: Any) -> Any:
-    """The one copy of what `make` makes for `key` (100,000 digests share a few hundred)."""
+def shared(key: Any, make: Any) -> Any:
+    """The one copy of what `make` makes for `key` (100,000 runs share a few hundred): what a
+    catalog of every run keeps must not be kept once a run. Keys name what they are for
+    (`("datasets", ...)`); the values are never changed. The table is emptied when it gets big."""
     found = _SHARED.get(key)
     if found is None:
         if len(_SHARED) >= 65536:
@@ -136,7 +138,7 @@ def from_json(data: Mapping[str, Any]) -> RunDigest:
             choice = made[fields] = Choice(*fields)
         bests[key] = choice
     pairs = tuple((_intern(c), h) for c, h in data["directions"])
-    directions, criteria = _shared(
+    directions, criteria = shared(
         ("directions", pairs), lambda: (MappingProxyType(dict(pairs)), tuple(sorted(c for c, _ in pairs)))
     )
     datasets = tuple(_intern(d) for d in data["datasets"])
@@ -144,7 +146,7 @@ def from_json(data: Mapping[str, Any]) -> RunDigest:
         bests=bests,
         directions=directions,
         criteria=criteria,
-        datasets=_shared(("datasets", datasets), lambda: datasets),
+        datasets=shared(("datasets", datasets), lambda: datasets),
         checkpoints=int(data["checkpoints"]),
         latest_checkpoint=data["latest_checkpoint"],
         scored_until=data["scored_until"],
@@ -155,4 +157,4 @@ def from_json(data: Mapping[str, Any]) -> RunDigest:
     )
 
 
-__all__ = ["RunDigest", "damaged_digest", "digest_of", "from_json", "to_json"]
+__all__ = ["RunDigest", "damaged_digest", "digest_of", "from_json", "shared", "to_json"]

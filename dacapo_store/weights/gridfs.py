@@ -676,7 +676,6 @@ class GridFSBackend(WeightsBackend):
             self._stats.delete_many({"run_name": run})
 
 
-#: Above this many runs a query reads every run's digest rather than naming them in an `$in`.
 class GridFSWeightsStore(WeightsStore):
     """Weights, scores and pins of runs in a MongoDB database (a URI, or a ready `client`): the
     typed API (`WeightsStore`) over a `GridFSBackend`."""
@@ -710,6 +709,7 @@ class GridFSWeightsStore(WeightsStore):
         return self.backend.client
 
 
+#: Above this many runs a query reads every run's digest rather than naming them in an `$in`.
 _MANY = 200
 #: What reading a run's index needs of its document.
 _INDEX_ONLY = {"updated": False, "writes": False, "digest": False}

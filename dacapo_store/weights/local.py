@@ -45,7 +45,7 @@ from filelock import FileLock
 from ..checksums import check_lines, line_state, seal_json, sealed_array
 from ..criteria import direction_conflict
 from ..errors import CorruptWeightsError, InvalidNameError, TrainingStatsConflictError
-from ..fsutil import fsync_dir, write_temp
+from ..fsutil import fsync_dir, read_small, temp_files, write_temp
 from ..names import run_name_problem
 from . import digest as digests
 from .backend import BlobNotFoundError, Leftover, WeightsBackend
@@ -193,20 +193,9 @@ class LocalBackend(WeightsBackend):
         found = []
         for run in self.list_runs():
             for folder in (self._checkpoints(run), self._checkpoints(run) / "blobs"):
-                try:
-                    entries = list(os.scandir(folder))
-                except FileNotFoundError:
-                    continue
-                for entry in entries:
-                    if entry.name.startswith(".tmp-") and entry.is_file(follow_symlinks=False):
-                        try:
-                            st = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            continue
-                        name = str(Path(entry.path).relative_to(self._checkpoints(run)))
-                        found.append(
-                            Leftover("temporary file", run, name, st.st_size, st.st_mtime, key=entry.path)
-                        )
+                for path, st in temp_files(folder):
+                    name = str(Path(path).relative_to(self._checkpoints(run)))
+                    found.append(Leftover("temporary file", run, name, st.st_size, st.st_mtime, key=path))
         return found
 
     def remove_leftover(self, leftover: Leftover) -> None:
@@ -340,7 +329,7 @@ class LocalBackend(WeightsBackend):
             finally:
                 os.close(fd)
             try:
-                doc = json.loads(_read_small(f"{folder}/{DIGEST_FILE}"))
+                doc = json.loads(read_small(f"{folder}/{DIGEST_FILE}"))
                 stamp = doc["of"]
                 # a line changed in place (damage) keeps the length but not the mtime
                 if (
@@ -469,18 +458,6 @@ class LocalWeightsStore(WeightsStore):
     def basedir(self) -> Path:
         """The folder holding the run folders."""
         return self.backend.basedir
-
-
-def _read_small(path: str) -> bytes:
-    """A small file's bytes with the fewest system calls (10,000s of digests are read at once)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        parts = [os.read(fd, 65536)]
-        while len(parts[-1]) == 65536:
-            parts.append(os.read(fd, 65536))
-    finally:
-        os.close(fd)
-    return b"".join(parts)
 
 
 def _header_id(header: bytes) -> str | None:
