@@ -483,7 +483,7 @@ class ConfigStore(ABC):
 
     def _adopt(self, kind: str, name: str, config: Mapping[str, Any]) -> None:
         """A part stored for a run that never landed, stored now on its own: no longer an orphan."""
-        meta = self._opened_meta(self._get_meta(kind, name), kind, name)
+        meta = self._stored_meta(kind, name)
         if meta and PART_OF in meta and meta.get("content_hash") == content_hash(config):
             self._put_meta(kind, name, {k: v for k, v in meta.items() if k != PART_OF})
 
@@ -573,7 +573,7 @@ class ConfigStore(ABC):
         for field, part_kind in RUN_PARTS.items():
             part = (parts or {}).get(field)
             if isinstance(part, Mapping) and isinstance(part.get("name"), str):
-                meta = self._opened_meta(self._get_meta(part_kind, part["name"]), part_kind, part["name"])
+                meta = self._stored_meta(part_kind, part["name"])
                 if meta and meta.get(PART_OF) == name:
                     self._put_meta(part_kind, part["name"], {k: v for k, v in meta.items() if k != PART_OF})
         log.info("deleted %s/%s from %s", kind, name, self.describe())
@@ -627,7 +627,7 @@ class ConfigStore(ABC):
     def raw_document(self, kind: str, name: str, *, repetition: int | None = None) -> dict[str, Any]:
         """The stored document with its metadata under `__dacapo_store__`, if it has some."""
         doc = config_part(self._find_or_raise(kind, name, repetition))
-        meta = _current(self._opened_meta(self._get_meta(kind, name), kind, name), doc)
+        meta = _current(self._stored_meta(kind, name), doc)
         return {**doc, META_KEY: meta} if meta else doc
 
     def metadata(self, kind: str, name: str, *, repetition: int | None = None) -> DocumentMetadata:
@@ -639,11 +639,15 @@ class ConfigStore(ABC):
         which is how `check` finds the change.
         """
         doc = config_part(self._find_or_raise(kind, name, repetition))
-        recorded = self._opened_meta(self._get_meta(kind, name), kind, name)
+        recorded = self._stored_meta(kind, name)
         current = _current(recorded, doc)
         if current is None and recorded and isinstance(recorded.get("content_hash"), str):
             return DocumentMetadata(created_at=None, created_by=None, content_hash=recorded["content_hash"])
         return DocumentMetadata.of(doc, current)
+
+    def _stored_meta(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The document's metadata as stored, checksum verified (`_opened_meta`)."""
+        return self._opened_meta(self._get_meta(kind, name), kind, name)
 
     def _opened_meta(self, raw: Any, kind: str, name: str) -> dict[str, Any] | None:
         """A backend's metadata record, its checksum verified and taken off; None (with a warning)
@@ -721,7 +725,7 @@ class ConfigStore(ABC):
         for item in found:
             if item.kind == "orphan part":
                 kind, name = item.key
-                meta = self._opened_meta(self._get_meta(kind, name), kind, name) or {}
+                meta = self._stored_meta(kind, name) or {}
                 if meta.get(PART_OF) != item.run or self._find_all("runs", item.run):
                     continue  # its run landed meanwhile, or it was stored on its own
                 try:

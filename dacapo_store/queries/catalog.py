@@ -36,7 +36,7 @@ from ..criteria import main_rank
 from ..errors import AmbiguousNameError, ConfigNotFoundError, DacapoStoreError, StoreConnectionError
 from ..weights.base import WeightsStore
 from ..weights.best import direction
-from ..weights.digest import RunDigest
+from ..weights.digest import RunDigest, shared
 from ..weights.leaderboard import LeaderboardEntry, leaderboard_entries
 from ..where import Condition, matches
 from . import snapshot as snapshots
@@ -388,7 +388,6 @@ class CatalogSnapshot:
         self, filtered: list[RunEntry], q: RunQuery, criterion: str | None, now: datetime
     ) -> list[RunEntry]:
         """The filtered runs in the query's order (with a best by the criterion only, if asked)."""
-        chosen = filtered
         if q.with_best_only:
             key = (criterion, q.dataset)
             chosen = [e for e in filtered if criterion is not None and key in e.bests]
@@ -748,21 +747,15 @@ def _fields(configs: Any, name: str, raw: Mapping[str, Any], documents: bool = F
     return fields
 
 
-#: One copy of each distinct config part the catalog's run documents hold (runs share their
-#: task, architecture, trainer and datasplit: 10,000 runs hold a few dozen distinct parts).
-_PARTS: dict[str, Any] = {}
-_PARTS_LOCK = threading.Lock()
-
-
 def shared_parts(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The run document with each nested config part replaced by the one copy of it (`_PARTS`):
+    """The run document with each nested config part replaced by the one copy of it (runs share
+    their task, architecture, trainer and datasplit: 10,000 runs hold a few dozen distinct parts):
     what `where` searches, kept beside the run's fields (never saved with the catalog's copy)."""
     out = dict(doc)
     for field, value in doc.items():
         if isinstance(value, Mapping):
-            key = field + ":" + json.dumps(value, sort_keys=True, default=str)
-            with _PARTS_LOCK:
-                out[field] = _PARTS.setdefault(key, value)
+            key = ("part", field, json.dumps(value, sort_keys=True, default=str))
+            out[field] = shared(key, lambda value=value: value)
     return out
 
 
