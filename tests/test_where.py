@@ -182,3 +182,25 @@ def test_list_runs_where_on_what_dacapo_wrote(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and bad.stdout == ""
     assert bad.stderr.strip().count("\n") == 0 and "num_iterations => 3" in bad.stderr
     assert CliRunner().invoke(app, ["--store", store, "list", "tasks", "--where", "a == 1"]).exit_code == 2
+
+
+def test_files_and_mongodb_agree_on_what_dacapo_main_wrote(tmp_path):
+    """DaCapo main's registry (new classes, null fields, a run without a name): the MongoDB query
+    and the files pass find the same runs, and each search finds some runs and leaves some out."""
+    from test_dacapo_main_pack import pack_store
+
+    files = pack_store("files", tmp_path / "files")
+    mongo = pack_store("mongomock", tmp_path / "mongo")
+    on_files = set(files.names("runs"))
+    assert len(on_files) > 5
+    for expression in [
+        "validation_interval == 1000",
+        "task_config == null",
+        "architecture_config.__type__ == DummyArchitectureConfig",
+        "learning_rate < 0.001",  # a run field in main (the trainer's in 0.3.5)
+        "architecture_config.name ~ main",
+        "num_iterations != null",
+    ]:
+        found = files.retrieve_run_config_names(where=[expression])
+        assert 0 < len(found) < len(on_files), (expression, found)
+        assert [n for n in mongo.retrieve_run_config_names(where=[expression]) if n in on_files] == found

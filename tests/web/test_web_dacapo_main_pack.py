@@ -88,3 +88,13 @@ def test_main_runs_compare_with_0_3_5_style_ones_and_runs_without_parts(main_sit
     assert response.status_code == 200, response.text
     fields = {row["field"] for row in response.json()["differences"]}
     assert "task_config.name" in fields or "task_config" in fields
+
+
+def test_a_where_search_answers_as_the_config_store_does(main_site):
+    """The dashboard's search (the catalog) and the store's (a MongoDB query, a files pass) agree
+    on DaCapo main's runs."""
+    for expression in ("learning_rate < 0.001", "task_config == null", "architecture_config.name ~ main"):
+        found = main_site.get("/api/v1/runs", params={"where": expression, "limit": 500})
+        assert found.status_code == 200, found.text
+        names = sorted(row["name"] for row in found.json()["rows"])
+        assert names and names == sorted(main_site.configs.retrieve_run_config_names(where=[expression]))
