@@ -328,6 +328,7 @@ def browser_time(folder: Path) -> float | None:
     """Seconds from navigation until the runs table is visible, in headless Chromium."""
     import socket
     import subprocess
+    import tempfile
 
     try:
         from playwright.sync_api import sync_playwright
@@ -354,8 +355,8 @@ def browser_time(folder: Path) -> float | None:
     try:
         proc.stdout.readline()
         url = f"http://127.0.0.1:{port}/"
-        with sync_playwright() as p:
-            context = launch(p)
+        with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+            context = launch(p, profile)
             page = context.new_page()
             # the server builds its run catalog on the first request: start-up, not the page's time
             page.goto(url + "api/v1/runs?limit=1", timeout=600_000)

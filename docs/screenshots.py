@@ -51,8 +51,8 @@ def shoot(registry: Path, viewport: dict, shots: list[tuple[str, str]]) -> None:
     )
     try:
         url = re.search(r"(http://\S+/)", server.stdout.readline()).group(1)
-        with sync_playwright() as p:
-            context = launch(p, viewport=viewport)
+        with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+            context = launch(p, profile, viewport=viewport)
             page = context.new_page()
             for name, path in shots:
                 page.goto(url + path)

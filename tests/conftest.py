@@ -41,9 +41,11 @@ BACKENDS = [
 @pytest.fixture(scope="session", autouse=True)
 def session_cache(tmp_path_factory):
     """A per-user cache for what runs before any test's own (module- and session-scoped
-    fixtures serving a registry): never ~/.cache."""
+    fixtures serving a registry), and a config folder for the browser (Chromium keeps its crash
+    reports there): never ~/.cache or ~/.config."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache-session")))
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config-session")))
         yield
 
 

@@ -7,7 +7,6 @@ browser downloads are not used. Nothing here imports Playwright: callers pass it
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
 #: Where the browser is: `DACAPO_STORE_CHROMIUM`, else Debian's.
@@ -26,12 +25,9 @@ FLAGS = (
 )
 
 
-def launch(playwright: Any, profile: str | os.PathLike[str] | None = None, **options: Any) -> Any:
-    """A headless Chromium context with a fresh profile (a new temporary folder unless given)."""
+def launch(playwright: Any, profile: str | os.PathLike[str], **options: Any) -> Any:
+    """A headless Chromium context keeping its profile in the folder `profile` (the caller's to
+    remove: a test's tmp folder, a `tempfile.TemporaryDirectory`)."""
     return playwright.chromium.launch_persistent_context(
-        str(profile) if profile is not None else tempfile.mkdtemp(prefix="chromium-profile-"),
-        executable_path=CHROMIUM,
-        args=list(FLAGS),
-        headless=True,
-        **options,
+        str(profile), executable_path=CHROMIUM, args=list(FLAGS), headless=True, **options
     )
