@@ -1,8 +1,8 @@
 """import-dacapo: copy a DaCapo 0.3 registry into a dacapo_store registry, reading the source only.
 
 Configs are copied as documents (`ConfigStore.put_document`, so classes not known here copy too),
-checkpoints are loaded with the restricted unpickler and stored in our format (safetensors and
-weights-only torch, sha256 per blob) and read back verified, scores and DaCapo's best files become
+checkpoints are loaded with the restricted unpickler and stored in our format (safetensors model
+and optimizer, an xxh3-128 checksum per blob) and read back verified, scores and DaCapo's best files become
 our scores and pins, training stats ours. Whatever is already at the target is skipped, so a rerun
 imports nothing new.
 """
@@ -211,8 +211,8 @@ def _import_run(
         if not _same_tensors(stored.model, model):
             raise DacapoStoreError(f"checkpoint {label} did not read back equal after conversion")
         blobs = stored.metadata["blobs"] if stored.metadata else {}
-        digest = blobs.get("model", {}).get("sha256", "?")[:12]
-        report.converted.append(("checkpoint", label, f"sha256 {digest}"))
+        digest = blobs.get("model", {}).get("xxh3_128", "?")[:12]
+        report.converted.append(("checkpoint", label, f"xxh3-128 {digest}"))
         present.add(iteration)
     # validation scores
     for event in source.score_events(run):

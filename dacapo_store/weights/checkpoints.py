@@ -1,8 +1,9 @@
 """Checkpoints: store, load (checksums verified), list, remove and verify a run's weights.
 
 A checkpoint is one or two blobs (model and optimizer as safetensors) plus an index entry with
-each blob's size, sha256 (its content identity) and xxh3-128 (the checksum a load verifies, as it
-keeps up with the disk; entries without one are verified by their sha256). Blobs get fresh names
+each blob's size and xxh3-128 checksum (its content identity, which every load verifies: it runs at
+memory speed, so neither a store nor a load waits for it; entries written before it existed carry a
+sha256 and are verified by it). Blobs get fresh names
 and are written first; the index entry is added last, so a checkpoint appears whole or not at all;
 replacing one swaps the index entry, then deletes the old blobs. DaCapo's own checkpoint files are
 read through the restricted unpickler and never deleted.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,16 +69,11 @@ class Checkpoints:
         try:
             for part, ext, chunks in parts:
                 blob = f"{iteration}-{token}.{part}.{ext}"
-                digest, fast = hashlib.sha256(), xxhash.xxh3_128()
+                checksum = xxhash.xxh3_128()
                 counter = [0]
-                self.backend.put_blob(name, blob, _hashing(chunks, (digest, fast), counter))
+                self.backend.put_blob(name, blob, _hashing(chunks, checksum, counter))
                 written.append(blob)
-                blobs[part] = {
-                    "name": blob,
-                    "sha256": digest.hexdigest(),
-                    "xxh3_128": fast.hexdigest(),
-                    "size": counter[0],
-                }
+                blobs[part] = {"name": blob, "xxh3_128": checksum.hexdigest(), "size": counter[0]}
             old = self.backend.read_checkpoint(name, iteration)
         except BaseException as exc:
             # before the commit point: the previous checkpoint is untouched, ours goes
@@ -151,15 +147,8 @@ class Checkpoints:
                 f"{size} bytes, expected {record['size']}; the checkpoint is damaged, store it again or "
                 "remove it"
             )
-        # xxh3-128 keeps up with the disk; entries written before it existed carry only a sha256
-        if "xxh3_128" in record:
-            algorithm, matches = (
-                "xxh3-128 checksum",
-                xxhash.xxh3_128(buffer).hexdigest() == record["xxh3_128"],
-            )
-        else:
-            algorithm, matches = "sha256", hashlib.sha256(buffer).hexdigest() == record["sha256"]
-        if not matches:
+        key, algorithm, checksum = blob_checksum(record)
+        if checksum(buffer) != record[key]:
             raise CorruptWeightsError(
                 f"weights of run {run} at iteration {iteration} in {self.where}: blob {record['name']} "
                 f"does not match its {algorithm}; the checkpoint is damaged, store it again or remove it"
@@ -332,20 +321,32 @@ class Checkpoints:
         return problems, notes
 
 
-def _hashing(
-    chunks: Iterable[bytes | memoryview], digests: Iterable[Any], counter: list[int]
-) -> Iterator[Any]:
-    """The chunks, while a worker thread feeds each to the digests as the caller writes it.
+#: the checksums a blob record may carry, in the order a load prefers them: (record key, name,
+#: function of the bytes). Entries written before xxh3-128 existed carry only a sha256.
+CHECKSUMS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("xxh3_128", "xxh3-128 checksum", lambda data: xxhash.xxh3_128(data).hexdigest()),
+    ("sha256", "sha256", lambda data: hashlib.sha256(data).hexdigest()),
+)
 
-    sha256 runs at about the speed of writing to the page cache, and hashlib lets go of the GIL
-    while it works: hashing chunk n beside the write of chunk n halves the time of a store.
-    Chunks are hashed in order (the next waits for the previous); they stay alive meanwhile.
+
+def blob_checksum(record: Mapping[str, Any]) -> tuple[str, str, Callable[[Any], str]]:
+    """The checksum a load verifies `record`'s blob by (KeyError for a record without one)."""
+    for found in CHECKSUMS:
+        if found[0] in record:
+            return found
+    raise KeyError("no checksum")
+
+
+def _hashing(chunks: Iterable[bytes | memoryview], checksum: Any, counter: list[int]) -> Iterator[Any]:
+    """The chunks, while a worker thread feeds each to the checksum as the caller writes it.
+
+    xxhash lets go of the GIL while it works: hashing chunk n beside the write of chunk n takes
+    the checksum off the store's time. Chunks are hashed in order (the next waits for the
+    previous); they stay alive meanwhile.
     """
-    digests = tuple(digests)
 
     def update(chunk: Any) -> None:
-        for digest in digests:
-            digest.update(chunk)
+        checksum.update(chunk)
 
     with ThreadPoolExecutor(1, thread_name_prefix="dacapo_store-hash") as pool:
         pending = None

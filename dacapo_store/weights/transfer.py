@@ -1,6 +1,6 @@
 """Copying what a weights store holds for a run into another: checkpoints, scores, pins, stats.
 
-Blobs move as they are (never re-encoded), each verified against its recorded size and sha256
+Blobs move as they are (never re-encoded), each verified against its recorded size and checksum
 on the way; a checkpoint becomes visible at the target only when its index event is appended
 after its blobs, as `store_weights` does. Nothing at the target is overwritten: what is there
 and equal is left alone (reruns are no-ops), what is there and different is a conflict.
@@ -17,6 +17,7 @@ import attrs
 
 from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from .base import BlobNotFoundError, WeightsStore, run_name
+from .checkpoints import blob_checksum
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,12 @@ def _copy_checkpoint(
         for record in records.values():
             if on_blob is not None:
                 on_blob(run, record.get("name", "?"))
-        if _fingerprint(existing) == _fingerprint(meta):
+        try:
+            same = _same_checkpoint(target, run, iteration, existing, meta)
+        except (CorruptWeightsError, BlobNotFoundError, KeyError) as exc:
+            report.failed.append(f"checkpoint {iteration}: can't compare with the target's: {exc}")
+            return
+        if same:
             report.checkpoints_unchanged.append(iteration)
         else:
             report.conflicts.append(f"checkpoint {iteration}: the target holds another one")
@@ -175,8 +181,28 @@ def _copy_training_stats(source: WeightsStore, target: WeightsStore, run: str, r
     report.training_stats = "copied" if added else "unchanged"
 
 
-def _fingerprint(meta: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    return sorted((part, r.get("sha256"), r.get("size")) for part, r in meta.get("blobs", {}).items())
+def _same_checkpoint(
+    target: WeightsStore, run: str, iteration: int, held: dict[str, Any], meta: dict[str, Any]
+) -> bool:
+    """Whether the target's checkpoint `held` has the same parts, sizes and bytes as `meta`: by the
+    checksums both records carry, or, where they share none (a sha256-only entry of an earlier
+    version beside an xxh3-128 one), by the source's checksum of the target's blob (verified)."""
+    ours, theirs = held.get("blobs", {}), meta.get("blobs", {})
+    if ours.keys() != theirs.keys():
+        return False
+    for part, record in theirs.items():
+        have = ours[part]
+        if have.get("size") != record.get("size"):
+            return False
+        shared = [key for key in ("xxh3_128", "sha256") if key in have and key in record]
+        if shared:
+            if any(have[key] != record[key] for key in shared):
+                return False
+        else:
+            key, _, checksum = blob_checksum(record)
+            if checksum(target.verified_blob(run, iteration, have)) != record[key]:
+                return False
+    return True
 
 
 def _same_score(a: float, b: float) -> bool:

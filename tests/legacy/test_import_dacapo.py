@@ -108,7 +108,7 @@ def test_import_converts_checkpoints_scores_bests_and_stats(imported):
     for checkpoint in MANIFEST["checkpoints"]:
         run, iteration = checkpoint["run"], checkpoint["iteration"]
         ours = weights.retrieve_weights(run, iteration)
-        assert ours.metadata is not None and ours.metadata["blobs"]["model"]["sha256"]
+        assert ours.metadata is not None and ours.metadata["blobs"]["model"]["xxh3_128"]
         theirs = imported.layout.store.retrieve_weights(run, iteration)
         assert list(ours.model) == list(theirs.model)
         assert all(torch.equal(ours.model[k], theirs.model[k]) for k in ours.model)

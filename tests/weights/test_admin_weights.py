@@ -3,6 +3,7 @@ leaderboards, deleting a run's weights, and copying a run's weights between stor
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -149,6 +150,38 @@ def test_copy_run_weights_carries_blobs_scores_pins_and_is_idempotent(store, tar
         0,
         True,
     )
+
+
+def as_written_before_xxh3(store, run: str, iteration: int) -> None:
+    """Rewrite a checkpoint's entry as versions before xxh3-128 wrote it: a sha256 per blob only."""
+    meta = store.metadata(run, iteration)
+    for record in meta["blobs"].values():
+        record["sha256"] = hashlib.sha256(bytes(store.get_blob(run, record["name"]))).hexdigest()
+        del record["xxh3_128"]
+    store.append_index(run, [{"op": "checkpoint", "iteration": iteration, "meta": meta}])
+
+
+def test_a_copy_compares_an_entry_of_an_earlier_version_by_its_bytes(store, tmp_path):
+    # the target's checkpoints carry only a sha256, the source's only an xxh3-128: no checksum to
+    # compare, so the target's blob is checked against the source's checksum
+    scored(store)
+    target = LocalWeightsStore(tmp_path / "target")
+    target.store_weights("run", 100, STATE)
+    target.store_weights("run", 200, {"w": torch.zeros(2, 2)})
+    for iteration in (100, 200):
+        as_written_before_xxh3(target, "run", iteration)
+    report = copy_run_weights(store, target, "run")
+    assert report.checkpoints_unchanged == [100]
+    assert report.checkpoints_copied == [300]
+    assert report.conflicts == ["checkpoint 200: the target holds another one"]
+    assert "xxh3_128" not in target.metadata("run", 200)["blobs"]["model"]  # left as it was
+    # a damaged blob at the target is a failure to compare, and nothing is changed
+    flip_a_byte(target, "run", target.metadata("run", 100)["blobs"]["model"]["name"])
+    before = target.read_index("run").checkpoints
+    again = copy_run_weights(store, target, "run")
+    assert len(again.failed) == 1 and "checkpoint 100: can't compare" in again.failed[0]
+    assert "sha256" in again.failed[0]
+    assert target.read_index("run").checkpoints == before
 
 
 def test_copy_run_weights_refuses_a_damaged_blob_and_reports_conflicts(store, tmp_path):

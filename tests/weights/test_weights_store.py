@@ -81,7 +81,7 @@ def test_metadata_records_checksums_sizes_creation(store):
     meta = store.retrieve_weights("run", 1).metadata
     assert meta["created_at"] and "@" in meta["created_by"]
     for part in ("model", "optimizer"):
-        assert len(meta["blobs"][part]["sha256"]) == 64
+        assert len(meta["blobs"][part]["xxh3_128"]) == 32
         assert meta["blobs"][part]["size"] > 0
 
 
