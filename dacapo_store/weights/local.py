@@ -134,11 +134,12 @@ class LocalBackend(WeightsBackend):
     # ------------------------------------------------------------------ blobs
 
     def put_blob(self, run: str, name: str, chunks: Iterable[bytes | memoryview]) -> None:
-        """Write to a temporary file beside the target, fsync, rename into place, fsync the folder."""
+        """Write to a temporary file beside the target (past the page cache where the file system
+        allows), fsync, rename into place, fsync the folder."""
         self._writable(run)
         folder = self._checkpoints(run) / "blobs"
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = write_temp(folder, name, chunks)
+        tmp = write_temp(folder, name, chunks, direct=True)
         try:
             os.replace(tmp, folder / name)
         except BaseException:
