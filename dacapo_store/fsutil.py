@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import ctypes
 import errno
-import fcntl
 import functools
 import mmap
 import os
@@ -13,6 +12,11 @@ import secrets
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no direct I/O there either
+    fcntl = None  # type: ignore[assignment]
 
 #: A file or folder modified less than this long before it was stat'ed may change again without its
 #: mtime moving (an mtime is a clock tick of up to 10 ms; the rest is margin): whoever compares
@@ -65,7 +69,7 @@ def write_temp(
     tmp = folder / f".tmp-{secrets.token_hex(6)}-{short}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     fd = None
-    if direct and fsync and os.environ.get(DIRECT_IO_ENV, "1") != "0" and hasattr(os, "O_DIRECT"):
+    if direct and fsync and _direct_io():
         try:
             fd = os.open(tmp, flags | os.O_DIRECT, 0o644)
         except OSError as exc:
@@ -86,6 +90,11 @@ def write_temp(
         if fd is not None:
             os.close(fd)
     return tmp
+
+
+def _direct_io() -> bool:
+    """Whether direct writes are asked for (on by default) and this system has them (Linux)."""
+    return os.environ.get(DIRECT_IO_ENV, "1") != "0" and hasattr(os, "O_DIRECT") and fcntl is not None
 
 
 def _write_buffered(fd: int, chunks: Iterable[bytes | memoryview], fsync: bool) -> None:
