@@ -122,9 +122,9 @@ def _write_direct(fd: int, chunks: Iterable[bytes | memoryview]) -> None:
     to find (or, in a VM, be given) that memory, a checkpoint's write ran at 0.4-2 GB/s from one
     store to the next, and it evicted what training reads (its data). Written directly it goes at
     the disk's pace (0.33-0.53 s of CPU for 1.5 GiB, where torch.save takes 0.67 s), and the
-    fsync finds only the tail to do. The last,
-    partial buffer is written through the page cache, as is everything once the file system
-    refuses a direct write (EINVAL: alignment it doesn't take).
+    fsync finds only the tail to do. The last, partial buffer is written through the page cache,
+    as is everything once the file system refuses a direct write (EINVAL: alignment it doesn't
+    take).
     """
     buffers = [mmap.mmap(-1, DIRECT_STEP, flags=mmap.MAP_PRIVATE) for _ in range(DIRECT_DEPTH + 1)]
     try:

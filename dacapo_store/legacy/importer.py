@@ -2,9 +2,9 @@
 
 Configs are copied as documents (`ConfigStore.put_document`, so classes not known here copy too),
 checkpoints are loaded with the restricted unpickler and stored in our format (safetensors model
-and optimizer, an xxh3-128 checksum per blob) and read back verified, scores and DaCapo's best files become
-our scores and pins, training stats ours. Whatever is already at the target is skipped, so a rerun
-imports nothing new.
+and optimizer, an xxh3-128 checksum per blob) and read back verified, scores and DaCapo's best
+files become our scores and pins, training stats ours. Whatever is already at the target is
+skipped, so a rerun imports nothing new.
 """
 
 from __future__ import annotations

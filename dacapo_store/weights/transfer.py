@@ -17,7 +17,7 @@ import attrs
 
 from ..errors import CorruptWeightsError, TrainingStatsConflictError
 from .base import BlobNotFoundError, WeightsStore, run_name
-from .checkpoints import blob_checksum
+from .checkpoints import CHECKSUMS, blob_checksum
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def _same_checkpoint(
         have = ours[part]
         if have.get("size") != record.get("size"):
             return False
-        shared = [key for key in ("xxh3_128", "sha256") if key in have and key in record]
+        shared = [key for key, _, _ in CHECKSUMS if key in have and key in record]
         if shared:
             if any(have[key] != record[key] for key in shared):
                 return False

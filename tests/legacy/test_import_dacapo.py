@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import attrs
@@ -15,6 +16,7 @@ from dacapo_store.config_store import FileConfigStore, MongoConfigStore
 from dacapo_store.legacy.importer import import_dacapo
 from dacapo_store.legacy.registry import CONFIG_KINDS, DacapoFiles, DacapoMongo
 from dacapo_store.weights import GridFSWeightsStore, LocalWeightsStore
+from dacapo_store.weights.transfer import copy_run_weights
 
 from .conftest import (
     DB_NAME,
@@ -128,6 +130,50 @@ def test_importing_twice_gives_the_same_registry(imported):
     assert second.converted == []
     assert len(second.skipped) == len(imported.report.converted) + len(imported.report.skipped)
     assert imported.snapshot() == after_first
+
+
+def bests(weights, entry: dict) -> dict:
+    """Every criterion of a pack run, over all datasets and on each: its best, or the error."""
+    found = {}
+    for criterion in entry["criteria"]:
+        for dataset in (None, *entry["scores"]):
+            try:
+                found[criterion, dataset] = weights.retrieve_best(entry["run"], criterion, dataset)
+            except Exception as exc:
+                found[criterion, dataset] = f"{type(exc).__name__}: {exc}"
+    return found
+
+
+def written_before_xxh3(weights, run: str) -> None:
+    """The run's checkpoint entries as versions before xxh3-128 wrote them: a sha256 per blob only."""
+    for iteration in weights.iterations(run):
+        meta = weights.metadata(run, iteration)
+        for record in meta["blobs"].values():
+            record["sha256"] = hashlib.sha256(bytes(weights.get_blob(run, record["name"]))).hexdigest()
+            del record["xxh3_128"]
+        weights.append_index(run, [{"op": "checkpoint", "iteration": iteration, "meta": meta}])
+
+
+def test_the_imported_pack_copies_whole_once_and_every_best_is_the_same(imported, tmp_path):
+    # the pack's runs (63 to 130 criteria, several datasets) through copy: every checkpoint
+    # verified on the way, a rerun changes nothing, and each criterion names the same best
+    kind = "mongomock" if imported.layout.db is None else "files"
+    _, target, _ = make_target(kind, tmp_path / "copy")
+    _, older, _ = make_target(kind, tmp_path / "older")
+    for entry in MANIFEST["scores"]:
+        run = entry["run"]
+        first = copy_run_weights(imported.weights, target, run)
+        assert first.ok and first.checkpoints_copied == imported.weights.iterations(run), first.failed
+        again = copy_run_weights(imported.weights, target, run)
+        assert (again.checkpoints_copied, again.checkpoints_unchanged) == ([], first.checkpoints_copied)
+        assert again.conflicts == [] and again.scores_copied == 0
+        assert bests(target, entry) == bests(imported.weights, entry)
+        # a target whose entries an earlier version wrote (sha256 only): compared by its bytes
+        copy_run_weights(imported.weights, older, run)
+        written_before_xxh3(older, run)
+        compared = copy_run_weights(imported.weights, older, run)
+        assert compared.checkpoints_unchanged == first.checkpoints_copied
+        assert compared.conflicts == [] and compared.failed == []
 
 
 def test_a_dry_run_writes_nothing_and_says_what_it_would_do(layout, target):
